@@ -1,0 +1,51 @@
+# The few commands users type. Everything installs from nothing: a venv with
+# requirements-dev.txt, and Azurite from package-lock.json (npm ci).
+#   make demo   run the main job end to end on the offline stack (Azurite + emulator + devhost)
+#   make test   lint, type-check and run the whole test suite (starts its own Azurite)
+#   make bench  run the benchmarks and print their figures
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed-dev
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install demo test lint typecheck unit bench clean help
+
+help:
+	@echo "make demo | make test | make bench | make lint | make clean"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js >= 18 (see README, Troubleshooting)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) $(NODE_STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy batch_endpoint aml_emulator
+	$(BIN)/mypy function_app.py orchestrators activities triggers devhost
+
+test: install lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: install
+	$(PY) -m scripts.demo
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""Bearer tokens for the batch endpoint (data plane) and ARM (job cancel).
+
+Tokens are cached per scope and refreshed within 5 minutes of ``expires_on``. The data-plane
+(``https://ml.azure.com/.default``) and ARM scopes are separate providers: a token for one
+audience is refused by the other.
+"""
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+
+from batch_endpoint._errors import BatchEndpointError, redact_text
+from batch_endpoint._settings import Settings
+
+if TYPE_CHECKING:
+    from azure.identity import DefaultAzureCredential
+
+logger = logging.getLogger(__name__)
+
+#: The bearer token sent when ``BATCH_ENDPOINT_AUTH=none`` (offline stack; loopback only).
+DEV_TOKEN = "local-dev"
+#: Refresh a cached token this many seconds before it expires.
+REFRESH_MARGIN_SECONDS = 300.0
+
+
+class TokenProvider(Protocol):
+    """Something that returns a bearer token (without the ``Bearer`` prefix)."""
+
+    def get_token(self) -> str:
+        """Return a currently valid bearer token.
+
+        Raises:
+            BatchEndpointError: No token could be obtained.
+        """
+        ...
+
+
+class StaticTokenProvider:
+    """Always returns the same token (offline stack and tests)."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("token must not be empty")
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "StaticTokenProvider(<token>)"  # never show the token
+
+    def get_token(self) -> str:
+        """Return the fixed token."""
+        return self._token
+
+
+class CredentialTokenProvider:
+    """Caches an azure-core ``AccessToken`` for one scope; thread-safe.
+
+    Args:
+        credential: An azure-core ``TokenCredential`` (e.g. ``DefaultAzureCredential``).
+        scope: The scope to request, e.g. ``https://ml.azure.com/.default``.
+        clock: Seconds since the epoch (``expires_on`` is epoch seconds); injectable for tests.
+    """
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        scope: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not scope:
+            raise ValueError("scope must not be empty")
+        self._credential = credential
+        self.scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: AccessToken | None = None
+
+    def __repr__(self) -> str:
+        return f"CredentialTokenProvider(scope={self.scope!r})"
+
+    def get_token(self) -> str:
+        """Return a token valid for at least 5 more minutes, fetching one when needed.
+
+        Raises:
+            BatchEndpointError: The credential failed; ``retryable`` is False when no
+                credential is available at all (configuration problem), True otherwise.
+        """
+        with self._lock:
+            cached = self._cached
+            if cached is not None and self._clock() < cached.expires_on - REFRESH_MARGIN_SECONDS:
+                return cached.token
+            try:
+                fresh = self._credential.get_token(self.scope)
+            except ClientAuthenticationError as exc:
+                unavailable = type(exc).__name__ == "CredentialUnavailableError"
+                logger.warning(
+                    "could not get a token for scope %s: %s", self.scope, type(exc).__name__
+                )
+                raise BatchEndpointError(
+                    f"could not get an access token for {self.scope}: "
+                    f"{type(exc).__name__}: {redact_text(str(exc), limit=300)}",
+                    retryable=not unavailable,
+                ) from exc
+            logger.debug("fetched a token for scope %s", self.scope)
+            self._cached = fresh
+            return fresh.token
+
+
+@functools.cache
+def _default_credential(client_id: str | None) -> "DefaultAzureCredential":
+    """One ``DefaultAzureCredential`` per process (per client id), created on first use."""
+    # Imported here so that importing the package (at Functions indexing time) stays cheap.
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+
+@functools.cache
+def _cached_provider(auth_mode: str, client_id: str | None, scope: str) -> TokenProvider:
+    if auth_mode == "none":
+        return StaticTokenProvider(DEV_TOKEN)
+    return CredentialTokenProvider(_default_credential(client_id), scope)
+
+
+def create_token_provider(settings: Settings, *, scope: str) -> TokenProvider:
+    """The process-wide token provider for ``scope`` under ``settings``.
+
+    Args:
+        settings: ``auth_mode`` and ``azure_client_id`` are used.
+        scope: E.g. ``settings.token_scope`` or ``settings.arm_token_scope``.
+
+    Returns:
+        ``StaticTokenProvider(DEV_TOKEN)`` for auth ``none``; otherwise a cached
+        :class:`CredentialTokenProvider` over one shared ``DefaultAzureCredential``.
+
+    Raises:
+        ValueError: Unknown auth mode.
+    """
+    if settings.auth_mode not in ("azure", "none"):
+        raise ValueError(f"BATCH_ENDPOINT_AUTH must be azure or none, got {settings.auth_mode!r}")
+    return _cached_provider(settings.auth_mode, settings.azure_client_id, scope)

@@ -1,0 +1,197 @@
+"""Pure policy functions: poll timing, deadlines, retry backoff, job and output naming.
+
+They take the clock and randomness as arguments so that orchestrators (which must be
+deterministic) and tests can use them freely.
+"""
+
+import hashlib
+import logging
+import math
+import random
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from string import Formatter
+
+logger = logging.getLogger(__name__)
+
+#: Placeholders ``OUTPUT_URI_TEMPLATE`` may use.
+OUTPUT_TEMPLATE_FIELDS: frozenset[str] = frozenset({"run_id", "source_name", "date", "timestamp"})
+#: Longest wait a ``Retry-After`` header may impose on one retry.
+RETRY_AFTER_CAP_SECONDS = 60.0
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_NAME_PART = 128
+
+
+def next_check_time(now: datetime, poll_interval: int, deadline: datetime) -> datetime:
+    """When to look at the job next: one interval from now, but never after the deadline.
+
+    Args:
+        now: The current (orchestration) time.
+        poll_interval: Seconds between polls.
+        deadline: The run's overall deadline.
+
+    Returns:
+        ``min(now + poll_interval, deadline)``.
+    """
+    return min(now + timedelta(seconds=poll_interval), deadline)
+
+
+def deadline_from(started: datetime, timeout_seconds: int) -> datetime:
+    """The overall deadline of a run.
+
+    Args:
+        started: When the run started.
+        timeout_seconds: The run's timeout.
+
+    Returns:
+        ``started + timeout_seconds``.
+    """
+    return started + timedelta(seconds=timeout_seconds)
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float = 1.0,
+    cap: float = 30.0,
+    retry_after: float | None = None,
+    rng: Callable[[], float] = random.random,
+    cap_retry_after: float = RETRY_AFTER_CAP_SECONDS,
+) -> float:
+    """Seconds to wait before the next attempt: exponential backoff with full jitter.
+
+    A service-provided ``Retry-After`` wins over the computed delay, capped so that a bad
+    header cannot park a worker for long.
+
+    Args:
+        attempt: The attempt that just failed, starting at 1.
+        base: Delay scale of the first retry.
+        cap: Largest computed (jittered) delay.
+        retry_after: Seconds from ``Retry-After``, if the service sent it.
+        rng: Returns a float in ``[0, 1)``; injected for tests.
+        cap_retry_after: Largest honoured ``Retry-After``.
+
+    Returns:
+        A delay in seconds, ``>= 0``.
+    """
+    if retry_after is not None and math.isfinite(retry_after):
+        return max(0.0, min(retry_after, cap_retry_after))
+    exponent = max(0, attempt - 1)
+    # 2**exponent overflows floats for absurd attempts; the cap applies long before that.
+    ceiling = cap if exponent > 60 else min(cap, base * 2**exponent)
+    return max(0.0, rng() * ceiling)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    Args:
+        value: The header value, or None.
+        now: The current time for HTTP-dates (default: the wall clock, UTC).
+
+    Returns:
+        Seconds to wait (``>= 0``), or None when absent or unparsable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def job_name_for(instance_id: str, started_iso: str) -> str:
+    """A deterministic, Azure-valid job name for one run.
+
+    The same orchestration instance and start time always give the same name, so a retried
+    invoke can find the job it may already have created.
+
+    Args:
+        instance_id: The orchestration instance id.
+        started_iso: The run's start time (ISO-8601 string from the orchestration).
+
+    Returns:
+        ``"bs-"`` + the first 32 hex digits of ``sha256(f"{instance_id}|{started_iso}")``.
+    """
+    digest = hashlib.sha256(f"{instance_id}|{started_iso}".encode()).hexdigest()
+    return f"bs-{digest[:32]}"
+
+
+def sanitize_name_part(value: str, *, default: str = "run") -> str:
+    """Make ``value`` safe as one path segment: ``[A-Za-z0-9._-]`` only, other characters ``-``.
+
+    Args:
+        value: Any string.
+        default: Used when nothing usable remains (empty, ``.`` or ``..``).
+
+    Returns:
+        The sanitised segment, at most 128 characters.
+    """
+    cleaned = _UNSAFE.sub("-", value)[:_MAX_NAME_PART]
+    if cleaned.strip(".") == "":
+        return default
+    return cleaned
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names used by a ``str.format`` template.
+
+    Raises:
+        ValueError: The template is malformed (e.g. an unbalanced brace).
+    """
+    names: list[str] = []
+    for _, field, _, _ in Formatter().parse(template):
+        if field is not None:
+            names.append(field)
+    return names
+
+
+def default_output_uri(
+    template: str, *, run_id: str, source_name: str | None, now: datetime
+) -> str:
+    """Fill ``OUTPUT_URI_TEMPLATE`` to get a unique output file for a run.
+
+    Args:
+        template: The template, with ``{run_id}``, ``{source_name}``, ``{date}`` (``YYYY/MM/DD``)
+            and ``{timestamp}`` (``YYYYMMDDTHHMMSSZ``) placeholders.
+        run_id: The run (orchestration instance) id; sanitised.
+        source_name: E.g. the uploaded blob's name; sanitised; None gives ``"run"``.
+        now: The run's start time (naive values are taken as UTC).
+
+    Returns:
+        The output URI.
+
+    Raises:
+        ValueError: The template uses an unknown placeholder or is malformed.
+    """
+    unknown = sorted(set(template_fields(template)) - OUTPUT_TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+            f"allowed: {', '.join('{' + f + '}' for f in sorted(OUTPUT_TEMPLATE_FIELDS))}"
+        )
+    moment = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    return template.format(
+        run_id=sanitize_name_part(run_id),
+        source_name=sanitize_name_part(source_name) if source_name is not None else "run",
+        date=moment.strftime("%Y/%m/%d"),
+        timestamp=moment.strftime("%Y%m%dT%H%M%SZ"),
+    )

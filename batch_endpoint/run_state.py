@@ -1,0 +1,215 @@
+"""The run orchestrator's state and the pure decisions it makes.
+
+The orchestrator (``orchestrators/batch_run.py``) is a thin, deterministic generator: every
+decision it takes (is the job final, when is the next check, has the deadline passed, what does
+the custom status / output / failure message say) is a pure function here, unit-tested without
+the Durable SDK. ``RunState`` is carried across ``continue_as_new`` as a plain dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from ._models import BatchJob
+from ._status import JobStatus, is_final
+
+#: Polls per orchestration execution before ``continue_as_new`` truncates the history.
+#: Each poll adds about eight history events; 100 polls keep each replay small.
+POLLS_PER_EXECUTION = 100
+
+#: Consecutive polls that may fail transiently (after the activity's own retries) before the
+#: run gives up. A short outage must not fail a job that runs for hours.
+MAX_CONSECUTIVE_POLL_FAILURES = 5
+
+#: Name of the external event that asks a run to cancel its job.
+CANCEL_EVENT = "cancel"
+
+
+class Phase(str, Enum):
+    """What the run is doing, as shown in the custom status."""
+
+    SUBMITTING = "submitting"
+    WAITING = "waiting"
+    POLLING = "polling"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class RunFailed(Exception):
+    """The run ends as a failed orchestration; the message is what callers see."""
+
+
+def _parse_time(value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"RunState.{field} must be an ISO-8601 string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"RunState.{field} must carry a time zone")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunState:
+    """Everything the monitor loop needs, carried across ``continue_as_new``."""
+
+    run_parameters: Mapping[str, Any]
+    job: BatchJob
+    started: datetime
+    deadline: datetime
+    poll_interval: int
+    polls: int = 0
+    poll_failures: int = 0
+    cancel_requested: bool = False
+    last_poll_error: str | None = None
+
+    @property
+    def endpoint_uri(self) -> str:
+        return str(self.run_parameters["endpoint_uri"])
+
+    def with_job(self, job: BatchJob) -> RunState:
+        """A successful poll: new job state, one more poll, failure streak reset."""
+        return replace(self, job=job, polls=self.polls + 1, poll_failures=0,
+                       last_poll_error=None)
+
+    def with_cancel_requested(self) -> RunState:
+        return replace(self, cancel_requested=True)
+
+    def with_poll_failure(self, message: str) -> RunState:
+        return replace(self, polls=self.polls + 1, poll_failures=self.poll_failures + 1,
+                       last_poll_error=message[:300])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_parameters": dict(self.run_parameters),
+            "job": self.job.to_dict(),
+            "started": self.started.isoformat(),
+            "deadline": self.deadline.isoformat(),
+            "poll_interval": self.poll_interval,
+            "polls": self.polls,
+            "poll_failures": self.poll_failures,
+            "cancel_requested": self.cancel_requested,
+            "last_poll_error": self.last_poll_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
+        params = data.get("run_parameters")
+        if not isinstance(params, Mapping):
+            raise ValueError("RunState.run_parameters must be an object")
+        return cls(
+            run_parameters=params,
+            job=BatchJob.from_dict(data["job"]),
+            started=_parse_time(data.get("started"), "started"),
+            deadline=_parse_time(data.get("deadline"), "deadline"),
+            poll_interval=int(data["poll_interval"]),
+            polls=int(data.get("polls", 0)),
+            poll_failures=int(data.get("poll_failures", 0)),
+            cancel_requested=bool(data.get("cancel_requested", False)),
+            last_poll_error=data.get("last_poll_error"),
+        )
+
+    @classmethod
+    def begin(cls, *, run_parameters: Mapping[str, Any], job: BatchJob,
+              started: datetime) -> RunState:
+        """State right after the job was submitted."""
+        interval = int(run_parameters["poll_interval"])
+        timeout = int(run_parameters["timeout"])
+        return cls(run_parameters=run_parameters, job=job, started=started,
+                   deadline=started + timedelta(seconds=timeout), poll_interval=interval)
+
+
+def is_done(state: RunState) -> bool:
+    return is_final(state.job.status)
+
+
+def next_check(state: RunState, now: datetime) -> datetime:
+    """When to poll next: one interval from now, but never after the deadline."""
+    return min(now + timedelta(seconds=state.poll_interval), state.deadline)
+
+
+def deadline_passed(state: RunState, now: datetime) -> bool:
+    return now >= state.deadline
+
+
+def custom_status(state: RunState | None, phase: Phase, *,
+                  next_check_at: datetime | None = None) -> dict[str, Any]:
+    """The small custom status shown by the status routes (well under the 16 KB limit)."""
+    status: dict[str, Any] = {"phase": phase.value}
+    if state is not None:
+        status.update({
+            "job_name": state.job.name,
+            "job_status": state.job.status.value,
+            "polls": state.polls,
+            "studio_url": state.job.studio_url,
+            "deadline": state.deadline.isoformat(),
+        })
+        if state.cancel_requested:
+            status["cancel_requested"] = True
+        if state.last_poll_error:
+            status["last_poll_error"] = state.last_poll_error
+    if next_check_at is not None:
+        status["next_check"] = next_check_at.isoformat()
+    return status
+
+
+def completed_output(state: RunState, finished: datetime) -> dict[str, Any]:
+    """The orchestration output of a job that ended ``Completed``."""
+    return {
+        "job_name": state.job.name,
+        "status": state.job.status.value,
+        "output_uri": state.job.output_uri or state.run_parameters.get("endpoint_output_uri"),
+        "studio_url": state.job.studio_url,
+        "polls": state.polls,
+        "started": state.started.isoformat(),
+        "finished": finished.isoformat(),
+    }
+
+
+def _studio(job: BatchJob) -> str:
+    return f" Studio: {job.studio_url}" if job.studio_url else ""
+
+
+def failure_message(state: RunState, *, reason: str | None = None) -> str:
+    """The message of a failed run: names the job, its status and its Studio link."""
+    job = state.job
+    if reason is None:
+        if job.status is JobStatus.CANCELED and state.cancel_requested:
+            reason = "it was canceled on request"
+        elif job.status is JobStatus.CANCELED:
+            reason = "it was canceled"
+        else:
+            reason = job.error_message or "the service reported no error detail"
+    return f"Batch job {job.name} ended {job.status.value}: {reason}.{_studio(job)}"
+
+
+def deadline_message(state: RunState) -> str:
+    return (
+        f"Batch job {state.job.name} did not finish before the run's deadline "
+        f"({state.deadline.isoformat()}, timeout {state.run_parameters.get('timeout')}s); "
+        f"last status {state.job.status.value} after {state.polls} polls; "
+        f"cancellation was requested.{_studio(state.job)}"
+    )
+
+
+def poll_failures_message(state: RunState) -> str:
+    return (
+        f"Gave up on batch job {state.job.name} after {state.poll_failures} consecutive failed "
+        f"status checks (last error: {state.last_poll_error}); the job may still be running "
+        f"(last status {state.job.status.value}).{_studio(state.job)}"
+    )
+
+
+def activity_error_message(outcome: Mapping[str, Any], what: str) -> str:
+    """A one-line message for a permanent activity failure outcome."""
+    error = outcome.get("error") or {}
+    message = str(error.get("message") or "unknown error")
+    details = error.get("details")
+    if isinstance(details, list) and details:
+        parts = [f"{d.get('field')}: {d.get('message')}" for d in details if isinstance(d, dict)]
+        message = f"{message} ({'; '.join(parts)})"
+    return f"{what} failed: {message}"

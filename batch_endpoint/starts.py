@@ -1,0 +1,112 @@
+"""Pure helpers of the starters (HTTP, blob, timer): instance ids and the run view.
+
+Deterministic instance ids are how duplicates are collapsed: the same Idempotency-Key, the
+same blob version (name + ETag) or the same schedule slot always map to the same
+orchestration instance, and a starter that finds that instance starts nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+
+#: Runtime statuses after which an instance id may be reused by a *new* run.
+ENDED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+ACTIVE_STATUSES = frozenset({"Pending", "Running", "Suspended", "ContinuedAsNew"})
+
+
+def _digest(text: str, length: int = 32) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def instance_id_for_idempotency_key(key: str) -> str:
+    """``run-<hash>`` for a caller's Idempotency-Key (hashed: keys may carry anything).
+
+    Raises:
+        ValueError: the key is empty, too long or has characters outside ``[A-Za-z0-9._:-]``.
+    """
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ValueError(
+            f"{IDEMPOTENCY_HEADER} must be 1-128 characters of letters, digits, '.', '_', ':' or '-'"
+        )
+    return f"run-{_digest('idempotency|' + key)}"
+
+
+def instance_id_for_blob(name: str, etag: str | None) -> str:
+    """``blob-<hash>`` of the blob path and its version (ETag; content hash when absent)."""
+    return f"blob-{_digest(f'{name}|{etag or ""}', 40)}"
+
+
+def instance_id_for_schedule(slot: datetime) -> str:
+    """``schedule-<UTC slot>``, e.g. ``schedule-20261125T020000Z``."""
+    utc = slot.astimezone(timezone.utc).replace(microsecond=0)
+    return f"schedule-{utc.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def is_valid_instance_id(value: str) -> bool:
+    return bool(_INSTANCE_ID.match(value))
+
+
+def blob_source_name(blob_name: str) -> str:
+    """The file name of a blob path such as ``scoring-input/dir/file.csv`` → ``file.csv``."""
+    return blob_name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def strip_query(uri: str) -> str:
+    """Drop any query string (a SAS token must never reach a job, a log or a status)."""
+    return uri.split("?", 1)[0].split("#", 1)[0]
+
+
+def error_body(code: str, message: str, details: list[dict[str, str]] | None = None
+               ) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _iso(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if value else None
+
+
+def run_view(
+    *,
+    instance_id: str,
+    name: str | None,
+    runtime_status: str | None,
+    custom_status: object,
+    output: object,
+    created_time: object,
+    last_updated_time: object,
+) -> dict[str, Any]:
+    """The friendly view of a run returned by ``GET /api/runs/{id}``."""
+    custom = custom_status if isinstance(custom_status, Mapping) else {}
+    view: dict[str, Any] = {
+        "id": instance_id,
+        "orchestrator": name,
+        "runtime_status": runtime_status,
+        "phase": custom.get("phase"),
+        "job_name": custom.get("job_name"),
+        "job_status": custom.get("job_status"),
+        "polls": custom.get("polls", 0),
+        "next_check": custom.get("next_check"),
+        "studio_url": custom.get("studio_url"),
+        "created": _iso(created_time),
+        "last_updated": _iso(last_updated_time),
+    }
+    if custom.get("cancel_requested"):
+        view["cancel_requested"] = True
+    if runtime_status == "Completed":
+        view["output"] = output
+    elif runtime_status in ("Failed", "Terminated") and output is not None:
+        view["error"] = output if isinstance(output, str) else str(output)
+    return view

@@ -1,0 +1,42 @@
+"""Errors raised by devhost. Each class is handled differently by callers (HTTP status, CLI exit)."""
+
+__all__ = [
+    "AppLoadError",
+    "DevhostError",
+    "InstanceExistsError",
+    "InstanceGoneError",
+    "InstanceNotFoundError",
+    "OrchestratorNotFoundError",
+    "SettingsError",
+]
+
+
+class DevhostError(Exception):
+    """Base class of every devhost error."""
+
+
+class AppLoadError(DevhostError):
+    """The app could not be imported or indexed (message names the function or file)."""
+
+
+class SettingsError(DevhostError):
+    """A setting (local.settings.json, host.json, %SETTING% reference) is missing or invalid."""
+
+
+class InstanceExistsError(DevhostError):
+    """``start_new`` on an instance id that is Pending, Running or Suspended."""
+
+
+class InstanceNotFoundError(DevhostError, KeyError):
+    """No orchestration instance has this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "instance not found"
+
+
+class InstanceGoneError(DevhostError):
+    """The instance is already in a terminal state (HTTP 410 in the management API)."""
+
+
+class OrchestratorNotFoundError(DevhostError):
+    """``start_new`` named an orchestrator function the app does not define."""

@@ -1,0 +1,160 @@
+"""The run orchestrator ``batch_endpoint_run``: invoke, then wait on durable timers and poll.
+
+Monitor pattern (the ADF template's "Run Batch-Endpoint" + "Wait for job" loop):
+
+1. ``invoke_batch_endpoint`` validates the parameters and submits the job (idempotent job name);
+2. loop: wait on a durable timer (no compute held) *or* a ``cancel`` event; poll
+   ``get_batch_job``; stop when the job is Completed, Failed or Canceled;
+3. Completed → output dict; Failed / Canceled / deadline → the orchestration fails with a
+   message naming the job, its status and its Studio link. On the deadline the job is
+   cancelled first, so nothing keeps running (and billing) unobserved.
+
+Deterministic: only ``context`` time, input and tasks; every decision is a pure function in
+``batch_endpoint.run_state``. ``continue_as_new`` every ``POLLS_PER_EXECUTION`` polls bounds
+the history of jobs that run for days.
+
+Input: the run parameters (ADF names), e.g. from a parent orchestrator's
+``call_sub_orchestrator("batch_endpoint_run", {...})``; or, after ``continue_as_new``,
+``{"resume": <RunState dict>}``.
+"""
+
+import logging
+
+import azure.durable_functions as df
+
+from activities.jobs import CANCEL_ACTIVITY, GET_ACTIVITY, INVOKE_ACTIVITY
+from batch_endpoint import BatchJob
+from batch_endpoint.run_state import (
+    CANCEL_EVENT,
+    MAX_CONSECUTIVE_POLL_FAILURES,
+    POLLS_PER_EXECUTION,
+    Phase,
+    RunFailed,
+    RunState,
+    activity_error_message,
+    completed_output,
+    custom_status,
+    deadline_message,
+    deadline_passed,
+    failure_message,
+    is_done,
+    next_check,
+    poll_failures_message,
+)
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+ORCHESTRATOR_NAME = "batch_endpoint_run"
+
+#: Activity retries (fixed interval: 1.x has no backoff). Worst case per call: the client's
+#: 3 HTTP attempts (with Retry-After honoured) x 4 activity attempts, 15 s apart.
+ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000,
+                                 max_number_of_attempts=4)
+
+
+@bp.orchestration_trigger(context_name="context")
+def batch_endpoint_run(context: df.DurableOrchestrationContext):
+    raw = context.get_input()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RunFailed("The run input must be a JSON object of run parameters.")
+
+    if "resume" in raw:
+        state = RunState.from_dict(raw["resume"])
+    else:
+        state = yield from _submit(context, raw)
+
+    for _ in range(POLLS_PER_EXECUTION):
+        if is_done(state):
+            return _finish(context, state)
+        now = context.current_utc_datetime
+        if deadline_passed(state, now):
+            yield from _cancel_job(context, state)
+            _log(context, "deadline reached for job %s", state.job.name)
+            raise RunFailed(deadline_message(state))
+        if state.poll_failures > MAX_CONSECUTIVE_POLL_FAILURES:
+            raise RunFailed(poll_failures_message(state))
+
+        wake_at = next_check(state, now)
+        context.set_custom_status(custom_status(state, Phase.WAITING, next_check_at=wake_at))
+        timer = context.create_timer(wake_at)
+        cancel = context.wait_for_external_event(CANCEL_EVENT)
+        winner = yield context.task_any([timer, cancel])
+        if winner == cancel:
+            timer.cancel()
+            if not state.cancel_requested:
+                _log(context, "cancel requested for job %s", state.job.name)
+                state = state.with_cancel_requested()
+                context.set_custom_status(custom_status(state, Phase.CANCELLING))
+                yield from _cancel_job(context, state)
+
+        state = yield from _poll(context, state)
+
+    context.continue_as_new({"resume": state.to_dict()})
+    return None
+
+
+def _submit(context: df.DurableOrchestrationContext, params: dict):
+    started = context.current_utc_datetime
+    context.set_custom_status(custom_status(None, Phase.SUBMITTING))
+    outcome = yield context.call_activity_with_retry(
+        INVOKE_ACTIVITY,
+        ACTIVITY_RETRY,
+        {"run_parameters": params, "run_id": context.instance_id, "started": started.isoformat()},
+    )
+    if not outcome.get("ok"):
+        context.set_custom_status(custom_status(None, Phase.FAILED))
+        raise RunFailed(activity_error_message(outcome, "Submitting the batch job"))
+    state = RunState.begin(run_parameters=outcome["run_parameters"],
+                           job=BatchJob.from_dict(outcome["job"]), started=started)
+    _log(context, "submitted job %s", state.job.name)
+    return state
+
+
+def _poll(context: df.DurableOrchestrationContext, state: RunState):
+    context.set_custom_status(custom_status(state, Phase.POLLING))
+    ref = {"endpoint_uri": state.endpoint_uri, "job_name": state.job.name,
+           "run_id": context.instance_id}
+    try:
+        outcome = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
+    except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
+        _log(context, "status check of job %s failed: %s", state.job.name, exc)
+        return state.with_poll_failure(str(exc).splitlines()[0] if str(exc) else "error")
+    if not outcome.get("ok"):
+        raise RunFailed(activity_error_message(outcome, f"Checking batch job {state.job.name}"))
+    job = BatchJob.from_dict(outcome["job"])
+    if job.status != state.job.status:
+        _log(context, "job %s is now %s", job.name, job.status.value)
+    return state.with_job(job)
+
+
+def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
+    ref = {"endpoint_uri": state.endpoint_uri, "job_name": state.job.name,
+           "job_id": state.job.id, "run_id": context.instance_id}
+    try:
+        outcome = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
+    except Exception as exc:
+        _log(context, "cancelling job %s failed: %s", state.job.name, exc)
+        return False
+    if not outcome.get("ok"):
+        _log(context, "cancelling job %s failed: %s", state.job.name,
+             activity_error_message(outcome, "cancel"))
+    return bool(outcome.get("ok"))
+
+
+def _finish(context: df.DurableOrchestrationContext, state: RunState):
+    if state.job.status.value == "Completed":
+        context.set_custom_status(custom_status(state, Phase.COMPLETED))
+        _log(context, "job %s completed after %d polls", state.job.name, state.polls)
+        return completed_output(state, context.current_utc_datetime)
+    context.set_custom_status(custom_status(state, Phase.FAILED))
+    _log(context, "job %s ended %s", state.job.name, state.job.status.value)
+    raise RunFailed(failure_message(state))
+
+
+def _log(context: df.DurableOrchestrationContext, message: str, *args) -> None:
+    if not context.is_replaying:
+        logger.info("run %s: %s", context.instance_id, message % args if args else message)

@@ -1,0 +1,49 @@
+"""``import function_app`` indexes exactly the product's functions with the right triggers."""
+
+import function_app
+
+EXPECTED = {
+    "batch_endpoint_run": "orchestrationTrigger",
+    "invoke_batch_endpoint": "activityTrigger",
+    "get_batch_job": "activityTrigger",
+    "cancel_batch_job": "activityTrigger",
+    "start_run_http": "httpTrigger",
+    "get_run_http": "httpTrigger",
+    "cancel_run_http": "httpTrigger",
+    "start_run_on_blob": "blobTrigger",
+    "start_run_on_schedule": "timerTrigger",
+}
+
+
+def _trigger_type(fn) -> str:
+    trigger = fn.get_trigger()
+    return trigger.get_binding_name() if hasattr(trigger, "get_binding_name") else trigger.type
+
+
+def test_function_app_indexes_exactly_the_product_functions():
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    assert {name: _trigger_type(f) for name, f in functions.items()} == EXPECTED
+
+
+def test_http_routes_methods_and_auth_level():
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    routes = {}
+    for name in ("start_run_http", "get_run_http", "cancel_run_http"):
+        trigger = functions[name].get_trigger()
+        routes[name] = (trigger.route, [str(getattr(m, "value", m)) for m in trigger.methods],
+                        str(getattr(trigger.auth_level, "value", trigger.auth_level)))
+    assert routes == {
+        "start_run_http": ("runs", ["POST"], "function"),
+        "get_run_http": ("runs/{instance_id}", ["GET"], "function"),
+        "cancel_run_http": ("runs/{instance_id}/cancel", ["POST"], "function"),
+    }
+
+
+def test_blob_and_timer_triggers_read_their_paths_from_settings():
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    blob = functions["start_run_on_blob"].get_trigger()
+    timer = functions["start_run_on_schedule"].get_trigger()
+    assert blob.path == "%SCORING_BLOB_PATH%"
+    assert blob.connection == "AzureWebJobsStorage"
+    assert timer.schedule == "%SCORING_SCHEDULE%"
+    assert timer.run_on_startup is False

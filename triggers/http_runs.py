@@ -1,0 +1,164 @@
+"""HTTP routes: start a run, read a run, cancel a run.
+
+- ``POST /api/runs``: body = run parameters (ADF names). 400 names every bad field and starts
+  nothing. An ``Idempotency-Key`` header maps to a deterministic instance id, so a repeated call
+  returns the existing run (202, ``Idempotent-Replayed: true``) and starts nothing new.
+- ``GET /api/runs/{instance_id}``: the friendly run view (job name, job status, polls, next
+  check, Studio link, output or error); 404 for unknown ids.
+- ``POST /api/runs/{instance_id}/cancel``: raises the ``cancel`` event; the orchestrator cancels
+  the Azure ML job and ends when the job reports ``Canceled``.
+
+Starters are ``async def`` (the Durable client middleware awaits them) and never block.
+"""
+
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from batch_endpoint import InvalidRunRequest, SettingsError, get_settings, parse_run_request
+from batch_endpoint.run_state import CANCEL_EVENT
+from batch_endpoint.starts import (
+    ACTIVE_STATUSES,
+    IDEMPOTENCY_HEADER,
+    error_body,
+    instance_id_for_idempotency_key,
+    is_valid_instance_id,
+    run_view,
+)
+from orchestrators.batch_run import ORCHESTRATOR_NAME
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+JSON = "application/json"
+
+
+def _json(body: dict, status: int, headers: dict | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON,
+                             headers=headers or {})
+
+
+def _invalid(field: str, message: str) -> func.HttpResponse:
+    return _json(error_body("InvalidRunRequest", f"Invalid run request: {field}: {message}",
+                            [{"field": field, "message": message}]), 400)
+
+
+def _misconfigured(exc: SettingsError) -> func.HttpResponse:
+    logger.error("app settings are invalid: %s", exc)
+    return _json(error_body("ConfigurationError", f"The app's settings are invalid: {exc}"), 500)
+
+
+def _run_uri(req: func.HttpRequest, instance_id: str) -> str:
+    base = req.url.split("?", 1)[0].rstrip("/")
+    marker = "/runs"
+    root = base[: base.rindex(marker)] if marker in base else base
+    return f"{root}/runs/{instance_id}"
+
+
+def _accepted(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str,
+              *, replayed: bool = False) -> func.HttpResponse:
+    """202 with the Durable check-status payload, plus our own run view URL."""
+    check = client.create_check_status_response(req, instance_id)
+    body = json.loads(check.get_body())
+    body["runStatusUri"] = _run_uri(req, instance_id)
+    headers = {"Location": body.get("statusQueryGetUri", ""), "Retry-After": "10"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _json(body, 202, headers)
+
+
+def _instance_id_param(req: func.HttpRequest) -> str | None:
+    value = req.route_params.get("instance_id", "")
+    return value if is_valid_instance_id(value) else None
+
+
+@bp.route(route="runs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
+    try:
+        body = req.get_json()
+    except ValueError:
+        return _invalid("body", "must be a JSON object of run parameters")
+
+    key = req.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        try:
+            instance_id = instance_id_for_idempotency_key(key)
+        except ValueError as exc:
+            return _invalid(IDEMPOTENCY_HEADER, str(exc))
+    else:
+        instance_id = uuid.uuid4().hex
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        return _misconfigured(exc)
+    try:
+        request = parse_run_request(body, settings, run_id=instance_id,
+                                    now=datetime.now(timezone.utc))
+    except InvalidRunRequest as exc:
+        return _json(exc.to_error_body(), 400)
+
+    if key is not None and await client.get_status(instance_id):
+        logger.info("run %s: Idempotency-Key replay; returning the existing run", instance_id)
+        return _accepted(req, client, instance_id, replayed=True)
+    try:
+        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
+    except Exception as exc:  # the SDK raises a bare Exception (e.g. a concurrent duplicate)
+        if key is not None and await client.get_status(instance_id):
+            return _accepted(req, client, instance_id, replayed=True)
+        logger.warning("run %s: could not start: %s", instance_id, exc)
+        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
+    logger.info("run %s: started (%s on %s)", instance_id, request.input_type,
+                request.endpoint_uri)
+    return _accepted(req, client, instance_id)
+
+
+@bp.route(route="runs/{instance_id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
+    instance_id = _instance_id_param(req)
+    if instance_id is None:
+        return _invalid("instance_id", "is not a valid run id")
+    status = await client.get_status(instance_id)
+    if not status:
+        return _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+    view = run_view(
+        instance_id=instance_id,
+        name=status.name,
+        runtime_status=getattr(status.runtime_status, "value", status.runtime_status),
+        custom_status=status.custom_status,
+        output=status.output,
+        created_time=status.created_time,
+        last_updated_time=status.last_updated_time,
+    )
+    return _json(view, 200)
+
+
+@bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
+    instance_id = _instance_id_param(req)
+    if instance_id is None:
+        return _invalid("instance_id", "is not a valid run id")
+    status = await client.get_status(instance_id)
+    if not status:
+        return _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+    runtime = getattr(status.runtime_status, "value", status.runtime_status)
+    if status.name != ORCHESTRATOR_NAME:
+        return _json(error_body("NotABatchRun", f"Run '{instance_id}' is not a batch run."), 409)
+    if runtime not in ACTIVE_STATUSES:
+        return _json(error_body("RunNotActive",
+                                f"Run '{instance_id}' is {runtime}; there is nothing to cancel."),
+                     409)
+    await client.raise_event(instance_id, CANCEL_EVENT,
+                             {"requested_at": datetime.now(timezone.utc).isoformat()})
+    logger.info("run %s: cancel requested", instance_id)
+    return _json({"id": instance_id, "cancel_requested": True,
+                  "runStatusUri": _run_uri(req, instance_id)}, 202,
+                 {"Location": _run_uri(req, instance_id)})

@@ -1,0 +1,66 @@
+"""Timer trigger: score ``SCHEDULED_INPUT_URI`` on the ``SCORING_SCHEDULE`` (NCRONTAB, 6 fields).
+
+The instance id comes from the schedule slot (``schedule-20261125T020000Z``), so a duplicate
+fire of the same slot starts nothing. Runs never overlap: while an earlier scheduled run is
+still active, the new slot is skipped with a log line (the next slot tries again).
+Disable the schedule with the app setting ``AzureWebJobs.start_run_on_schedule.Disabled=true``.
+"""
+
+import logging
+from datetime import datetime, timezone
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request
+from batch_endpoint.starts import instance_id_for_schedule
+from orchestrators.batch_run import ORCHESTRATOR_NAME
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+SCHEDULE_PREFIX = "schedule-"
+_ACTIVE = [
+    df.OrchestrationRuntimeStatus.Running,
+    df.OrchestrationRuntimeStatus.Pending,
+    df.OrchestrationRuntimeStatus.ContinuedAsNew,
+]
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SCORING_SCHEDULE%", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
+    settings = get_settings()
+    if not settings.scheduled_input_uri:
+        logger.warning("SCHEDULED_INPUT_URI is not set; scheduled run skipped")
+        return
+    slot = datetime.now(timezone.utc).replace(microsecond=0)
+    instance_id = instance_id_for_schedule(slot)
+    if timer.past_due:
+        logger.info("schedule slot %s is past due; running it now", instance_id)
+
+    active = await client.get_status_by(runtime_status=_ACTIVE,
+                                        instance_id_prefix=SCHEDULE_PREFIX)
+    if active:
+        logger.warning("previous scheduled run %s is still %s; slot %s skipped (no overlap)",
+                       active[0].instance_id,
+                       getattr(active[0].runtime_status, "value", active[0].runtime_status),
+                       instance_id)
+        return
+    if await client.get_status(instance_id):
+        logger.info("schedule slot %s already has a run; skipped", instance_id)
+        return
+    try:
+        request = parse_run_request(
+            {"endpoint_input_uri": settings.scheduled_input_uri,
+             "endpoint_input_type": settings.scheduled_input_type},
+            settings,
+            run_id=instance_id,
+            now=slot,
+            source_name="schedule",
+        )
+    except InvalidRunRequest as exc:
+        raise ValueError(f"cannot start the scheduled run: {exc}") from exc
+    await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
+    logger.info("scheduled run %s started over %s", instance_id, request.input_uri)
