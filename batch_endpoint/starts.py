@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -34,19 +34,21 @@ def instance_id_for_idempotency_key(key: str) -> str:
     """
     if not _IDEMPOTENCY_KEY.match(key):
         raise ValueError(
-            f"{IDEMPOTENCY_HEADER} must be 1-128 characters of letters, digits, '.', '_', ':' or '-'"
+            f"{IDEMPOTENCY_HEADER} must be 1-128 characters of letters, digits, "
+            "'.', '_', ':' or '-'"
         )
     return f"run-{_digest('idempotency|' + key)}"
 
 
 def instance_id_for_blob(name: str, etag: str | None) -> str:
     """``blob-<hash>`` of the blob path and its version (ETag; content hash when absent)."""
-    return f"blob-{_digest(f'{name}|{etag or ""}', 40)}"
+    version = etag or ""
+    return f"blob-{_digest(f'{name}|{version}', 40)}"
 
 
 def instance_id_for_schedule(slot: datetime) -> str:
     """``schedule-<UTC slot>``, e.g. ``schedule-20261125T020000Z``."""
-    utc = slot.astimezone(timezone.utc).replace(microsecond=0)
+    utc = slot.astimezone(UTC).replace(microsecond=0)
     return f"schedule-{utc.strftime('%Y%m%dT%H%M%SZ')}"
 
 
@@ -62,6 +64,13 @@ def blob_source_name(blob_name: str) -> str:
 def strip_query(uri: str) -> str:
     """Drop any query string (a SAS token must never reach a job, a log or a status)."""
     return uri.split("?", 1)[0].split("#", 1)[0]
+
+
+def describe_problems(details: object) -> str:
+    """``field: message; field: message`` for an ``InvalidRunRequest``'s details."""
+    parts = [f"{getattr(d, 'field', '?')}: {getattr(d, 'message', d)}"
+             for d in (details if isinstance(details, (list, tuple)) else [])]
+    return "; ".join(parts)
 
 
 def error_body(code: str, message: str, details: list[dict[str, str]] | None = None

@@ -1,4 +1,4 @@
-"""Blob trigger: score each file uploaded under ``SCORING_BLOB_PATH`` (e.g. ``scoring-input/{name}``).
+"""Blob trigger: score each file uploaded under ``SCORING_BLOB_PATH`` (``scoring-input/{name}``).
 
 One blob version → one run: the instance id is derived from the blob path and its ETag, so the
 at-least-once deliveries of the blob trigger (restarts, scale-out, Event Grid retries) start
@@ -10,13 +10,18 @@ moves the blob to the poison queue, so the upload is not silently lost.
 
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request
-from batch_endpoint.starts import blob_source_name, instance_id_for_blob, strip_query
+from batch_endpoint.starts import (
+    blob_source_name,
+    describe_problems,
+    instance_id_for_blob,
+    strip_query,
+)
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)
@@ -51,11 +56,12 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
             {"endpoint_input_uri": strip_query(blob.uri or ""), "endpoint_input_type": "UriFile"},
             settings,
             run_id=instance_id,
-            now=datetime.now(timezone.utc),
+            now=datetime.now(UTC),
             source_name=blob_source_name(name),
         )
     except InvalidRunRequest as exc:
-        raise ValueError(f"cannot start a run for blob {name}: {exc}") from exc
+        problems = describe_problems(exc.details)
+        raise ValueError(f"cannot start a run for blob {name}: {problems}") from exc
     try:
         await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
     except Exception:

@@ -14,7 +14,7 @@ Starters are ``async def`` (the Durable client middleware awaits them) and never
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -100,7 +100,7 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         return _misconfigured(exc)
     try:
         request = parse_run_request(body, settings, run_id=instance_id,
-                                    now=datetime.now(timezone.utc))
+                                    now=datetime.now(UTC))
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
@@ -157,7 +157,7 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
                                 f"Run '{instance_id}' is {runtime}; there is nothing to cancel."),
                      409)
     await client.raise_event(instance_id, CANCEL_EVENT,
-                             {"requested_at": datetime.now(timezone.utc).isoformat()})
+                             {"requested_at": datetime.now(UTC).isoformat()})
     logger.info("run %s: cancel requested", instance_id)
     return _json({"id": instance_id, "cancel_requested": True,
                   "runStatusUri": _run_uri(req, instance_id)}, 202,

@@ -7,13 +7,13 @@ Disable the schedule with the app setting ``AzureWebJobs.start_run_on_schedule.D
 """
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request
-from batch_endpoint.starts import instance_id_for_schedule
+from batch_endpoint.starts import describe_problems, instance_id_for_schedule
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
     if not settings.scheduled_input_uri:
         logger.warning("SCHEDULED_INPUT_URI is not set; scheduled run skipped")
         return
-    slot = datetime.now(timezone.utc).replace(microsecond=0)
+    slot = datetime.now(UTC).replace(microsecond=0)
     instance_id = instance_id_for_schedule(slot)
     if timer.past_due:
         logger.info("schedule slot %s is past due; running it now", instance_id)
@@ -61,6 +61,7 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
             source_name="schedule",
         )
     except InvalidRunRequest as exc:
-        raise ValueError(f"cannot start the scheduled run: {exc}") from exc
+        problems = describe_problems(exc.details)
+        raise ValueError(f"cannot start the scheduled run: {problems}") from exc
     await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
     logger.info("scheduled run %s started over %s", instance_id, request.input_uri)

@@ -6,7 +6,7 @@ End-to-end tests use the real client against devhost instead.
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -18,7 +18,9 @@ BINDING = json.dumps({
     "taskHubName": "hub",
     "creationUrls": {
         "createNewInstancePostUri": f"{BASE}/orchestrators/{{functionName}}[/{{instanceId}}]?{_Q}",
-        "createAndWaitOnNewInstancePostUri": f"{BASE}/orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{_Q}",
+        "createAndWaitOnNewInstancePostUri": (
+            f"{BASE}/orchestrators/{{functionName}}[/{{instanceId}}]"
+            f"?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{_Q}"),
     },
     "managementUrls": {
         "id": "INSTANCEID",
@@ -50,7 +52,7 @@ class FakeDurableClient(df.DurableOrchestrationClient):
     def add(self, instance_id: str, *, name: str = "batch_endpoint_run",
             runtime_status: str = "Running", custom_status: Any = None,
             output: Any = None, input_: Any = None) -> None:
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.instances[instance_id] = {
             "name": name, "instanceId": instance_id, "runtimeStatus": runtime_status,
             "customStatus": custom_status, "output": output, "input": input_,

@@ -2,6 +2,9 @@
 
 import function_app
 
+# The SDK's get_functions() validates names on every call and refuses a second call; index once.
+FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+
 EXPECTED = {
     "batch_endpoint_run": "orchestrationTrigger",
     "invoke_batch_endpoint": "activityTrigger",
@@ -21,12 +24,12 @@ def _trigger_type(fn) -> str:
 
 
 def test_function_app_indexes_exactly_the_product_functions():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = FUNCTIONS
     assert {name: _trigger_type(f) for name, f in functions.items()} == EXPECTED
 
 
 def test_http_routes_methods_and_auth_level():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = FUNCTIONS
     routes = {}
     for name in ("start_run_http", "get_run_http", "cancel_run_http"):
         trigger = functions[name].get_trigger()
@@ -40,7 +43,7 @@ def test_http_routes_methods_and_auth_level():
 
 
 def test_blob_and_timer_triggers_read_their_paths_from_settings():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = FUNCTIONS
     blob = functions["start_run_on_blob"].get_trigger()
     timer = functions["start_run_on_schedule"].get_trigger()
     assert blob.path == "%SCORING_BLOB_PATH%"

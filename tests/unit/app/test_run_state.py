@@ -1,6 +1,6 @@
 """Pure decisions of the run orchestrator (batch_endpoint.run_state)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from batch_endpoint.run_state import (
     poll_failures_message,
 )
 
-T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 PARAMS = {"endpoint_uri": "https://h.westeurope.inference.ml.azure.com/jobs", "poll_interval": 120,
           "timeout": 600, "endpoint_output_uri": "azureml://datastores/ws/paths/o/p.csv"}
 
@@ -96,13 +96,16 @@ def test_failure_messages_name_job_status_and_studio_link():
     canceled = failure_message(_state(status="Canceled").with_cancel_requested())
     assert "ended Canceled: it was canceled on request" in canceled
     timeout = deadline_message(_state(status="Queued"))
-    assert "bs-1" in timeout and "Queued" in timeout and "ml.azure.com/runs/bs-1" in timeout
+    assert "bs-1" in timeout
+    assert "Queued" in timeout
+    assert "ml.azure.com/runs/bs-1" in timeout
     gave_up = poll_failures_message(_state().with_poll_failure("HTTP 503"))
-    assert "bs-1" in gave_up and "HTTP 503" in gave_up
+    assert "bs-1" in gave_up
+    assert "HTTP 503" in gave_up
 
 
 def test_activity_error_message_lists_field_details():
-    outcome = {"ok": False, "error": {"message": "Invalid run request",
-                                      "details": [{"field": "poll_interval", "message": "too small"}]}}
+    details = [{"field": "poll_interval", "message": "too small"}]
+    outcome = {"ok": False, "error": {"message": "Invalid run request", "details": details}}
     assert activity_error_message(outcome, "Submitting") == (
         "Submitting failed: Invalid run request (poll_interval: too small)")
