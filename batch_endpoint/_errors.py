@@ -230,7 +230,7 @@ class BatchJobFailed(BatchEndpointError):
         super().__init__(message)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description including ``job_name``, ``status``, ``detail``, ``studio_url``."""
+        """A JSON-able description including the job name, final status, detail and link."""
         data = super().to_dict()
         data.update(
             job_name=self.job_name,

@@ -29,8 +29,11 @@ logger = logging.getLogger(__name__)
 
 _DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}$")
 _DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-_INT_TEXT = re.compile(r"^[+-]?\d+$")
+# Bounded digit count: int() of a huge digit string is slow and raises past 4300 digits.
+_INT_TEXT = re.compile(r"^[+-]?\d{1,15}$")
 _MAX_ERROR_MESSAGE = 1000
+#: Job overrides are Int32 on the service side.
+_INT32_MAX = 2**31 - 1
 
 # job override (wire name = RunRequest field) -> smallest allowed value
 _OVERRIDE_INTS: dict[str, int] = {
@@ -145,9 +148,13 @@ class RunRequest:
         for field, low in _OVERRIDE_INTS.items():
             value = getattr(self, field)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < low
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not low <= value <= _INT32_MAX
             ):
-                check(field, f"must be an integer >= {low}, got {value!r}")
+                check(
+                    field, f"must be an integer between {low} and {_INT32_MAX}, got {_got(value)}"
+                )
         if self.output_file_name is not None:
             check("output_file_name", _file_name_problem(self.output_file_name))
         if errors:
@@ -201,7 +208,9 @@ class RunRequest:
             A JSON-able dict for ``POST {endpoint_uri}``.
         """
         props: dict[str, Any] = {
-            "InputData": {self.input_name: {"JobInputType": self.input_type, "Uri": self.input_uri}},
+            "InputData": {
+                self.input_name: {"JobInputType": self.input_type, "Uri": self.input_uri}
+            },
             "OutputData": {self.output_name: {"JobOutputType": "UriFile", "Uri": self.output_uri}},
         }
         if self.mini_batch_size is not None:
@@ -232,10 +241,7 @@ def _input_type_problem(value: str) -> str | None:
 
 def _deployment_problem(value: str) -> str | None:
     if not _DEPLOYMENT_NAME.match(value):
-        return (
-            "must be 1-32 characters: a letter, then letters, digits or '-', "
-            f"got {shown(value)}"
-        )
+        return f"must be 1-32 characters: a letter, then letters, digits or '-', got {shown(value)}"
     return None
 
 
@@ -258,12 +264,15 @@ def _file_name_problem(value: str) -> str | None:
         or any(c.isspace() and c != " " for c in value)
         or value != value.strip()
     ):
-        return f"must be a plain file name such as predictions.csv (no '/' or '..'), got {shown(value)}"
+        return (
+            "must be a plain file name such as predictions.csv (no '/' or '..'), "
+            f"got {shown(value)}"
+        )
     return None
 
 
 def _coerce_int(value: object) -> int | None:
-    """An int from an int, an integral float, or an integer string (ADF sends strings); else None."""
+    """An int from an int, an integral float or an integer string (ADF sends strings)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -278,6 +287,8 @@ def _coerce_int(value: object) -> int | None:
 def _got(value: object) -> str:
     if isinstance(value, str):
         return shown(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return "a number with too many digits"  # repr() of huge ints is slow or raises
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -338,7 +349,7 @@ def parse_run_request(
             bad(field, f"must be an integer {bounds}, got {_got(value)}")
             return None
         if number < low or (high is not None and number > high):
-            bad(field, f"must be an integer {bounds}, got {number}")
+            bad(field, f"must be an integer {bounds}, got {_got(number)}")
             return None
         return number
 
@@ -407,7 +418,7 @@ def parse_run_request(
         names[field] = value or default
     # job overrides
     overrides: dict[str, int | None] = {
-        field: integer(field, low) for field, low in _OVERRIDE_INTS.items()
+        field: integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
     }
     output_file_name = text("output_file_name")
     if output_file_name is not None and _file_name_problem(output_file_name):
@@ -415,7 +426,9 @@ def parse_run_request(
 
     if errors:
         raise InvalidRunRequest(_in_parameter_order(errors))
-    assert endpoint is not None and input_uri is not None and output_uri is not None
+    assert endpoint is not None
+    assert input_uri is not None
+    assert output_uri is not None
     return RunRequest(
         endpoint_uri=endpoint,
         input_uri=input_uri,
@@ -435,9 +448,7 @@ def parse_run_request(
     )
 
 
-_INPUT_HINT = (
-    "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
-)
+_INPUT_HINT = "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
 
 
 def _fields(errors: list[FieldError]) -> set[str]:
@@ -549,7 +560,9 @@ class BatchJob:
             or _ci_get(payload, "error", "message")
         )
         error_message = (
-            redact_text(error, limit=_MAX_ERROR_MESSAGE) if isinstance(error, str) and error else None
+            redact_text(error, limit=_MAX_ERROR_MESSAGE)
+            if isinstance(error, str) and error
+            else None
         )
         return cls(
             name=name,

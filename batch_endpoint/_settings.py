@@ -102,7 +102,7 @@ class _Reader:
 
     def integer(self, name: str, default: int, *, low: int, high: int | None = None) -> int:
         def convert(raw: str) -> int:
-            if not re.fullmatch(r"[+-]?\d+", raw):
+            if not re.fullmatch(r"[+-]?\d{1,15}", raw):  # bounded: int() of huge text raises
                 raise ValueError(f"must be an integer, got {shown(raw)}")
             value = int(raw)
             if value < low or (high is not None and value > high):
@@ -160,7 +160,9 @@ def _choice(options: tuple[str, ...], *, lower: bool) -> Callable[[str], str]:
 
 def _scope(raw: str) -> str:
     if any(c.isspace() for c in raw):
-        raise ValueError(f"must be a single token scope such as https://ml.azure.com/.default, got {shown(raw)}")
+        raise ValueError(
+            f"must be a single token scope such as https://ml.azure.com/.default, got {shown(raw)}"
+        )
     return raw
 
 
@@ -191,7 +193,9 @@ def _output_template(raw: str) -> str:
 def _blob_path(raw: str) -> str:
     container, _, path = raw.partition("/")
     if not container or not path or "\\" in raw:
-        raise ValueError(f"must be '<container>/<path pattern>', e.g. scoring-input/{{name}}, got {shown(raw)}")
+        raise ValueError(
+            f"must be '<container>/<path pattern>', e.g. scoring-input/{{name}}, got {shown(raw)}"
+        )
     return raw
 
 
@@ -231,12 +235,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     poll_min = r.integer("POLL_INTERVAL_MIN", d.poll_interval_min, low=1)
     poll_max = r.integer("POLL_INTERVAL_MAX", d.poll_interval_max, low=1)
     if poll_min > poll_max:
-        r.problem("POLL_INTERVAL_MIN", f"({poll_min}) must not exceed POLL_INTERVAL_MAX ({poll_max})")
+        r.problem(
+            "POLL_INTERVAL_MIN", f"({poll_min}) must not exceed POLL_INTERVAL_MAX ({poll_max})"
+        )
     poll = r.integer("POLL_INTERVAL_SECONDS", d.poll_interval_seconds, low=1)
     if not poll_min <= poll <= poll_max:
         r.problem(
             "POLL_INTERVAL_SECONDS",
-            f"({poll}) must be within POLL_INTERVAL_MIN..POLL_INTERVAL_MAX ({poll_min}..{poll_max})",
+            f"({poll}) must be within POLL_INTERVAL_MIN..POLL_INTERVAL_MAX "
+            f"({poll_min}..{poll_max})",
         )
     timeout_max = r.integer("RUN_TIMEOUT_MAX_SECONDS", d.run_timeout_max_seconds, low=1)
     timeout = r.integer("RUN_TIMEOUT_SECONDS", d.run_timeout_seconds, low=1)
@@ -246,23 +253,27 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"({timeout}) must not exceed RUN_TIMEOUT_MAX_SECONDS ({timeout_max})",
         )
     if timeout < poll:
-        r.problem(
-            "RUN_TIMEOUT_SECONDS", f"({timeout}) must be >= POLL_INTERVAL_SECONDS ({poll})"
-        )
+        r.problem("RUN_TIMEOUT_SECONDS", f"({timeout}) must be >= POLL_INTERVAL_SECONDS ({poll})")
 
     template = r.parse("OUTPUT_URI_TEMPLATE", d.output_uri_template, _output_template)
     blob_path = r.parse("SCORING_BLOB_PATH", d.scoring_blob_path, _blob_path)
     schedule = r.parse("SCORING_SCHEDULE", d.scoring_schedule, _schedule)
-    input_type = r.parse("SCHEDULED_INPUT_TYPE", d.scheduled_input_type, _choice(INPUT_TYPES, lower=False))
+    input_type = r.parse(
+        "SCHEDULED_INPUT_TYPE", d.scheduled_input_type, _choice(INPUT_TYPES, lower=False)
+    )
     scheduled_input = r.raw("SCHEDULED_INPUT_URI")
     if scheduled_input is not None:
         problem = input_uri_problem(scheduled_input, input_type)
         if problem:
             r.problem("SCHEDULED_INPUT_URI", problem)
 
-    http_timeout = r.number("BATCH_ENDPOINT_HTTP_TIMEOUT_SECONDS", d.http_timeout_seconds, low=0.1, high=600)
+    http_timeout = r.number(
+        "BATCH_ENDPOINT_HTTP_TIMEOUT_SECONDS", d.http_timeout_seconds, low=0.1, high=600
+    )
     max_attempts = r.integer("BATCH_ENDPOINT_MAX_ATTEMPTS", d.http_max_attempts, low=1, high=10)
-    budget = r.number("BATCH_ENDPOINT_RETRY_BUDGET_SECONDS", d.http_retry_budget_seconds, low=0, high=3600)
+    budget = r.number(
+        "BATCH_ENDPOINT_RETRY_BUDGET_SECONDS", d.http_retry_budget_seconds, low=0, high=3600
+    )
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:

@@ -12,7 +12,7 @@ from enum import Enum
 logger = logging.getLogger(__name__)
 
 
-class JobStatus(str, Enum):  # noqa: UP042 - the house style asks for (str, Enum)
+class JobStatus(str, Enum):
     """The 14 job status values of Azure ML, with their wire values."""
 
     NOT_STARTED = "NotStarted"

@@ -37,9 +37,7 @@ _LONG_DATASTORE = re.compile(
 _ARM_DATASTORE = re.compile(
     rf"^(?:azureml:)?{_ARM_WS}/datastores/({_SEG})/paths/(.+)$", re.IGNORECASE
 )
-_ARM_ASSET = re.compile(
-    rf"^(?:azureml:)?{_ARM_WS}/data/{_SEG}/versions/{_SEG}$", re.IGNORECASE
-)
+_ARM_ASSET = re.compile(rf"^(?:azureml:)?{_ARM_WS}/data/{_SEG}/versions/{_SEG}$", re.IGNORECASE)
 _LOCATION_ASSET = re.compile(
     rf"^azureml://locations/{_SEG}/workspaces/{_SEG}/data/{_SEG}/versions/"
     rf"(?:labels/)?{_SEG}$",
@@ -138,21 +136,30 @@ def input_uri_problem(uri: str, input_type: str = "UriFolder") -> str | None:
     if uri != uri.strip() or any(c in uri for c in "\r\n\t"):
         return f"must not contain leading/trailing spaces or control characters, got {shown(uri)}"
     if "?" in uri or "#" in uri:
-        return "must not carry a SAS token or query string (the compute reads data with its own identity)"
+        return (
+            "must not carry a SAS token or query string "
+            "(the compute reads data with its own identity)"
+        )
     lowered = uri.lower()
     if lowered.startswith(("http://", "https://")):
         problem = _http_input_problem(uri)
-    elif lowered.startswith("file:") or uri.startswith(("./", "../", "~", "\\")) or _WINDOWS_PATH.match(
-        uri
+    elif (
+        lowered.startswith("file:")
+        or uri.startswith(("./", "../", "~", "\\"))
+        or _WINDOWS_PATH.match(uri)
     ):
-        return f"local paths are not accepted; upload the data to a datastore first, got {shown(uri)}"
+        return (
+            f"local paths are not accepted; upload the data to a datastore first, got {shown(uri)}"
+        )
     elif any(
         rx.match(uri)
         for rx in (_SHORT_DATASTORE, _LONG_DATASTORE, _ARM_DATASTORE, _ARM_ASSET, _LOCATION_ASSET)
     ):
         problem = None
     elif uri.startswith("/") and not lowered.startswith("/subscriptions/"):
-        return f"local paths are not accepted; upload the data to a datastore first, got {shown(uri)}"
+        return (
+            f"local paths are not accepted; upload the data to a datastore first, got {shown(uri)}"
+        )
     else:
         return f"must be one of: {ACCEPTED_INPUT_FORMS}; got {shown(uri)}"
     if problem is None:

@@ -18,8 +18,11 @@ from ._models import BatchJob
 from ._status import JobStatus, is_final
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
-#: Each poll adds about eight history events; 100 polls keep each replay small.
-POLLS_PER_EXECUTION = 100
+#: Each poll adds about eight history events and the SDK re-parses every event's timestamp on
+#: each replay (~250 us per event measured here), so the replay cost of a poll grows with the
+#: polls already in the execution: 100 polls/execution cost ~100 ms CPU per poll on average,
+#: 20 cost ~20 ms (bench/bench_replay.py). 20 keeps every replay small.
+POLLS_PER_EXECUTION = 20
 
 #: Consecutive polls that may fail transiently (after the activity's own retries) before the
 #: run gives up. A short outage must not fail a job that runs for hours.

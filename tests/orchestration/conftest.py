@@ -1,0 +1,127 @@
+"""Run the product orchestrator on devhost's engine: the real Durable SDK, virtual time.
+
+The orchestrator under test is the product's own ``batch_endpoint_run`` handle. Its activities
+are the product's activity *cores* (``batch_endpoint.operations``), with a scripted fake of the
+``BatchEndpointClient`` seam in place of HTTP, so each test controls what the service answers.
+Tests that use the real emulator over HTTP live in tests/e2e/.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from activities import jobs
+from batch_endpoint import BatchJob, JobStatus, RunRequest, load_settings
+from batch_endpoint.operations import InvokeInput, JobRef, cancel_job, fetch_job, invoke_job
+from devhost.engine import Engine, VirtualClock
+from orchestrators import batch_run
+
+ENDPOINT = "https://heart.westeurope.inference.ml.azure.com/jobs"
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+SETTINGS = load_settings({
+    "BATCH_ENDPOINT_URI": ENDPOINT,
+    "POLL_INTERVAL_SECONDS": "120",
+    "POLL_INTERVAL_MIN": "1",
+    "RUN_TIMEOUT_SECONDS": "86400",
+})
+
+
+def handle(decorated) -> Callable[[str], str]:
+    """The SDK handle (context JSON → result JSON) behind a decorated orchestrator."""
+    return decorated.build().get_user_function()
+
+
+@dataclass
+class FakeEndpoint:
+    """A scripted stand-in for ``BatchEndpointClient`` (the activity cores' client seam).
+
+    ``script`` is consumed one entry per ``get_job``: a status string, or an exception to raise.
+    The last entry repeats once the script is exhausted.
+    """
+
+    script: list[Any]
+    invoke_errors: list[Exception] = field(default_factory=list)
+    error_message: str | None = None
+    invokes: list[tuple[RunRequest, str | None]] = field(default_factory=list)
+    gets: int = 0
+    cancels: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _job(self, name: str, status: str) -> BatchJob:
+        return BatchJob(
+            name=name,
+            id=f"/subscriptions/s/resourceGroups/r/providers/"
+               f"Microsoft.MachineLearningServices/workspaces/w/jobs/{name}",
+            status=JobStatus.parse(status), studio_url=f"https://ml.azure.com/runs/{name}",
+            output_uri="azureml://datastores/workspaceblobstore/paths/out/predictions.csv",
+            error_message=self.error_message if status == "Failed" else None,
+        )
+
+    def invoke(self, request: RunRequest, *, job_name=None, request_id=None) -> BatchJob:
+        with self.lock:
+            if self.invoke_errors:
+                raise self.invoke_errors.pop(0)
+            self.invokes.append((request, job_name))
+            return self._job(job_name or "bs-x", "NotStarted")
+
+    def get_job(self, name: str) -> BatchJob:
+        with self.lock:
+            self.gets += 1
+            if self.cancelled:
+                return self._job(name, "Canceled")
+            entry = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(entry, Exception):
+            raise entry
+        return self._job(name, entry)
+
+    def cancel_job(self, job: BatchJob) -> None:
+        with self.lock:
+            self.cancels.append(job.name)
+            self.cancelled = True
+
+
+def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
+    factory = lambda _uri: fake  # noqa: E731 - one client for every endpoint
+    return {
+        jobs.INVOKE_ACTIVITY: lambda p: invoke_job(InvokeInput.from_dict(p), settings=SETTINGS,
+                                                   client_factory=factory),
+        jobs.GET_ACTIVITY: lambda p: fetch_job(JobRef.from_dict(p), client_factory=factory),
+        jobs.CANCEL_ACTIVITY: lambda p: cancel_job(JobRef.from_dict(p), client_factory=factory),
+    }
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    clock: VirtualClock
+    fake: FakeEndpoint
+
+    def run(self, params: dict[str, Any], *, name: str = "batch_endpoint_run",
+            instance_id: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+        iid = self.engine.start_new(name, instance_id=instance_id, input=params)
+        return self.engine.wait_for_completion(iid, timeout=timeout)
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    engines: list[Engine] = []
+
+    def make(script: list[Any], *, extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
+             **fake_kwargs: Any) -> Harness:
+        fake = FakeEndpoint(script=list(script), **fake_kwargs)
+        clock = VirtualClock(start=T0, auto_advance=True)
+        orchestrators = {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run),
+                         **(extra_orchestrators or {})}
+        engine = Engine(":memory:", orchestrators, activities_for(fake), clock=clock)
+        engine.start()
+        engines.append(engine)
+        return Harness(engine=engine, clock=clock, fake=fake)
+
+    yield make
+    for engine in engines:
+        engine.stop()

@@ -1,0 +1,190 @@
+"""``batch_endpoint_run`` through the real SDK replay on devhost's engine, in virtual time."""
+
+import threading
+from datetime import datetime, timedelta
+
+import azure.durable_functions as df
+
+from batch_endpoint import NotFoundError, RetryableHttpError, TransportError
+from tests.orchestration.conftest import T0, handle
+
+INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
+
+
+def _params(**overrides):
+    return {"endpoint_input_uri": INPUT, "endpoint_input_type": "UriFolder",
+            "poll_interval": 60, **overrides}
+
+
+def test_happy_path_completes_with_the_documented_output(make_harness):
+    h = make_harness(["Queued", "Running", "Running", "Completed"])
+    status = h.run(_params())
+
+    assert status["runtimeStatus"] == "Completed"
+    out = status["output"]
+    assert set(out) == {"job_name", "status", "output_uri", "studio_url", "polls", "started",
+                        "finished"}
+    assert out["status"] == "Completed"
+    assert out["polls"] == 4
+    assert out["job_name"].startswith("bs-")
+    assert out["studio_url"] == f"https://ml.azure.com/runs/{out['job_name']}"
+    assert out["started"] == T0.isoformat()
+    elapsed = datetime.fromisoformat(out["finished"]) - datetime.fromisoformat(out["started"])
+    assert timedelta(seconds=240) <= elapsed < timedelta(seconds=300)  # 4 waits of 60 s
+    assert status["customStatus"]["phase"] == "completed"
+    assert len(h.fake.invokes) == 1
+    request, job_name = h.fake.invokes[0]
+    assert job_name == out["job_name"]
+    assert request.poll_interval == 60
+
+
+def test_failed_job_fails_the_run_naming_job_status_and_studio_link(make_harness):
+    h = make_harness(["Running", "Failed"], error_message="UserError: the path already exists")
+    status = h.run(_params())
+
+    assert status["runtimeStatus"] == "Failed"
+    message = status["output"]
+    assert "Batch job bs-" in message
+    assert "ended Failed: UserError: the path already exists" in message
+    assert "Studio: https://ml.azure.com/runs/bs-" in message
+    assert status["customStatus"]["phase"] == "failed"
+
+
+def test_canceled_job_ends_the_run_instead_of_looping(make_harness):
+    h = make_harness(["Canceled"])
+    status = h.run(_params())
+    assert status["runtimeStatus"] == "Failed"
+    assert "ended Canceled: it was canceled." in status["output"]
+    assert h.fake.gets == 1
+
+
+def test_not_responding_paused_unknown_keep_polling_until_completed(make_harness):
+    h = make_harness(["NotResponding", "NotResponding", "Paused", "SomethingNew", "Completed"])
+    status = h.run(_params())
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"]["polls"] == 5
+
+
+def test_deadline_cancels_the_job_and_fails_the_run(make_harness):
+    h = make_harness(["Queued"])
+    status = h.run(_params(poll_interval=120, timeout=600))
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "did not finish before the run's deadline" in status["output"]
+    assert "last status Queued after 5 polls" in status["output"]
+    assert h.fake.cancels == [status["customStatus"]["job_name"]]
+    assert h.fake.gets == 5  # checks at 120, 240, 360, 480 and 600 s
+
+
+def test_transient_status_errors_are_retried_by_the_activity(make_harness):
+    h = make_harness([TransportError("connection reset"), RetryableHttpError(
+        503, "ServiceUnavailable", "busy", retry_after=1.0), "Completed"])
+    status = h.run(_params())
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"]["polls"] == 1
+    assert h.fake.gets == 3
+
+
+def test_status_checks_that_keep_failing_end_the_run_with_the_last_error(make_harness):
+    h = make_harness([TransportError("connection reset by peer")])
+    status = h.run(_params())
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "Gave up on batch job bs-" in status["output"]
+    assert "6 consecutive failed status checks" in status["output"]
+    assert h.fake.gets == 6 * 4  # six polls, each with four activity attempts
+
+
+def test_permanent_status_error_fails_at_once(make_harness):
+    h = make_harness([NotFoundError(404, "UserError", "Job not found")])
+    status = h.run(_params())
+    assert status["runtimeStatus"] == "Failed"
+    assert "Checking batch job bs-" in status["output"]
+    assert "Job not found" in status["output"]
+    assert h.fake.gets == 1
+
+
+def test_invalid_parameters_from_a_parent_fail_before_anything_is_submitted(make_harness):
+    h = make_harness(["Completed"])
+    status = h.run({"endpoint_input_uri": "", "poll_interval": 0})
+    assert status["runtimeStatus"] == "Failed"
+    assert "failed: Submitting the batch job failed" in status["output"]
+    assert "endpoint_input_uri" in status["output"]
+    assert "poll_interval" in status["output"]
+    assert h.fake.invokes == []
+
+
+def test_transient_invoke_failure_is_retried_and_submits_once(make_harness):
+    h = make_harness(["Completed"], invoke_errors=[RetryableHttpError(503, None, "busy")])
+    status = h.run(_params())
+    assert status["runtimeStatus"] == "Completed"
+    assert len(h.fake.invokes) == 1
+
+
+def test_cancel_event_cancels_the_job_and_ends_the_run(make_harness):
+    h = make_harness(["Running"])
+    iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
+    polled = threading.Event()
+
+    def wait_polled() -> bool:
+        st = h.engine.get_status(iid) or {}
+        return (st.get("customStatus") or {}).get("polls", 0) >= 2
+
+    from tests.support import wait_until
+    wait_until(wait_polled, timeout=30, what="two polls")
+    polled.set()
+    h.engine.raise_event(iid, "cancel", {"reason": "test"})
+    status = h.engine.wait_for_completion(iid, timeout=60)
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "ended Canceled: it was canceled on request" in status["output"]
+    assert len(h.fake.cancels) == 1
+
+
+def test_long_runs_continue_as_new_and_keep_their_state(make_harness):
+    # 300 polls = 15 executions of POLLS_PER_EXECUTION (20), in virtual time.
+    h = make_harness(["Running"] * 299 + ["Completed"])
+    status = h.run(_params(poll_interval=10), timeout=120)
+
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"]["polls"] == 300
+    assert len(h.fake.invokes) == 1  # continue_as_new carried the job, nothing resubmitted
+    elapsed = (datetime.fromisoformat(status["output"]["finished"])
+               - datetime.fromisoformat(status["output"]["started"]))
+    assert elapsed >= timedelta(seconds=3_000)
+
+
+# --- reuse as a sub-orchestration (ADF "Execute Pipeline") ----------------------------------
+
+parent_bp = df.Blueprint()
+
+
+@parent_bp.orchestration_trigger(context_name="context")
+def nightly_parent(context: df.DurableOrchestrationContext):
+    params = context.get_input()
+    try:
+        result = yield context.call_sub_orchestrator("batch_endpoint_run", params,
+                                                     f"{context.instance_id}:score")
+    except Exception as exc:  # 1.x surfaces a failed child as a plain Exception
+        return {"failed": str(exc)}
+    return {"scored": result["output_uri"], "job": result["job_name"]}
+
+
+def test_parent_orchestrator_reuses_the_run_as_a_sub_orchestration(make_harness):
+    h = make_harness(["Running", "Completed"],
+                     extra_orchestrators={"nightly_parent": handle(nightly_parent)})
+    status = h.run(_params(), name="nightly_parent", instance_id="nightly-1")
+
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"]["scored"].startswith("azureml://datastores/")
+    child = h.engine.get_status("nightly-1:score")
+    assert child["runtimeStatus"] == "Completed"
+    assert child["output"]["job_name"] == status["output"]["job"]
+
+
+def test_parent_sees_the_child_failure_message(make_harness):
+    h = make_harness(["Failed"], error_message="No objects to concatenate",
+                     extra_orchestrators={"nightly_parent": handle(nightly_parent)})
+    status = h.run(_params(), name="nightly_parent")
+    assert status["runtimeStatus"] == "Completed"
+    assert "ended Failed: No objects to concatenate" in status["output"]["failed"]
