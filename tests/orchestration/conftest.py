@@ -9,7 +9,7 @@ Tests that use the real emulator over HTTP live in tests/e2e/.
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from devhost.engine import Engine, VirtualClock
 from orchestrators import batch_run
 
 ENDPOINT = "https://heart.westeurope.inference.ml.azure.com/jobs"
-T0 = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 SETTINGS = load_settings({
     "BATCH_ENDPOINT_URI": ENDPOINT,
     "POLL_INTERVAL_SECONDS": "120",
@@ -111,7 +111,8 @@ class Harness:
 def make_harness() -> Iterator[Callable[..., Harness]]:
     engines: list[Engine] = []
 
-    def make(script: list[Any], *, extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
+    def make(script: list[Any], *,
+             extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
              **fake_kwargs: Any) -> Harness:
         fake = FakeEndpoint(script=list(script), **fake_kwargs)
         clock = VirtualClock(start=T0, auto_advance=True)
