@@ -93,6 +93,8 @@ def _wait_for_instance(stack: Stack, prefix: str, timeout: float) -> str:
 
 def _follow(stack: Stack, runs: list[Run], timeout: float) -> None:
     started = time.monotonic()
+    live = sys.stdout.isatty()  # one rewritten line on a terminal; a line per change otherwise
+    last = ""
     while True:
         for run in runs:
             if run.instance_id and run.status not in TERMINAL:
@@ -100,14 +102,20 @@ def _follow(stack: Stack, runs: list[Run], timeout: float) -> None:
                 if resp.status_code == 200:
                     run.view = resp.json()
         elapsed = time.monotonic() - started
-        line = " | ".join(r.line() for r in runs) + f" | {elapsed:4.0f}s"
-        sys.stdout.write("\r" + line.ljust(120)[:160])
+        state = " | ".join(r.line() for r in runs)
+        if live:
+            sys.stdout.write("\r" + f"{state} | {elapsed:4.0f}s".ljust(120))
+        elif state != last:
+            sys.stdout.write(f"  [{elapsed:4.0f}s] {state}\n")
+        last = state
         sys.stdout.flush()
         if all(r.status in TERMINAL for r in runs):
-            sys.stdout.write("\n")
+            if live:
+                sys.stdout.write("\n")
             return
         if elapsed > timeout:
-            sys.stdout.write("\n")
+            if live:
+                sys.stdout.write("\n")
             raise TimeoutError(f"runs did not finish within {timeout:.0f}s")
         time.sleep(0.5)
 
