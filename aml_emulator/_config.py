@@ -58,7 +58,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 
 
 class ConfigError(ValueError):
-    """The configuration (file, flags or an admin fault object) is invalid; the message names the key."""
+    """The config (file, flags or an admin fault object) is invalid; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +86,9 @@ class FaultSpec:
         if self.count < 1:
             raise ConfigError(f"count: must be an integer >= 1, got {self.count!r}")
         if self.route not in FAULT_ROUTES:
-            raise ConfigError(f"route: must be one of {', '.join(FAULT_ROUTES)}, got {self.route!r}")
+            raise ConfigError(
+                f"route: must be one of {', '.join(FAULT_ROUTES)}, got {self.route!r}"
+            )
         if self.kind == "http_error" and self.status not in FAULT_STATUSES:
             raise ConfigError(
                 f"status: must be one of {', '.join(map(str, FAULT_STATUSES))}, got {self.status!r}"
@@ -94,7 +96,9 @@ class FaultSpec:
         if self.kind == "slow" and (self.seconds is None or self.seconds < 0):
             raise ConfigError("seconds: a 'slow' fault needs seconds >= 0")
         if self.outcome not in OUTCOMES:
-            raise ConfigError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}")
+            raise ConfigError(
+                f"outcome: must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (the same shape the admin route and the config file accept)."""
@@ -204,7 +208,7 @@ def parse_script(value: object, key: str = "script") -> tuple[tuple[str, float],
                 f"({', '.join(s for s in JOB_STATUSES if s not in TERMINAL_STATUSES)}), "
                 f"got {status!r}"
             )
-        secs = _expect(seconds, int | float, where, "[status, seconds] with numeric seconds")
+        secs = _expect(seconds, (int, float), where, "[status, seconds] with numeric seconds")
         if not (math.isfinite(secs) and secs >= 0):
             raise ConfigError(f"{where}: seconds must be >= 0, got {seconds!r}")
         out.append((str(status), float(secs)))
@@ -243,12 +247,12 @@ def parse_fault(obj: object, *, key: str = "fault", endpoint: str | None = None)
         status = _expect(status, int, f"{key}.status", "an HTTP status code")
     retry_after = data.get("retry_after")
     if retry_after is not None:
-        retry_after = float(_expect(retry_after, int | float, f"{key}.retry_after", "seconds"))
+        retry_after = float(_expect(retry_after, (int, float), f"{key}.retry_after", "seconds"))
         if retry_after < 0:
             raise ConfigError(f"{key}.retry_after: must be >= 0")
     seconds = data.get("seconds")
     if seconds is not None:
-        seconds = float(_expect(seconds, int | float, f"{key}.seconds", "a number of seconds"))
+        seconds = float(_expect(seconds, (int, float), f"{key}.seconds", "a number of seconds"))
     script = None if data.get("script") is None else parse_script(data["script"], f"{key}.script")
     outcome = _expect(data.get("outcome", "Completed"), str, f"{key}.outcome", "a string")
     message = data.get("message")
@@ -283,7 +287,9 @@ def _parse_endpoint(name: str, obj: object) -> EndpointConfig:
     if "default_deployment" in data:
         default = data["default_deployment"]
         if default is not None:
-            default = _expect(default, str, f"{key}.default_deployment", "a deployment name or null")
+            default = _expect(
+                default, str, f"{key}.default_deployment", "a deployment name or null"
+            )
     else:
         default = deps[0] if deps else None
     reject = _expect(data.get("reject_audience", False), bool, f"{key}.reject_audience",
@@ -319,7 +325,7 @@ def config_from_dict(data: object) -> EmulatorConfig:
         )
     if "phase_seconds" in doc:
         kwargs["phase_seconds"] = float(
-            _expect(doc["phase_seconds"], int | float, "phase_seconds", "a number >= 0")
+            _expect(doc["phase_seconds"], (int, float), "phase_seconds", "a number >= 0")
         )
     if "datastores" in doc:
         stores = _expect(doc["datastores"], dict, "datastores", "an object {datastore: container}")

@@ -214,11 +214,11 @@ def _parse_output(
         path = item.get("path", "")
         if not isinstance(ds, str) or not ds or not isinstance(path, str):
             raise RequestError("properties.outputDataset: needs datastoreId and path strings")
-        uri = (
+        legacy_uri = (
             f"azureml://datastores/{ds.rstrip('/').rsplit('/', 1)[-1]}/paths/"
             f"{path.strip('/')}/{file_name or DEFAULT_OUTPUT_FILE}"
         )
-        return DEFAULT_OUTPUT_NAME, "UriFile", uri
+        return DEFAULT_OUTPUT_NAME, "UriFile", legacy_uri
     if props.get("outputdata") is None:
         return DEFAULT_OUTPUT_NAME, "UriFile", None
     outputs = props["outputdata"]
@@ -228,7 +228,8 @@ def _parse_output(
         raise RequestError(
             f"properties.outputData: model deployments take exactly one output, got {len(outputs)}"
         )
-    ((name, raw),) = outputs.items()
+    ((out_name, raw),) = outputs.items()
+    name = str(out_name)
     where = f"properties.outputData.{name}"
     item = _obj(raw, where)
     kind = item.get("joboutputtype", "UriFile")
@@ -278,7 +279,9 @@ def _parse_overrides(props: Mapping[str, Any]) -> dict[str, Any]:
     if "outputfilename" in props:
         name = props["outputfilename"]
         if not isinstance(name, str) or not _FILE_NAME_RE.match(name) or name in (".", ".."):
-            raise RequestError(f"properties.outputFileName: must be a plain file name, got {name!r}")
+            raise RequestError(
+                f"properties.outputFileName: must be a plain file name, got {name!r}"
+            )
         out["outputFileName"] = name
     if "logginglevel" in props:
         level = props["logginglevel"]

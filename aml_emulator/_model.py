@@ -128,7 +128,7 @@ def score_csv(file_name: str, data: bytes) -> FileScore:
 
 
 def prediction_lines(scores: list[FileScore]) -> str:
-    """Render predictions as the service writes them: ``row,prediction,file_name`` lines, no header."""
+    """Render predictions as the service does: ``row,prediction,file_name`` lines, no header."""
     out = io.StringIO()
     for score in scores:
         for row, prediction in enumerate(score.predictions):

@@ -13,6 +13,7 @@ Input and output URIs name blobs in one storage account (Azurite by default):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, LinearRetry
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,13 @@ def strip_query(uri: str) -> str:
 class Storage:
     """The emulator's storage account (thread-safe: the SDK client is shared by threads)."""
 
-    def __init__(self, connection_string: str, datastores: Mapping[str, str]) -> None:
+    def __init__(
+        self, connection_string: str, datastores: Mapping[str, str], *, retries: int = 2
+    ) -> None:
         self._service = BlobServiceClient.from_connection_string(
             expand_connection_string(connection_string),
-            # Fail a job within seconds when storage is down rather than retrying for minutes.
-            retry_total=2,
+            # Fail within seconds when storage is down; the SDK default backs off for ~a minute.
+            retry_policy=LinearRetry(backoff=1, random_jitter_range=0, retry_total=retries),
             connection_timeout=5,
             read_timeout=30,
         )
@@ -236,10 +239,8 @@ class Storage:
         blob = container.get_blob_client(location.path)
         try:
             if location.container not in self._created:
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     container.create_container()
-                except ResourceExistsError:
-                    pass
                 self._created.add(location.container)
             blob.upload_blob(
                 data, overwrite=False, metadata={"emulatorjob": job_name},
@@ -260,9 +261,7 @@ class Storage:
     def upload(self, container: str, name: str, data: bytes) -> str:
         """Upload (overwrite) a blob, creating the container if needed; return its URL."""
         client = self._service.get_container_client(container)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_container()
-        except ResourceExistsError:
-            pass
         blob = client.upload_blob(name, data, overwrite=True)
         return str(blob.url)

@@ -1,0 +1,593 @@
+"""The emulator's HTTP server: data plane, ARM cancel, admin routes.
+
+Routes (``{...}`` are path parameters)::
+
+    GET    /healthz
+    POST   /endpoints/{endpoint}/jobs                  invoke (the scoring URI)
+    GET    /endpoints/{endpoint}/jobs                  list jobs ({"value": [...], "nextLink"})
+    GET    /endpoints/{endpoint}/jobs/{name}           get a job
+    POST   /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/
+           workspaces/{ws}/jobs/{name}/cancel          ARM cancel (202 + Location + Retry-After)
+    GET    /subscriptions/.../workspaces/{ws}/jobs/{name}   ARM get (the cancel Location)
+    GET    /admin/counters      POST /admin/reset-counters
+    GET|POST|DELETE /admin/faults      POST /admin/jobs/{name}/script
+
+Use it as a library with ``EmulatorServer(config).start()`` / ``.port`` / ``.stop()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from aml_emulator._config import (
+    ConfigError,
+    EmulatorConfig,
+    EndpointConfig,
+    FaultSpec,
+    parse_fault,
+    parse_script,
+)
+from aml_emulator._faults import Counters, FaultRegistry
+from aml_emulator._jobs import (
+    JobRecord,
+    RequestError,
+    job_id,
+    parse_job_request,
+    render_job,
+)
+from aml_emulator._storage import Storage
+from aml_emulator._store import JobExistsError, JobStore
+from aml_emulator._worker import JobWorker
+
+logger = logging.getLogger(__name__)
+
+DATA_PLANE_AUDIENCES = frozenset({"https://ml.azure.com", "https://ml.azure.com/"})
+ARM_AUDIENCES = frozenset({"https://management.azure.com", "https://management.azure.com/"})
+DEFAULT_PHASES = ("NotStarted", "Queued", "Preparing", "Running", "Finalizing")
+NO_DEPLOYMENT_MESSAGE = (
+    "No valid deployments to route to. Please check that the endpoint has at least one "
+    "deployment with positive weight values or use a deployment specific header to route."
+)
+ARM_API_VERSION = "2023-02-01-preview"
+MAX_BODY_BYTES = 1 << 20
+LIST_PAGE_SIZE = 100
+
+_ARM_JOB = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)/jobs/(?P<name>[^/]+)"
+)
+_ARM_TEMPLATE = (
+    "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/"
+    "Microsoft.MachineLearningServices/workspaces/{workspace}/jobs/{name}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    template: str
+    handler: str
+    fault_route: str | None  # None: admin/health, no faults, no auth, not counted
+
+
+_ROUTES: tuple[_Route, ...] = (
+    _Route("GET", re.compile(r"^/healthz$"), "/healthz", "health", None),
+    _Route("POST", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
+           "/endpoints/{endpoint}/jobs", "invoke", "invoke"),
+    _Route("GET", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
+           "/endpoints/{endpoint}/jobs", "list_jobs", "list"),
+    _Route("GET", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/(?P<name>[^/]+)$"),
+           "/endpoints/{endpoint}/jobs/{name}", "get_job", "get"),
+    _Route("POST", re.compile("^" + _ARM_JOB + "/cancel$", re.IGNORECASE),
+           _ARM_TEMPLATE + "/cancel", "cancel_job", "cancel"),
+    _Route("GET", re.compile("^" + _ARM_JOB + "$", re.IGNORECASE),
+           _ARM_TEMPLATE, "arm_get_job", "get"),
+    _Route("GET", re.compile(r"^/admin/counters$"), "/admin/counters", "admin_counters", None),
+    _Route("POST", re.compile(r"^/admin/reset-counters$"), "/admin/reset-counters",
+           "admin_reset", None),
+    _Route("GET", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_list_faults", None),
+    _Route("POST", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_add_fault", None),
+    _Route("DELETE", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_clear_faults", None),
+    _Route("POST", re.compile(r"^/admin/jobs/(?P<name>[^/]+)/script$"),
+           "/admin/jobs/{name}/script", "admin_script", None),
+)
+
+
+class ApiError(Exception):
+    """Answer with ``{"error": {"code", "message"}}`` and this status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def _token_audiences(token: str) -> set[str]:
+    """The ``aud`` claim(s) of a JWT, without verifying it; empty when not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return set()
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError):
+        return set()
+    aud = claims.get("aud") if isinstance(claims, dict) else None
+    if isinstance(aud, str):
+        return {aud}
+    if isinstance(aud, list):
+        return {a for a in aud if isinstance(a, str)}
+    return set()
+
+
+class EmulatorServer:
+    """The batch endpoint emulator: HTTP server + job worker + SQLite state."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.faults = FaultRegistry()
+        for endpoint in config.endpoints.values():
+            for fault in endpoint.faults:
+                self.faults.add(replace(fault, endpoint=fault.endpoint or endpoint.name))
+        self._store: JobStore | None = None
+        self._storage: Storage | None = None
+        self._worker: JobWorker | None = None
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._create_lock = threading.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when configured with port 0)."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://<host>:<port>``."""
+        return f"http://{self.config.host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        """Open the state, start the worker (resuming jobs) and serve in a background thread.
+
+        Raises:
+            OSError: the address cannot be bound (nothing is left open).
+            ValueError: the storage connection string is not usable.
+        """
+        self._store = JobStore(self.config.state_path)
+        try:
+            self._storage = Storage(self.config.storage_connection_string,
+                                    self.config.datastores)
+            handler = type("Handler", (_Handler,), {"emulator": self})
+            self._httpd = ThreadingHTTPServer((self.config.host, self.config.port), handler)
+        except Exception:
+            self.stop()
+            raise
+        self._httpd.daemon_threads = True
+        self._worker = JobWorker(self._store, self._storage)
+        self._worker.start()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="aml-http", daemon=True
+        )
+        self._thread.start()
+        logger.info("serving on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, stop the worker and close the state (idempotent)."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def store(self) -> JobStore:
+        """The job store (only while started)."""
+        if self._store is None:
+            raise RuntimeError("the server is not started")
+        return self._store
+
+    # --- request handling -----------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> _Response:
+        """Route one request; every failure becomes an error body, never a traceback."""
+        parts = urlsplit(raw_path)
+        path = parts.path
+        query = parse_qs(parts.query)
+        route, params = self._match(method, path)
+        try:
+            if route is None:
+                if params.get("__allowed__"):
+                    raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
+                raise ApiError(404, "NotFound", f"No route for {method} {path}")
+            params = {k: unquote(v) for k, v in params.items()}
+            if route.fault_route is not None:
+                return self._data_call(route, params, query, headers, body)
+            result: _Response = getattr(self, "_h_" + route.handler)(params, query, headers, body)
+            return result
+        except ApiError as exc:
+            return _Response(exc.status, _error(exc.code, exc.message), exc.headers)
+        except Exception:
+            logger.exception("unexpected error handling %s %s", method, path)
+            return _Response(500, _error("InternalServerError", "An unexpected error occurred"),
+                             {})
+
+    @staticmethod
+    def _match(method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
+        allowed = False
+        for route in _ROUTES:
+            match = route.pattern.match(path)
+            if match:
+                if route.method == method:
+                    return route, match.groupdict()
+                allowed = True
+        return None, {"__allowed__": "1"} if allowed else {}
+
+    def _data_call(
+        self, route: _Route, params: dict[str, str], query: dict[str, list[str]], headers: Any,
+        body: bytes,
+    ) -> _Response:
+        self.counters.count_route(f"{route.method} {route.template}")
+        name = params.get("name")
+        if name is not None:
+            self.counters.count_job(name, "cancel" if route.fault_route == "cancel" else "get")
+        endpoint_name = params.get("endpoint")
+        if endpoint_name is None and name is not None:
+            job = self.store.get(name)
+            endpoint_name = job.endpoint if job else None
+        assert route.fault_route is not None
+        fault = self.faults.for_request(route.fault_route, endpoint_name)
+        if fault.delay > 0:
+            time.sleep(fault.delay)  # the injected slowness itself, not a synchronisation
+        if fault.status is not None:
+            extra = {}
+            if fault.retry_after is not None:
+                extra["Retry-After"] = str(math.ceil(fault.retry_after))
+            phrase = HTTPStatus(fault.status).phrase
+            raise ApiError(fault.status, phrase.replace(" ", ""),
+                           f"{phrase} (fault injected by aml_emulator)", extra)
+        token = self._bearer(headers)
+        arm = route.handler in ("cancel_job", "arm_get_job")
+        if arm:
+            self._check_workspace(params)
+        endpoint = self._endpoint(endpoint_name) if not arm else None
+        if arm and endpoint_name is not None:
+            endpoint = self.config.endpoints.get(endpoint_name)
+        if endpoint is not None and endpoint.reject_audience:
+            expected = ARM_AUDIENCES if arm else DATA_PLANE_AUDIENCES
+            if not _token_audiences(token) & expected:
+                raise ApiError(401, "InvalidAuthenticationTokenAudience",
+                               "Audience or service not allowed",
+                               {"WWW-Authenticate": "Bearer"})
+        result: _Response = getattr(self, "_h_" + route.handler)(
+            {**params, "endpoint": endpoint_name}, query, headers, body
+        )
+        return result
+
+    @staticmethod
+    def _bearer(headers: Any) -> str:
+        value = headers.get("Authorization") or ""
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401, "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing or is not a "
+                "Bearer token.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        return token.strip()
+
+    def _check_workspace(self, params: dict[str, str]) -> None:
+        c = self.config
+        if (params["sub"].lower(), params["rg"].lower(), params["ws"].lower()) != (
+            c.subscription_id.lower(), c.resource_group.lower(), c.workspace.lower()
+        ):
+            raise ApiError(404, "ResourceNotFound",
+                           f"Workspace '{params['ws']}' was not found in resource group "
+                           f"'{params['rg']}' of subscription '{params['sub']}'")
+
+    def _endpoint(self, name: str | None) -> EndpointConfig:
+        endpoint = self.config.endpoints.get(name or "")
+        if endpoint is None:
+            raise ApiError(404, "UserError", f"Endpoint '{name}' not found")
+        return endpoint
+
+    def _job(self, name: str, endpoint: str | None = None) -> JobRecord:
+        job = self.store.get(name)
+        if job is None or (endpoint is not None and job.endpoint != endpoint):
+            raise ApiError(404, "UserError", f"Job {name} not found")
+        return job
+
+    def _ok(self, job: JobRecord, status: int = 200) -> _Response:
+        return _Response(status, render_job(job, self.config), {})
+
+    # --- data plane -----------------------------------------------------------------------
+
+    def _h_health(self, *_: Any) -> _Response:
+        return _Response(200, {"status": "ok"}, {})
+
+    def _h_invoke(
+        self, params: dict[str, str], _q: Any, headers: Any, body: bytes
+    ) -> _Response:
+        endpoint = self._endpoint(params["endpoint"])
+        deployment = self._route_deployment(endpoint, headers)
+        try:
+            payload = json.loads(body.decode("utf-8")) if body.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, "BadRequest", f"body: the request body is not valid JSON ({exc})"
+                           ) from None
+        if payload is None:
+            raise ApiError(400, "BadRequest", "body: a JSON object with 'properties' is required")
+        try:
+            spec = parse_job_request(payload)
+        except RequestError as exc:
+            raise ApiError(400, exc.code, str(exc)) from None
+        request_id = (headers.get("repeatability_request-id")
+                      or headers.get("repeatability-request-id") or None)
+        with self._create_lock:
+            if request_id:
+                earlier = self.store.find_by_request_id(endpoint.name, request_id)
+                if earlier is not None:
+                    logger.info("job %s: repeated request id, returning the same job",
+                                earlier.name)
+                    return self._ok(earlier)
+            name = spec.name or str(uuid.uuid4())
+            if self.store.get(name) is not None:
+                raise ApiError(409, "UserError", f"A job with name '{name}' already exists")
+            job = self._new_job(name, endpoint, deployment, spec, request_id)
+            try:
+                self.store.insert(job)
+            except JobExistsError:
+                raise ApiError(409, "UserError", f"A job with name '{name}' already exists"
+                               ) from None
+        self.counters.job_created()
+        assert self._worker is not None
+        self._worker.wake()
+        logger.info("job %s: created on %s/%s (%s)", name, endpoint.name, deployment, job.status)
+        return self._ok(job)
+
+    def _route_deployment(self, endpoint: EndpointConfig, headers: Any) -> str:
+        requested = (headers.get("azureml-model-deployment") or "").strip()
+        if requested:
+            if requested not in endpoint.deployments:
+                raise ApiError(
+                    400, "UserError",
+                    f"azureml-model-deployment: deployment '{requested}' not found for endpoint "
+                    f"'{endpoint.name}' (deployments: {', '.join(endpoint.deployments) or 'none'})",
+                )
+            return requested
+        if endpoint.default_deployment is None:
+            raise ApiError(400, "UserError", NO_DEPLOYMENT_MESSAGE)
+        return endpoint.default_deployment
+
+    def _new_job(
+        self, name: str, endpoint: EndpointConfig, deployment: str, spec: Any,
+        request_id: str | None,
+    ) -> JobRecord:
+        now = time.time()
+        fault = self.faults.for_new_job(endpoint.name)
+        phase = self.config.phase_seconds
+        script = tuple((s, phase) for s in DEFAULT_PHASES)
+        outcome, message = "Completed", None
+        if fault is not None:
+            script = fault.script or script
+            outcome, message = fault.outcome, fault.message
+            logger.info("job %s: job fault applied (outcome %s)", name, outcome)
+        return JobRecord(
+            name=name, endpoint=endpoint.name, deployment=deployment, spec=spec,
+            request_id=request_id, created_at=now, status=script[0][0], phase_index=0,
+            phase_started_at=now, script=script, outcome=outcome, outcome_message=message,
+        )
+
+    def _h_get_job(self, params: dict[str, str], *_: Any) -> _Response:
+        self._endpoint(params["endpoint"])
+        return self._ok(self._job(params["name"], params["endpoint"]))
+
+    def _h_arm_get_job(self, params: dict[str, str], *_: Any) -> _Response:
+        return self._ok(self._job(params["name"]))
+
+    def _h_list_jobs(
+        self, params: dict[str, str], query: dict[str, list[str]], *_: Any
+    ) -> _Response:
+        endpoint = self._endpoint(params["endpoint"])
+        deployment = query["deployment"][0] if query.get("deployment") else None
+        token = (query.get("$skiptoken") or ["0"])[0]
+        if not token.isdigit():
+            raise ApiError(400, "BadRequest", "$skiptoken: invalid continuation token")
+        offset = int(token)
+        jobs = self.store.list_endpoint(endpoint.name, deployment=deployment, offset=offset,
+                                        limit=LIST_PAGE_SIZE + 1)
+        next_link = None
+        if len(jobs) > LIST_PAGE_SIZE:
+            jobs = jobs[:LIST_PAGE_SIZE]
+            dep = f"deployment={deployment}&" if deployment else ""
+            next_link = (f"{self.base_url}/endpoints/{endpoint.name}/jobs?{dep}"
+                         f"$skiptoken={offset + LIST_PAGE_SIZE}")
+        return _Response(200, {"value": [render_job(j, self.config) for j in jobs],
+                               "nextLink": next_link}, {})
+
+    def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes
+                      ) -> _Response:
+        name = params["name"]
+        for _ in range(20):
+            job = self._job(name)
+            if job.terminal:
+                return _Response(200, {}, {})
+            if job.status == "CancelRequested":
+                break
+            cancel_seconds = self.config.phase_seconds
+            updated = replace(
+                job, status="CancelRequested", script=(("CancelRequested", cancel_seconds),),
+                phase_index=0, phase_started_at=time.time(), outcome="Canceled",
+                outcome_message=None, prepared=True,
+            )
+            if self.store.update(updated) is not None:
+                logger.info("job %s: %s -> CancelRequested", name, job.status)
+                assert self._worker is not None
+                self._worker.wake()
+                break
+        else:
+            raise ApiError(409, "Conflict", f"Job {name} is changing state; retry the cancel")
+        host = headers.get("Host") or f"{self.config.host}:{self.port}"
+        location = f"http://{host}{job_id(self.config, name)}?api-version={ARM_API_VERSION}"
+        retry_after = str(max(1, math.ceil(self.config.phase_seconds)))
+        return _Response(202, {}, {"Location": location, "Retry-After": retry_after})
+
+    # --- admin ----------------------------------------------------------------------------
+
+    def _h_admin_counters(self, *_: Any) -> _Response:
+        return _Response(200, self.counters.snapshot(), {})
+
+    def _h_admin_reset(self, *_: Any) -> _Response:
+        self.counters.reset()
+        return _Response(200, self.counters.snapshot(), {})
+
+    def _h_admin_list_faults(self, *_: Any) -> _Response:
+        return _Response(200, {"faults": self.faults.list()}, {})
+
+    def _h_admin_clear_faults(self, *_: Any) -> _Response:
+        self.faults.clear()
+        return _Response(200, {"faults": []}, {})
+
+    def _h_admin_add_fault(self, _p: Any, _q: Any, _h: Any, body: bytes) -> _Response:
+        payload = _json_body(body)
+        try:
+            fault: FaultSpec = parse_fault(payload, key="body")
+        except ConfigError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        if fault.endpoint is not None and fault.endpoint not in self.config.endpoints:
+            raise ApiError(400, "BadRequest", f"body.endpoint: unknown endpoint {fault.endpoint!r}")
+        self.faults.add(fault)
+        return _Response(200, {"faults": self.faults.list()}, {})
+
+    def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes
+                        ) -> _Response:
+        payload = _json_body(body)
+        if not isinstance(payload, dict):
+            raise ApiError(400, "BadRequest", "body: must be an object with 'script'")
+        unknown = set(payload) - {"script", "outcome", "message"}
+        if unknown:
+            raise ApiError(400, "BadRequest", f"body.{sorted(unknown)[0]}: unknown key")
+        try:
+            script = parse_script(payload.get("script"), "body.script")
+            spec = FaultSpec(kind="job", outcome=payload.get("outcome", "Completed"),
+                             message=payload.get("message"))
+        except ConfigError as exc:
+            raise ApiError(400, "BadRequest", str(exc) if str(exc).startswith("body")
+                           else f"body.{exc}") from None
+        for _ in range(20):
+            job = self._job(params["name"])
+            if job.terminal:
+                raise ApiError(409, "Conflict",
+                               f"Job {job.name} is already {job.status}; it cannot be re-scripted")
+            updated = replace(job, script=script, phase_index=0, status=script[0][0],
+                              phase_started_at=time.time(), outcome=spec.outcome,
+                              outcome_message=spec.message)
+            saved = self.store.update(updated)
+            if saved is not None:
+                assert self._worker is not None
+                self._worker.wake()
+                return self._ok(saved)
+        raise ApiError(409, "Conflict", "the job is changing state; retry")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8")) if body.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "BadRequest", f"body: not valid JSON ({exc})") from None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Thin adapter from http.server to :meth:`EmulatorServer.handle`."""
+
+    emulator: EmulatorServer
+    protocol_version = "HTTP/1.1"
+    server_version = "aml_emulator"
+    sys_version = ""
+    timeout = 60  # idle keep-alive connections are closed after a minute
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _serve(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            self._send(_Response(413 if length > 0 else 400,
+                                 _error("BadRequest", "Content-Length: invalid or too large"),
+                                 {}), close=True)
+            return
+        body = self.rfile.read(length) if length else b""
+        self._send(self.emulator.handle(self.command, self.path, self.headers, body))
+
+    def _send(self, response: _Response, *, close: bool = False) -> None:
+        data = json.dumps(response.body).encode()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_DELETE = _serve
+    do_PUT = _serve
+    do_PATCH = _serve
