@@ -137,6 +137,9 @@ class ManagedProcess:
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        if self.name == "azurite":  # Azurite ignores SIGTERM for ~10 s; its data is throw-away
+            self.kill9()
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -180,6 +183,7 @@ class Stack:
         settings: extra app settings (override the stack's defaults).
         phase_seconds: emulator job phase duration.
         azurite_port / emulator_port / devhost_port: preferred ports (a free one if taken).
+        external_azurite: use the Azurite already listening on ``azurite_port``.
         app_dir: the Functions app to serve (the repository root by default).
     """
 
@@ -190,6 +194,7 @@ class Stack:
     emulator_port: int | None = None
     devhost_port: int | None = None
     app_dir: Path = REPO_ROOT
+    external_azurite: bool = False
     devhost_args: list[str] = field(default_factory=list)
     function_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     azurite: ManagedProcess | None = None
@@ -198,7 +203,10 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.azurite_port = pick_port(self.azurite_port)
+        if not self.external_azurite:
+            self.azurite_port = pick_port(self.azurite_port)
+        elif not self.azurite_port:
+            raise ValueError("external_azurite needs azurite_port")
         self.emulator_port = pick_port(self.emulator_port)
         self.devhost_port = pick_port(self.devhost_port)
 
@@ -272,8 +280,10 @@ class Stack:
             http_ready(f"{self.devhost_url}/admin/host/status", ok=lambda s: s == 200))
 
     def start(self, *, devhost: bool = True) -> Stack:
+        """Start the parts (with ``external_azurite``, Azurite already listens on its port)."""
         try:
-            self.start_azurite()
+            if not self.external_azurite:
+                self.start_azurite()
             self.start_emulator()
             if devhost:
                 self.start_devhost()
@@ -299,6 +309,22 @@ class Stack:
         headers = {"x-functions-key": self.function_key, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.devhost_url}/api/{path.lstrip('/')}",
                                 headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+    def run_view(self, instance_id: str) -> dict[str, Any]:
+        resp = self.api("GET", f"runs/{instance_id}")
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def wait_run(self, instance_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
+        """Follow ``GET /api/runs/{id}`` until the run has ended; return its view."""
+        view: dict[str, Any] = {}
+
+        def ended() -> bool:
+            view.update(self.run_view(instance_id))
+            return view.get("runtime_status") in {"Completed", "Failed", "Terminated", "Canceled"}
+
+        wait_until(ended, timeout=timeout, interval=0.2, what=f"run {instance_id} to end")
+        return view
 
     def emulator_counters(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.emulator_url}/admin/counters", timeout=5).json())

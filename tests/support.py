@@ -129,6 +129,9 @@ class ManagedProcess:
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        if self.name == "azurite":  # Azurite ignores SIGTERM for ~10 s; its data is throw-away
+            self.kill9()
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,51 @@
+"""End-to-end fixtures: the real app served by devhost, the emulator and Azurite, as processes."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from scripts.devstack import Stack
+from tests.support import Azurite
+
+INPUT_FOLDER = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
+DATASTORE_CONTAINER = "azureml-blobstore"
+
+
+def make_stack(tmp: Path, azurite: Azurite, **kwargs) -> Stack:
+    stack = Stack(run_dir=tmp, azurite_port=azurite.port, external_azurite=True, **kwargs)
+    stack.start()
+    return stack
+
+
+def read_predictions(azurite: Azurite, output_uri: str) -> list[list[str]]:
+    path = output_uri.split("/paths/", 1)[1]
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    data = service.get_blob_client(DATASTORE_CONTAINER, path).download_blob().readall()
+    return [line.split(",") for line in data.decode().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sample_data(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The emulator's sample CSVs (303 rows in 4 files), uploaded under heart-unlabeled/."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("sample-data")
+    subprocess.run([sys.executable, "-m", "aml_emulator", "sample-data", "--out", str(out),
+                    "--upload", "--storage-connection-string", azurite.connection_string],
+                   check=True, capture_output=True)
+    return sorted(out.glob("*.csv"))
+
+
+@pytest.fixture(scope="module")
+def stack(azurite: Azurite, sample_data: list[Path],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One devhost + emulator for a test module; the schedule is off (no SCHEDULED_INPUT_URI)."""
+    s = make_stack(tmp_path_factory.mktemp("stack"), azurite, phase_seconds=0.3,
+                   settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1"})
+    try:
+        yield s
+    finally:
+        s.stop()
