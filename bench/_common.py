@@ -25,9 +25,10 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def engine_with(script: list[Any], **kwargs: Any) -> tuple[Engine, FakeEndpoint]:
+def engine_with(script: list[Any], *, per_job: bool = False,
+                **kwargs: Any) -> tuple[Engine, FakeEndpoint]:
     """The product orchestrator on devhost's engine, virtual time, a scripted endpoint."""
-    fake = FakeEndpoint(script=list(script))
+    fake = FakeEndpoint(script=list(script), per_job=per_job)
     engine = Engine(":memory:", {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run)},
                     activities_for(fake), clock=VirtualClock(start=T0, auto_advance=True), **kwargs)
     engine.start()

@@ -40,16 +40,19 @@ class FakeEndpoint:
     """A scripted stand-in for ``BatchEndpointClient`` (the activity cores' client seam).
 
     ``script`` is consumed one entry per ``get_job``: a status string, or an exception to raise.
-    The last entry repeats once the script is exhausted.
+    The last entry repeats once the script is exhausted. With ``per_job`` each job name has its
+    own cursor into the script.
     """
 
     script: list[Any]
+    per_job: bool = False  # True: every job walks the script on its own (concurrent runs)
     invoke_errors: list[Exception] = field(default_factory=list)
     error_message: str | None = None
     invokes: list[tuple[RunRequest, str | None]] = field(default_factory=list)
     gets: int = 0
     cancels: list[str] = field(default_factory=list)
     cancelled: bool = False
+    cursors: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _job(self, name: str, status: str) -> BatchJob:
@@ -74,7 +77,11 @@ class FakeEndpoint:
             self.gets += 1
             if self.cancelled:
                 return self._job(name, "Canceled")
-            entry = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            if self.per_job:
+                i = self.cursors[name] = self.cursors.get(name, -1) + 1
+                entry = self.script[min(i, len(self.script) - 1)]
+            else:
+                entry = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(entry, Exception):
             raise entry
         return self._job(name, entry)
