@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["Clock", "RealClock", "VirtualClock"]
 
@@ -41,7 +41,7 @@ class RealClock(Clock):
 
     def now(self) -> datetime:
         """Return ``datetime.now(timezone.utc)``."""
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class VirtualClock(Clock):
@@ -56,10 +56,10 @@ class VirtualClock(Clock):
 
     def __init__(self, start: datetime | None = None, *, auto_advance: bool = False) -> None:
         super().__init__()
-        start = start or datetime.now(timezone.utc)
+        start = start or datetime.now(UTC)
         if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
-        self._now = start.astimezone(timezone.utc)
+            start = start.replace(tzinfo=UTC)
+        self._now = start.astimezone(UTC)
         self.auto_advance = auto_advance
         self._lock = threading.Lock()
 
@@ -85,10 +85,10 @@ class VirtualClock(Clock):
     def advance_to(self, when: datetime) -> datetime:
         """Move the clock to ``when`` if that is later than now; return the new time."""
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         with self._lock:
             if when > self._now:
-                self._now = when.astimezone(timezone.utc)
+                self._now = when.astimezone(UTC)
             now = self._now
         self._notify()
         return now

@@ -29,7 +29,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def format_time(value: datetime) -> str:
     """ISO-8601 UTC with microseconds and ``Z``, the form the SDK and extension exchange."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def format_status_time(value: str) -> str:
@@ -181,8 +181,8 @@ def parse_time(value: str) -> datetime:
         text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _event(event_type: int, timestamp: str, event_id: int = -1, **fields: Any) -> dict[str, Any]:
@@ -230,6 +230,10 @@ class Engine:
             ``maxConcurrentActivityFunctions``).
         max_concurrent_orchestrations: episodes dispatched at once.
         task_hub: task hub name (reported only).
+        loop: the asyncio loop thread for ``async def`` activities (default: one of its own,
+            created on first use).
+        replace_running: host.json ``overridableExistingInstanceStates: AnyState`` (``start_new``
+            replaces active instances too); default ``NonRunningStates``.
     """
 
     def __init__(
@@ -242,6 +246,7 @@ class Engine:
         max_concurrent_orchestrations: int = 10,
         task_hub: str = "devhost",
         loop: LoopThread | None = None,
+        replace_running: bool = False,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities: must be >= 1")
@@ -251,6 +256,7 @@ class Engine:
         self.activities = dict(activities)
         self.clock = clock or RealClock()
         self.task_hub = task_hub
+        self.replace_running = replace_running
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_orchestrations = max_concurrent_orchestrations
         path = str(state_path)
@@ -293,7 +299,9 @@ class Engine:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the scheduler, wait for running episodes, close the state store."""
+        """Stop the scheduler, wait for running episodes, close the state store (idempotent)."""
+        if self._closed:
+            return
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -369,7 +377,7 @@ class Engine:
         self,
         name: str,
         instance_id: str | None = None,
-        input: Any = None,  # noqa: A002 - mirrors the documented API
+        input: Any = None,
         *,
         input_json: str | None = None,
     ) -> str:
@@ -411,7 +419,7 @@ class Engine:
         parent: tuple[str, str, int] | None,
     ) -> None:
         row = db.execute("SELECT status FROM instances WHERE instance_id = ?", (iid,)).fetchone()
-        if row is not None and row["status"] in ACTIVE_STATUSES:
+        if row is not None and row["status"] in ACTIVE_STATUSES and not self.replace_running:
             raise InstanceExistsError(
                 f"An Orchestration instance with the status {row['status']} already exists."
             )
@@ -483,6 +491,19 @@ class Engine:
                 ]
                 status["history"] = self._history_view(row, events, show_history_output)
         return status
+
+    def get_history_events(self, instance_id: str) -> list[dict[str, Any]]:
+        """The raw DTFx history of the current execution (played events, then pending ones).
+
+        This is what the next episode's context JSON is built from; tests replay it through the
+        SDK to check that the engine's history is one the SDK accepts.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM history WHERE instance_id = ? ORDER BY is_new, seq",
+                (instance_id,),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def _status_dict(self, row: sqlite3.Row, *, show_input: bool) -> dict[str, Any]:
         status = row["status"]
@@ -557,7 +578,9 @@ class Engine:
             runtime_status = [s for s in runtime_status.split(",") if s]
         statuses = set(runtime_status) if runtime_status else None
         with self._lock:
-            rows = self._db.execute("SELECT * FROM instances ORDER BY created, instance_id").fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM instances ORDER BY created, instance_id"
+            ).fetchall()
             result: list[dict[str, Any]] = []
             for row in rows:
                 if statuses is not None and row["status"] not in statuses:
@@ -640,6 +663,7 @@ class Engine:
                 raise InstanceGoneError(f"instance {instance_id} is {row['status']}")
             self._finish(db, row, "Terminated", json.dumps(reason), None)
         logger.info("Terminated instance %s: %s", instance_id, reason)
+        self._notify_status()
         self._wake.set()
 
     def suspend(self, instance_id: str, reason: str = "") -> None:
@@ -706,6 +730,9 @@ class Engine:
 
     def _scheduler(self) -> None:
         while not self._stopping.is_set():
+            # Clear before the pass, not after the wait: a wake-up that arrives while the pass
+            # runs must not be lost (it would cost a full idle timeout).
+            self._wake.clear()
             try:
                 timeout = self._tick()
             except Exception:
@@ -714,7 +741,6 @@ class Engine:
                 logger.exception("devhost engine scheduler error")
                 timeout = 0.5
             self._wake.wait(timeout)
-            self._wake.clear()
 
     def _tick(self) -> float:
         """One scheduling pass; returns how long to sleep (real seconds) at most."""
@@ -786,10 +812,7 @@ class Engine:
     def _run_activity(self, work: dict[str, Any]) -> None:
         payload = json.loads(work["payload"])
         name = payload["name"]
-        try:
-            event_fields = self._invoke_activity(name, payload.get("input"))
-        finally:
-            pass
+        event_fields = self._invoke_activity(name, payload.get("input"))
         try:
             with self._tx() as db:
                 exists = db.execute(
@@ -947,7 +970,7 @@ class Engine:
             "parentInstanceId": row["parent_instance_id"],
             "input": row["input"],
             "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 1,
+            "upperSchemaVersionNew": 2,
         }
         handler = self.orchestrators.get(name)
         state: dict[str, Any]
@@ -1023,6 +1046,8 @@ class Engine:
             ).fetchone()
             if current is None or current["execution_id"] != execution_id:
                 return  # purged or restarted meanwhile
+            if current["status"] in TERMINAL_STATUSES:
+                return  # terminated while the episode ran: its decisions are dropped
             placeholders = ",".join("?" for _ in consumed_seqs)
             db.execute(
                 f"DELETE FROM history WHERE instance_id = ? AND seq IN ({placeholders})",
@@ -1114,9 +1139,9 @@ class Engine:
             scheduled_events.append(_event(TASK_SCHEDULED, now_s, task_id,
                                            Name=call["name"], Input=call["input"]))
             return
+        # Without an explicit id the extension picks one; a deterministic "<parent>:<task id>"
+        # keeps children easy to find (list_instances(instance_id_prefix=parent + ":")).
         child_iid = call.get("instance_id") or f"{iid}:{task_id:04d}"
-        if call.get("instance_id") is None and call.get("attempts", 1) > 1:
-            child_iid = f"{iid}:{task_id:04d}"
         new_children.append((call["name"], child_iid, call["input"], task_id))
         scheduled_events.append(_event(SUB_ORCH_CREATED, now_s, task_id, Name=call["name"],
                                        InstanceId=child_iid, Input=call["input"]))
@@ -1167,7 +1192,9 @@ class Engine:
             "WHERE instance_id = ?",
             (status, output_json, now_s, iid),
         )
-        db.execute("DELETE FROM work WHERE instance_id = ? AND kind = 'timer'", (iid,))
+        # Pending timers die with the instance; scheduled activities are not started any more
+        # (one already running finishes, as on Azure, and its result is dropped).
+        db.execute("DELETE FROM work WHERE instance_id = ?", (iid,))
         etype = {"Completed": EXECUTION_COMPLETED, "Failed": EXECUTION_FAILED}.get(
             status, EXECUTION_TERMINATED
         )

@@ -1,4 +1,4 @@
-"""Errors raised by devhost. Each class is handled differently by callers (HTTP status, CLI exit)."""
+"""Errors raised by devhost; each class is handled differently (HTTP status, CLI exit)."""
 
 __all__ = [
     "AppLoadError",

@@ -1,0 +1,263 @@
+"""Load a v2-model Functions app (``function_app.py``) and index its functions as the host does."""
+
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from devhost.errors import AppLoadError, SettingsError
+
+__all__ = [
+    "AppIndex",
+    "BlobTriggerSpec",
+    "HttpRoute",
+    "TimerTriggerSpec",
+    "load_app",
+    "load_host_json",
+    "load_settings_file",
+    "resolve_setting_refs",
+]
+
+logger = logging.getLogger(__name__)
+
+_SETTING_REF = re.compile(r"%([^%]+)%")
+
+
+def resolve_setting_refs(value: str, environ: Mapping[str, str], *, what: str) -> str:
+    """Replace ``%NAME%`` references with app settings, as the host does for binding values.
+
+    Raises:
+        SettingsError: a referenced setting is not defined (names it and ``what`` uses it).
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise SettingsError(f"{what}: app setting '{name}' (referenced as %{name}%) is not set")
+        return environ[name]
+
+    return _SETTING_REF.sub(sub, value)
+
+
+def load_settings_file(path: Path) -> dict[str, str]:
+    """Read ``Values`` from a local.settings.json file (missing file → empty).
+
+    Raises:
+        SettingsError: the file is not valid JSON or ``Values`` is not an object of scalars.
+    """
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must contain a JSON object")
+    values = data.get("Values", {})
+    if not isinstance(values, dict):
+        raise SettingsError(f"{path}: 'Values' must be an object")
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, (dict, list)):
+            raise SettingsError(f"{path}: Values.{key} must be a string, number or boolean")
+        result[str(key)] = "" if value is None else (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    return result
+
+
+def load_host_json(app_dir: Path) -> dict[str, Any]:
+    """Read ``host.json`` (missing → ``{}``).
+
+    Raises:
+        SettingsError: invalid JSON.
+    """
+    path = app_dir / "host.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must contain a JSON object")
+    return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRoute:
+    """An HTTP-triggered function."""
+
+    function_name: str
+    route: str
+    methods: tuple[str, ...]  # empty = any method
+    auth_level: str  # "anonymous" | "function" | "admin"
+    function: Any = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobTriggerSpec:
+    """A blob-triggered function (``path`` still holds any %SETTING% reference)."""
+
+    function_name: str
+    path: str
+    connection: str
+    arg_name: str
+    function: Any = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerTriggerSpec:
+    """A timer-triggered function (``schedule`` still holds any %SETTING% reference)."""
+
+    function_name: str
+    schedule: str
+    run_on_startup: bool
+    arg_name: str
+    function: Any = field(repr=False)
+
+
+@dataclass(slots=True, kw_only=True)
+class AppIndex:
+    """The indexed functions of an app.
+
+    Attributes:
+        orchestrators: name → SDK handle (context JSON str → result JSON str).
+        activities: name → callable taking the decoded input.
+        http_routes / blob_triggers / timer_triggers: trigger specs.
+        functions: every function name → its trigger type (``httpTrigger`` ...).
+        app: the ``FunctionApp``/``DFApp`` object.
+    """
+
+    orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    activities: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    http_routes: list[HttpRoute] = field(default_factory=list)
+    blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
+    timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
+    functions: dict[str, str] = field(default_factory=dict)
+    app: Any = None
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def _activity_callable(name: str, fn: Callable[..., Any], input_name: str) -> Callable[[Any], Any]:
+    params = inspect.signature(fn).parameters
+    if input_name not in params:
+        raise AppLoadError(
+            f"function '{name}': activity parameter '{input_name}' (input_name) is not an "
+            "argument of the function"
+        )
+
+    def call(value: Any) -> Any:
+        return fn(**{input_name: value})
+
+    call.__name__ = name
+    return call
+
+
+def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool = True) -> AppIndex:
+    """Import ``<app_dir>/function_app.py`` and index its functions.
+
+    Args:
+        app_dir: the app's root folder.
+        module_name: the composition module (``function_app``).
+        isolate: leave ``sys.path`` and ``sys.modules[module_name]`` as they were, so loading a
+            test app in-process does not shadow another ``function_app`` (the host process
+            passes False and keeps the app importable).
+
+    Raises:
+        AppLoadError: the file is missing, fails to import, defines no app, or a function's
+            bindings are invalid (the message names the function).
+    """
+    app_dir = Path(app_dir).resolve()
+    path = app_dir / f"{module_name}.py"
+    if not path.exists():
+        raise AppLoadError(f"{path} not found (is --app-dir the app's root folder?)")
+    added = str(app_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(app_dir))
+    saved = sys.modules.pop(module_name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise AppLoadError(
+            f"{path}: import failed{where}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        if isolate:
+            if added and str(app_dir) in sys.path:
+                sys.path.remove(str(app_dir))
+            if saved is not None:
+                sys.modules[module_name] = saved
+            else:
+                sys.modules.pop(module_name, None)
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
+    if not apps:
+        raise AppLoadError(f"{path}: defines no FunctionApp/DFApp object")
+    app = apps[0]
+    try:
+        functions = app.get_functions()
+    except Exception as exc:
+        raise AppLoadError(f"{path}: indexing failed: {exc}") from exc
+    index = AppIndex(app=app)
+    default_auth = str(_value(getattr(app, "auth_level", "function")) or "function").lower()
+    for fn in functions:
+        name = str(fn.get_function_name())
+        trigger = fn.get_trigger()
+        if trigger is None:
+            raise AppLoadError(f"function '{name}': has no trigger")
+        ttype = str(trigger.type)
+        index.functions[name] = ttype
+        user = fn.get_user_function()
+        trig = trigger.get_dict_repr()
+        try:
+            if ttype == "orchestrationTrigger":
+                index.orchestrators[name] = user
+            elif ttype == "activityTrigger":
+                index.activities[name] = _activity_callable(name, user, trig["name"])
+            elif ttype == "httpTrigger":
+                methods = tuple(str(_value(m)).upper() for m in (trig.get("methods") or []))
+                auth = str(_value(trig.get("authLevel") or default_auth)).lower()
+                route = trig.get("route") or name
+                index.http_routes.append(HttpRoute(
+                    function_name=name, route=route.strip("/"), methods=methods,
+                    auth_level=auth, function=fn))
+            elif ttype == "blobTrigger":
+                if not trig.get("path"):
+                    raise AppLoadError(f"function '{name}': blob trigger needs a path")
+                index.blob_triggers.append(BlobTriggerSpec(
+                    function_name=name, path=trig["path"],
+                    connection=trig.get("connection") or "AzureWebJobsStorage",
+                    arg_name=trig["name"], function=fn))
+            elif ttype == "timerTrigger":
+                if not trig.get("schedule"):
+                    raise AppLoadError(f"function '{name}': timer trigger needs a schedule")
+                index.timer_triggers.append(TimerTriggerSpec(
+                    function_name=name, schedule=trig["schedule"],
+                    run_on_startup=bool(trig.get("runOnStartup")),
+                    arg_name=trig["name"], function=fn))
+            else:
+                logger.warning("function '%s': trigger type %s is not served by devhost",
+                               name, ttype)
+        except KeyError as exc:
+            raise AppLoadError(f"function '{name}': binding is missing {exc}") from exc
+    return index
+
+
+def app_env_defaults() -> dict[str, str]:
+    """Settings Core Tools provides even when local.settings.json does not."""
+    return {"FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsScriptRoot": os.getcwd()}

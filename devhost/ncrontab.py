@@ -1,0 +1,167 @@
+"""Timer trigger schedules: six-field NCRONTAB expressions and TimeSpan intervals.
+
+NCRONTAB fields: ``second minute hour day month day-of-week``. Each field accepts ``*``, numbers,
+lists (``1,5``), ranges (``1-5``), steps (``*/10``, ``0-30/5``) and, for month and day-of-week,
+names (``JAN``, ``MON``). Day-of-week 0 and 7 are Sunday. As in cron, when both day fields are
+restricted a day matches if either matches.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "parse_schedule"]
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
+_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("second", 0, 59, {}),
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 7, _DAYS),
+)
+
+
+def _parse_value(token: str, names: dict[str, int], field: str) -> int:
+    upper = token.upper()
+    if upper in names:
+        return names[upper]
+    if not token.isdigit():
+        raise ValueError(f"schedule field {field}: invalid value {token!r}")
+    return int(token)
+
+
+def _parse_field(
+    text: str, field: str, low: int, high: int, names: dict[str, int]
+) -> frozenset[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        if not part:
+            raise ValueError(f"schedule field {field}: empty list item")
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"schedule field {field}: invalid step {step_text!r}")
+            step = int(step_text)
+        if base == "*":
+            start, end = low, high
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            start, end = _parse_value(a, names, field), _parse_value(b, names, field)
+        else:
+            start = _parse_value(base, names, field)
+            end = high if step_text else start
+        if not (low <= start <= high and low <= end <= high) or start > end:
+            raise ValueError(f"schedule field {field}: {part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    """A parsed six-field NCRONTAB expression."""
+
+    expression: str
+    seconds: frozenset[int]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    day_restricted: bool
+    weekday_restricted: bool
+
+    def _day_matches(self, when: datetime) -> bool:
+        if when.month not in self.months:
+            return False
+        weekday = (when.weekday() + 1) % 7  # Monday=0 in Python → Sunday=0 in cron
+        dom = when.day in self.days
+        dow = weekday in self.weekdays
+        if self.day_restricted and self.weekday_restricted:
+            return dom or dow
+        return dom and dow
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first occurrence strictly after ``after`` (same tzinfo).
+
+        Raises:
+            ValueError: the schedule never fires (e.g. ``0 0 0 31 2 *``).
+        """
+        start = after.replace(microsecond=0) + timedelta(seconds=1)
+        day = start.replace(hour=0, minute=0, second=0)
+        for _ in range(366 * 5):
+            if self._day_matches(day):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        for second in sorted(self.seconds):
+                            candidate = day.replace(hour=hour, minute=minute, second=second)
+                            if candidate >= start:
+                                return candidate
+            day = day + timedelta(days=1)
+        raise ValueError(f"schedule {self.expression!r} never fires")
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSchedule:
+    """A TimeSpan schedule (``hh:mm:ss`` or ``d.hh:mm:ss``): fires every interval."""
+
+    expression: str
+    interval: timedelta
+
+    def next_after(self, after: datetime) -> datetime:
+        """``after`` plus the interval."""
+        return after + self.interval
+
+
+Schedule = CronSchedule | IntervalSchedule
+
+
+def parse_schedule(expression: str) -> Schedule:
+    """Parse an NCRONTAB (six fields) or TimeSpan schedule.
+
+    Raises:
+        ValueError: the expression is invalid (the message names the bad field).
+    """
+    text = expression.strip()
+    parts = text.split()
+    if len(parts) == 1 and ":" in text:
+        days = 0
+        body = text
+        if "." in text.split(":")[0]:
+            day_text, _, body = text.partition(".")
+            if not day_text.isdigit():
+                raise ValueError(f"schedule {expression!r}: invalid TimeSpan")
+            days = int(day_text)
+        pieces = body.split(":")
+        if len(pieces) != 3 or not all(p.isdigit() for p in pieces):
+            raise ValueError(f"schedule {expression!r}: invalid TimeSpan (use hh:mm:ss)")
+        interval = timedelta(days=days, hours=int(pieces[0]), minutes=int(pieces[1]),
+                             seconds=int(pieces[2]))
+        if interval <= timedelta(0):
+            raise ValueError(f"schedule {expression!r}: interval must be positive")
+        return IntervalSchedule(text, interval)
+    if len(parts) != 6:
+        raise ValueError(
+            f"schedule {expression!r}: NCRONTAB needs six fields "
+            "(second minute hour day month day-of-week)"
+        )
+    parsed = [
+        _parse_field(part, name, low, high, names)
+        for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True)
+    ]
+    weekdays = frozenset(0 if d == 7 else d for d in parsed[5])
+    return CronSchedule(
+        expression=text,
+        seconds=parsed[0],
+        minutes=parsed[1],
+        hours=parsed[2],
+        days=parsed[3],
+        months=parsed[4],
+        weekdays=weekdays,
+        day_restricted=parts[3] != "*",
+        weekday_restricted=parts[5] != "*",
+    )

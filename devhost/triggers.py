@@ -1,0 +1,235 @@
+"""Blob and timer triggers: a polling blob scanner with receipts, and an NCRONTAB scheduler."""
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.functions.blob import InputStream
+from azure.functions.timer import TimerRequest
+
+from devhost.app_loader import BlobTriggerSpec, TimerTriggerSpec
+from devhost.clock import Clock
+from devhost.engine import Engine, format_time, parse_time
+from devhost.ncrontab import Schedule
+
+__all__ = ["BlobPoller", "TimerScheduler", "blob_path_regex"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BLOB_ATTEMPTS = 5  # then the blob is "poisoned" (the host moves it to a poison queue)
+
+Invoker = Callable[[Any, str, dict[str, Any]], None]
+
+
+def blob_path_regex(path: str) -> tuple[str, str, re.Pattern[str]]:
+    """Split ``container/pattern`` into (container, literal name prefix, name regex).
+
+    Raises:
+        ValueError: no container part.
+    """
+    container, sep, pattern = path.partition("/")
+    if not container or not sep:
+        raise ValueError(f"blob trigger path {path!r}: expected 'container/{{name}}'")
+    prefix = pattern.split("{", 1)[0]
+    regex = ""
+    for literal, name in re.findall(r"([^{]*)(?:\{([^}]*)\})?", pattern):
+        regex += re.escape(literal)
+        if name:
+            regex += f"(?P<{name}>.+)" if name.isidentifier() else ".+"
+    return container, prefix, re.compile(regex or ".+")
+
+
+class BlobPoller:
+    """Polls the storage account for new or changed blobs and invokes blob-triggered functions.
+
+    Receipts (function + blob name + ETag) live in the engine's state store, so each blob version
+    fires exactly once, across restarts too.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        triggers: list[tuple[BlobTriggerSpec, str, str]],  # spec, resolved path, connection str
+        invoke: Invoker,
+        interval: float,
+    ) -> None:
+        self._engine = engine
+        self._triggers = triggers
+        self._invoke = invoke
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devhost-blobs", daemon=True)
+        self._clients: dict[str, Any] = {}
+
+    def start(self) -> None:
+        """Start polling in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and close storage clients."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        for client in self._clients.values():
+            client.close()
+
+    def _client(self, conn: str) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        if conn not in self._clients:
+            self._clients[conn] = BlobServiceClient.from_connection_string(conn)
+        return self._clients[conn]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for spec, path, conn in self._triggers:
+                try:
+                    self.scan(spec, path, conn)
+                except Exception as exc:
+                    logger.warning("blob trigger %s: scan of %s failed: %s",
+                                   spec.function_name, path, exc)
+                if self._stop.is_set():
+                    return
+            self._stop.wait(self._interval)
+
+    def scan(self, spec: BlobTriggerSpec, path: str, conn: str) -> int:
+        """Scan once; invoke the function for each blob version without a receipt."""
+        container, prefix, regex = blob_path_regex(path)
+        service = self._client(conn)
+        container_client = service.get_container_client(container)
+        if not container_client.exists():
+            return 0
+        fired = 0
+        for item in container_client.list_blobs(name_starts_with=prefix or None,
+                                                include=["metadata"]):
+            match = regex.fullmatch(item.name)
+            if match is None:
+                continue
+            etag = str(item.etag)
+            key = f"blobreceipt:{spec.function_name}:{container}/{item.name}:{etag}"
+            if self._engine.kv_get(key) is not None:
+                continue
+            attempts_key = f"blobattempts:{spec.function_name}:{container}/{item.name}:{etag}"
+            attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
+            blob_client = container_client.get_blob_client(item.name)
+            try:
+                data = blob_client.download_blob(etag=item.etag, match_condition=_if_match()
+                                                  ).readall()
+            except Exception as exc:
+                logger.info("blob %s/%s changed while reading (%s); next scan retries",
+                            container, item.name, type(exc).__name__)
+                continue
+            stream = InputStream(
+                data=data,
+                name=f"{container}/{item.name}",
+                uri=blob_client.url,
+                length=item.size,
+                blob_properties={
+                    "ETag": etag,
+                    "Length": item.size,
+                    "ContentLength": item.size,
+                    "ContentType": item.content_settings.content_type,
+                    "LastModified": item.last_modified.isoformat() if item.last_modified else None,
+                    "CreatedOn": item.creation_time.isoformat() if item.creation_time else None,
+                    "BlobType": str(item.blob_type),
+                },
+                metadata=dict(item.metadata or {}),
+            )
+            binding_data = {"name": match.groupdict().get("name", item.name),
+                            **match.groupdict()}
+            try:
+                self._invoke(spec, f"New blob detected: {container}/{item.name}",
+                             {spec.arg_name: stream, "_binding_data": binding_data})
+            except Exception:
+                self._engine.kv_set(attempts_key, str(attempts))
+                if attempts >= MAX_BLOB_ATTEMPTS:
+                    logger.error("blob %s/%s failed %d times: poisoned (no more retries)",
+                                 container, item.name, attempts)
+                    self._engine.kv_set(key, json.dumps({"poison": True}))
+                continue
+            self._engine.kv_set(key, json.dumps({"at": format_time(self._engine.clock.now())}))
+            fired += 1
+        return fired
+
+
+def _if_match() -> Any:
+    from azure.core import MatchConditions
+
+    return MatchConditions.IfNotModified
+
+
+class TimerScheduler:
+    """Fires timer-triggered functions on their schedules (engine clock: real or virtual)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        triggers: list[tuple[TimerTriggerSpec, Schedule]],
+        invoke: Invoker,
+        clock: Clock,
+    ) -> None:
+        self._engine = engine
+        self._triggers = triggers
+        self._invoke = invoke
+        self._clock = clock
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(spec, schedule),
+                             name=f"devhost-timer-{spec.function_name}", daemon=True)
+            for spec, schedule in triggers
+        ]
+
+    def start(self) -> None:
+        """Start one thread per timer trigger."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop the timers."""
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+    def _fire(self, spec: TimerTriggerSpec, schedule: Schedule, scheduled: datetime,
+              past_due: bool, reason: str) -> None:
+        last_key = f"timer:last:{spec.function_name}"
+        request = TimerRequest(
+            past_due=past_due,
+            schedule_status={"Last": self._engine.kv_get(last_key),
+                             "Next": format_time(schedule.next_after(scheduled)),
+                             "LastUpdated": format_time(self._clock.now())},
+            schedule={"AdjustForDST": True},
+        )
+        try:
+            self._invoke(spec, reason, {spec.arg_name: request})
+        except Exception:
+            logger.debug("timer %s invocation failed", spec.function_name)
+        self._engine.kv_set(last_key, format_time(scheduled))
+
+    def _run(self, spec: TimerTriggerSpec, schedule: Schedule) -> None:
+        now = self._clock.now()
+        last_text = self._engine.kv_get(f"timer:last:{spec.function_name}")
+        if spec.run_on_startup:
+            self._fire(spec, schedule, now, False, "Timer fired at startup (run_on_startup)")
+        elif last_text is not None:
+            missed = schedule.next_after(parse_time(last_text))
+            if missed < now:
+                self._fire(spec, schedule, missed, True, f"Timer is past due (was due {missed})")
+        upcoming = schedule.next_after(self._clock.now())
+        logger.info("timer %s: next occurrence %s", spec.function_name, format_time(upcoming))
+        while not self._stop.is_set():
+            now = self._clock.now()
+            if now >= upcoming:
+                late = now - upcoming > timedelta(seconds=15)
+                self._fire(spec, schedule, upcoming, late,
+                           f"Timer fired at {format_time(now)}")
+                upcoming = schedule.next_after(max(upcoming, self._clock.now()))
+                continue
+            wait = (upcoming - now).total_seconds()
+            # A virtual clock can jump: poll it often instead of sleeping the full interval.
+            self._stop.wait(min(wait, 0.2 if self._clock.virtual else 1.0))
