@@ -36,7 +36,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy batch_endpoint aml_emulator
-	$(BIN)/mypy function_app.py orchestrators activities triggers devhost
+	$(BIN)/mypy function_app.py orchestrators activities triggers devhost scripts bench tests
 
 test: install lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider

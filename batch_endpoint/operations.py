@@ -18,18 +18,29 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from ._client import BatchEndpointClient
 from ._errors import BatchEndpointError
-from ._models import BatchJob, InvalidRunRequest, parse_run_request
+from ._models import BatchJob, InvalidRunRequest, RunRequest, parse_run_request
 from ._policy import job_name_for
 from ._settings import Settings
 from ._status import JobStatus
 
 logger = logging.getLogger(__name__)
 
-ClientFactory = Callable[[str], BatchEndpointClient]
+class JobClient(Protocol):
+    """What the cores need of a batch endpoint client (``BatchEndpointClient`` implements it)."""
+
+    def invoke(self, request: RunRequest, *, job_name: str | None = None,
+               request_id: str | None = None) -> BatchJob: ...
+
+    def get_job(self, name: str) -> BatchJob: ...
+
+    def cancel_job(self, job: BatchJob) -> None: ...
+
+
+#: Returns the client for an endpoint URI (``batch_endpoint.get_client`` in the app).
+ClientFactory = Callable[[str], JobClient]
 
 
 def _require_str(data: Mapping[str, Any], key: str, model: str) -> str:

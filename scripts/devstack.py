@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -84,14 +85,14 @@ def http_ready(url: str, *, ok: Callable[[int], bool] = lambda s: s < 500) -> Ca
 class ManagedProcess:
     """A child process with its output in a log file, stopped for sure on ``stop()``."""
 
-    def __init__(self, args: list[str], *, name: str, log_dir: Path,
+    def __init__(self, args: list[str], *, name: str, log_dir: Path | None = None,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.args = args
         self.name = name
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd or REPO_ROOT
-        self.log_dir = log_dir
-        self.log_path = log_dir / f"{name}.log"
+        self.log_dir: Path = log_dir or Path(tempfile.mkdtemp(prefix=f"{name}-logs-"))
+        self.log_path = self.log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:

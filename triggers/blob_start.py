@@ -30,7 +30,7 @@ bp = df.Blueprint()
 
 
 def _etag(blob: func.InputStream) -> str | None:
-    props = blob.blob_properties or {}
+    props = getattr(blob, "blob_properties", None) or {}
     for key in ("ETag", "Etag", "etag"):
         if props.get(key):
             return str(props[key]).strip('"')

@@ -151,6 +151,7 @@ def test_schedule_fires_and_runs_never_overlap(azurite: Azurite, sample_data, tm
         runs = stack.list_instances("schedule-")
         active = [r for r in runs if r["runtimeStatus"] in ("Running", "Pending")]
         assert len(active) <= 1
+        assert stack.devhost is not None
         assert "still" in stack.devhost.log_text()  # a slot was skipped while the run was active
     finally:
         stack.stop()
@@ -166,6 +167,7 @@ def test_kill9_during_polling_resumes_with_exactly_one_job(azurite: Azurite, sam
         run_id = _start(stack, body).json()["id"]
         wait_until(lambda: stack.run_view(run_id).get("polls", 0) >= 2, timeout=30,
                    what="the run to be polling")
+        assert stack.devhost is not None
         stack.devhost.kill9()
         stack.start_devhost()
         view = stack.wait_run(run_id, timeout=90)

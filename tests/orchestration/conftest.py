@@ -32,7 +32,8 @@ SETTINGS = load_settings({
 
 def handle(decorated) -> Callable[[str], str]:
     """The SDK handle (context JSON → result JSON) behind a decorated orchestrator."""
-    return decorated.build().get_user_function()
+    fn: Callable[[str], str] = decorated.build().get_user_function()
+    return fn
 
 
 @dataclass

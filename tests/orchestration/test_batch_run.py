@@ -126,7 +126,7 @@ def test_cancel_event_cancels_the_job_and_ends_the_run(make_harness):
 
     def wait_polled() -> bool:
         st = h.engine.get_status(iid) or {}
-        return (st.get("customStatus") or {}).get("polls", 0) >= 2
+        return bool((st.get("customStatus") or {}).get("polls", 0) >= 2)
 
     from tests.support import wait_until
     wait_until(wait_polled, timeout=30, what="two polls")

@@ -39,7 +39,7 @@ BINDING = json.dumps({
 })
 
 
-class FakeDurableClient(df.DurableOrchestrationClient):
+class FakeDurableClient(df.DurableOrchestrationClient):  # type: ignore[misc]
     """Keeps instances in a dict; records starts and raised events."""
 
     def __init__(self) -> None:

@@ -20,7 +20,8 @@ EXPECTED = {
 
 def _trigger_type(fn) -> str:
     trigger = fn.get_trigger()
-    return trigger.get_binding_name() if hasattr(trigger, "get_binding_name") else trigger.type
+    return str(trigger.get_binding_name() if hasattr(trigger, "get_binding_name")
+               else trigger.type)
 
 
 def test_function_app_indexes_exactly_the_product_functions():

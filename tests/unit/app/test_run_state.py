@@ -1,6 +1,7 @@
 """Pure decisions of the run orchestrator (batch_endpoint.run_state)."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ PARAMS = {"endpoint_uri": "https://h.westeurope.inference.ml.azure.com/jobs", "p
 
 
 def _job(status="Running", **kw):
-    base = dict(name="bs-1", id="/subscriptions/s/resourceGroups/r/providers/"
+    base: dict[str, Any] = dict(name="bs-1", id="/subscriptions/s/resourceGroups/r/providers/"
                 "Microsoft.MachineLearningServices/workspaces/w/jobs/bs-1",
                 status=JobStatus(status), studio_url="https://ml.azure.com/runs/bs-1",
                 output_uri=None, input_uri=None, error_message=None, created_at=None)
