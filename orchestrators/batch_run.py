@@ -67,6 +67,10 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     else:
         state = yield from _submit(context, raw)
 
+    # One cancel waiter per execution, reused by every wait: the SDK hands an event to the
+    # newest waiter, so a fresh waiter per loop would let a cancel raised while a status check
+    # runs land on the previous (abandoned) waiter and be lost.
+    cancel = None if state.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
     for _ in range(POLLS_PER_EXECUTION):
         if is_done(state):
             return _finish(context, state)
@@ -81,11 +85,13 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
         wake_at = next_check(state, now)
         context.set_custom_status(custom_status(state, Phase.WAITING, next_check_at=wake_at))
         timer = context.create_timer(wake_at)
-        cancel = context.wait_for_external_event(CANCEL_EVENT)
-        winner = yield context.task_any([timer, cancel])
-        if winner == cancel:
-            timer.cancel()
-            if not state.cancel_requested:
+        if cancel is None:
+            yield timer
+        else:
+            winner = yield context.task_any([timer, cancel])
+            if winner == cancel:
+                timer.cancel()
+                cancel = None
                 _log(context, "cancel requested for job %s", state.job.name)
                 state = state.with_cancel_requested()
                 context.set_custom_status(custom_status(state, Phase.CANCELLING))

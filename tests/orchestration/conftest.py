@@ -54,6 +54,7 @@ class FakeEndpoint:
     cancels: list[str] = field(default_factory=list)
     cancelled: bool = False
     cursors: dict[str, int] = field(default_factory=dict)
+    on_get: Callable[[int], None] | None = None  # called (outside the lock) with the get count
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _job(self, name: str, status: str) -> BatchJob:
@@ -83,6 +84,9 @@ class FakeEndpoint:
                 entry = self.script[min(i, len(self.script) - 1)]
             else:
                 entry = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            count = self.gets
+        if self.on_get is not None:
+            self.on_get(count)
         if isinstance(entry, Exception):
             raise entry
         return self._job(name, entry)

@@ -1,5 +1,6 @@
 """``batch_endpoint_run`` through the real SDK replay on devhost's engine, in virtual time."""
 
+import threading
 from datetime import datetime, timedelta
 
 import azure.durable_functions as df
@@ -135,6 +136,26 @@ def test_cancel_event_cancels_the_job_and_ends_the_run(make_harness):
 
     assert status["runtimeStatus"] == "Failed"
     assert "ended Canceled: it was canceled on request" in status["output"]
+    assert len(h.fake.cancels) == 1
+
+
+def test_cancel_raised_while_a_status_check_runs_is_not_lost(make_harness):
+    in_poll, release = threading.Event(), threading.Event()
+
+    def on_get(count: int) -> None:
+        if count == 2:  # hold the second status check until the cancel has been raised
+            in_poll.set()
+            release.wait(10)
+
+    h = make_harness(["Running"], on_get=on_get)
+    iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
+    assert in_poll.wait(10)
+    h.engine.raise_event(iid, "cancel", {})
+    release.set()
+    status = h.engine.wait_for_completion(iid, timeout=60)
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "canceled on request" in status["output"]
     assert len(h.fake.cancels) == 1
 
 
