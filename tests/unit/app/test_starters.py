@@ -304,3 +304,53 @@ def test_schedule_without_input_setting_is_skipped(client, app_settings, monkeyp
     get_settings.cache_clear()
     _call(schedule_start.start_run_on_schedule, func.timer.TimerRequest(past_due=False), client)
     assert client.started == []
+
+
+# Every parameter of the design's table, each with a bad value: a 400 that names it.
+BAD_PARAMETERS = [
+    ("endpoint_uri", "ftp://heart.westeurope.inference.ml.azure.com/jobs"),
+    ("endpoint_uri", "https://heart.westeurope.inference.ml.azure.com/score"),
+    ("endpoint_uri", "https://evil.example.com/jobs"),
+    ("endpoint_input_uri", None),
+    ("endpoint_input_uri", "/home/me/data.csv"),
+    ("endpoint_input_uri", "https://acct.blob.core.windows.net/c/d?sig=secret"),
+    ("endpoint_input_type", "MLTable"),
+    ("endpoint_output_uri", "https://acct.blob.core.windows.net/c/out.csv"),
+    ("endpoint_output_uri", "azureml://datastores/workspaceblobstore/paths/out/"),
+    ("poll_interval", 5),
+    ("poll_interval", 99999),
+    ("poll_interval", "soon"),
+    ("poll_interval", True),
+    ("timeout", 0),
+    ("timeout", 10**9),
+    ("deployment_name", "has spaces"),
+    ("input_name", "1-bad"),
+    ("output_name", "score-out"),
+    ("mini_batch_size", 0),
+    ("instance_count", -1),
+    ("error_threshold", -2),
+    ("max_retries", -1),
+    ("retry_timeout", 0),
+    ("output_file_name", "../escape.csv"),
+    ("not_a_parameter", 1),
+]
+
+
+@pytest.mark.usefixtures("app_settings")
+@pytest.mark.parametrize(("field", "value"), BAD_PARAMETERS)
+def test_every_bad_parameter_is_a_400_naming_it(client, field, value):
+    body = {**GOOD_BODY}
+    if value is None:
+        body.pop(field, None)
+    else:
+        body[field] = value
+    resp = _call(http_runs.start_run_http, _post(body), client)
+
+    assert resp.status_code == 400
+    error = _json(resp)["error"]
+    assert error["code"] == "InvalidRunRequest"
+    details = {d["field"]: d["message"] for d in error["details"]}
+    assert field in details
+    assert details[field]  # a message says what is expected
+    assert "secret" not in json.dumps(error)  # a SAS is never echoed back
+    assert client.started == []
