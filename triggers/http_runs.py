@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -72,9 +73,17 @@ def _accepted(req: func.HttpRequest, client: df.DurableOrchestrationClient, inst
     return _json(body, 202, headers)
 
 
-def _instance_id_param(req: func.HttpRequest) -> str | None:
-    value = req.route_params.get("instance_id", "")
-    return value if is_valid_instance_id(value) else None
+async def _find_run(req: func.HttpRequest, client: df.DurableOrchestrationClient
+                    ) -> tuple[str, Any, func.HttpResponse | None]:
+    """``(instance_id, status, None)`` for a known run, else ``(.., .., error response)``."""
+    instance_id = req.route_params.get("instance_id", "")
+    if not is_valid_instance_id(instance_id):
+        return instance_id, None, _invalid("instance_id", "is not a valid run id")
+    status = await client.get_status(instance_id)
+    if not status:
+        return instance_id, None, _json(
+            error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+    return instance_id, status, None
 
 
 @bp.route(route="runs", methods=["POST"])
@@ -122,12 +131,9 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 @bp.route(route="runs/{instance_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    instance_id = _instance_id_param(req)
-    if instance_id is None:
-        return _invalid("instance_id", "is not a valid run id")
-    status = await client.get_status(instance_id)
-    if not status:
-        return _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+    instance_id, status, problem = await _find_run(req, client)
+    if problem is not None:
+        return problem
     view = run_view(
         instance_id=instance_id,
         name=status.name,
@@ -143,12 +149,9 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 @bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    instance_id = _instance_id_param(req)
-    if instance_id is None:
-        return _invalid("instance_id", "is not a valid run id")
-    status = await client.get_status(instance_id)
-    if not status:
-        return _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+    instance_id, status, problem = await _find_run(req, client)
+    if problem is not None:
+        return problem
     runtime = getattr(status.runtime_status, "value", status.runtime_status)
     if status.name != ORCHESTRATOR_NAME:
         return _json(error_body("NotABatchRun", f"Run '{instance_id}' is not a batch run."), 409)
