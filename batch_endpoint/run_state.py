@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from ._models import BatchJob
+from ._policy import deadline_from, next_check_time
 from ._status import JobStatus, is_final
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
@@ -123,7 +124,7 @@ class RunState:
         interval = int(run_parameters["poll_interval"])
         timeout = int(run_parameters["timeout"])
         return cls(run_parameters=run_parameters, job=job, started=started,
-                   deadline=started + timedelta(seconds=timeout), poll_interval=interval)
+                   deadline=deadline_from(started, timeout), poll_interval=interval)
 
 
 def is_done(state: RunState) -> bool:
@@ -132,7 +133,7 @@ def is_done(state: RunState) -> bool:
 
 def next_check(state: RunState, now: datetime) -> datetime:
     """When to poll next: one interval from now, but never after the deadline."""
-    return min(now + timedelta(seconds=state.poll_interval), state.deadline)
+    return next_check_time(now, state.poll_interval, state.deadline)
 
 
 def deadline_passed(state: RunState, now: datetime) -> bool:

@@ -61,11 +61,6 @@ def blob_source_name(blob_name: str) -> str:
     return blob_name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def strip_query(uri: str) -> str:
-    """Drop any query string (a SAS token must never reach a job, a log or a status)."""
-    return uri.split("?", 1)[0].split("#", 1)[0]
-
-
 def describe_problems(details: object) -> str:
     """``field: message; field: message`` for an ``InvalidRunRequest``'s details."""
     parts = [f"{getattr(d, 'field', '?')}: {getattr(d, 'message', d)}"

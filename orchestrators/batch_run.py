@@ -23,7 +23,8 @@ import logging
 import azure.durable_functions as df
 
 from activities.jobs import CANCEL_ACTIVITY, GET_ACTIVITY, INVOKE_ACTIVITY
-from batch_endpoint import BatchJob
+from batch_endpoint import BatchJob, JobStatus
+from batch_endpoint.operations import JobRef
 from batch_endpoint.run_state import (
     CANCEL_EVENT,
     MAX_CONSECUTIVE_POLL_FAILURES,
@@ -122,8 +123,8 @@ def _submit(context: df.DurableOrchestrationContext, params: dict):
 
 def _poll(context: df.DurableOrchestrationContext, state: RunState):
     context.set_custom_status(custom_status(state, Phase.POLLING))
-    ref = {"endpoint_uri": state.endpoint_uri, "job_name": state.job.name,
-           "run_id": context.instance_id}
+    ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
+                 run_id=context.instance_id).to_dict()
     try:
         outcome = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
@@ -138,21 +139,21 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
 
 
 def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
-    ref = {"endpoint_uri": state.endpoint_uri, "job_name": state.job.name,
-           "job_id": state.job.id, "run_id": context.instance_id}
+    """Ask for the job's cancellation; a failure is logged, never raised (best effort)."""
+    ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
+                 run_id=context.instance_id, job_id=state.job.id or None).to_dict()
     try:
         outcome = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:
         _log(context, "cancelling job %s failed: %s", state.job.name, exc)
-        return False
+        return
     if not outcome.get("ok"):
         _log(context, "cancelling job %s failed: %s", state.job.name,
              activity_error_message(outcome, "cancel"))
-    return bool(outcome.get("ok"))
 
 
 def _finish(context: df.DurableOrchestrationContext, state: RunState):
-    if state.job.status.value == "Completed":
+    if state.job.status is JobStatus.COMPLETED:
         context.set_custom_status(custom_status(state, Phase.COMPLETED))
         _log(context, "job %s completed after %d polls", state.job.name, state.polls)
         return completed_output(state, context.current_utc_datetime)

@@ -15,12 +15,11 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request
+from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request, redact_url
 from batch_endpoint.starts import (
     blob_source_name,
     describe_problems,
     instance_id_for_blob,
-    strip_query,
 )
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
@@ -53,7 +52,7 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
     settings = get_settings()
     try:
         request = parse_run_request(
-            {"endpoint_input_uri": strip_query(blob.uri or ""), "endpoint_input_type": "UriFile"},
+            {"endpoint_input_uri": redact_url(blob.uri or ""), "endpoint_input_type": "UriFile"},
             settings,
             run_id=instance_id,
             now=datetime.now(UTC),
