@@ -26,10 +26,9 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from scripts.devstack import PYTHON, REPO_ROOT, Stack, wait_until
+from scripts.devstack import PYTHON, REPO_ROOT, Stack, read_predictions, wait_until
 
 INPUT_URI = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
-DATASTORE_CONTAINER = "azureml-blobstore"
 TRIGGER_CONTAINER = "scoring-input"
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 
@@ -121,11 +120,7 @@ def _follow(stack: Stack, runs: list[Run], timeout: float) -> None:
 
 
 def _predictions(stack: Stack, output_uri: str) -> tuple[int, float]:
-    prefix = "azureml://datastores/workspaceblobstore/paths/"
-    path = output_uri[len(prefix):] if output_uri.startswith(prefix) else output_uri
-    service = BlobServiceClient.from_connection_string(stack.connection_string)
-    data = service.get_blob_client(DATASTORE_CONTAINER, path).download_blob().readall()
-    rows = [line.split(",") for line in data.decode().splitlines() if line.strip()]
+    rows = read_predictions(stack.connection_string, output_uri)
     positives = sum(1 for r in rows if len(r) >= 2 and r[1].strip() == "1")
     return len(rows), (positives / len(rows) if rows else 0.0)
 

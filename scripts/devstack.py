@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from azure.storage.blob import BlobServiceClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -35,6 +36,9 @@ DEV_ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 ENDPOINT_NAME = "heart-classifier"
+#: The emulator's default datastore map: ``workspaceblobstore`` → this Azurite container.
+DATASTORE_CONTAINER = "azureml-blobstore"
+_DATASTORE_PREFIX = "azureml://datastores/workspaceblobstore/paths/"
 
 
 def free_port() -> int:
@@ -173,6 +177,16 @@ def start_azurite(*, port: int, location: Path, log_dir: Path) -> ManagedProcess
     ).start()
     proc.wait_ready(http_ready(f"http://127.0.0.1:{port}/{DEV_ACCOUNT}", ok=lambda s: s > 0))
     return proc
+
+
+def read_predictions(connection_string: str, output_uri: str) -> list[list[str]]:
+    """The ``row,prediction,file_name`` lines a job wrote to ``output_uri`` (in Azurite)."""
+    if not output_uri.startswith(_DATASTORE_PREFIX):
+        raise ValueError(f"not a workspaceblobstore path: {output_uri}")
+    service = BlobServiceClient.from_connection_string(connection_string)
+    blob = service.get_blob_client(DATASTORE_CONTAINER, output_uri[len(_DATASTORE_PREFIX):])
+    data = blob.download_blob().readall()
+    return [line.split(",") for line in data.decode().splitlines() if line.strip()]
 
 
 @dataclass

@@ -4,26 +4,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from scripts.devstack import Stack
 from tests.support import Azurite
 
 INPUT_FOLDER = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
-DATASTORE_CONTAINER = "azureml-blobstore"
 
 
 def make_stack(tmp: Path, azurite: Azurite, **kwargs) -> Stack:
     stack = Stack(run_dir=tmp, azurite_port=azurite.port, external_azurite=True, **kwargs)
     stack.start()
     return stack
-
-
-def read_predictions(azurite: Azurite, output_uri: str) -> list[list[str]]:
-    path = output_uri.split("/paths/", 1)[1]
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    data = service.get_blob_client(DATASTORE_CONTAINER, path).download_blob().readall()
-    return [line.split(",") for line in data.decode().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")

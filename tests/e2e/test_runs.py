@@ -6,8 +6,8 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from scripts.devstack import Stack, wait_until
-from tests.e2e.conftest import INPUT_FOLDER, make_stack, read_predictions
+from scripts.devstack import Stack, read_predictions, wait_until
+from tests.e2e.conftest import INPUT_FOLDER, make_stack
 from tests.support import Azurite
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def test_http_run_scores_the_folder_and_reports_its_output(stack: Stack, azurite
     output = view["output"]
     assert output == durable["output"]
     assert body["id"] in output["output_uri"]
-    rows = read_predictions(azurite, output["output_uri"])
+    rows = read_predictions(azurite.connection_string, output["output_uri"])
     assert len(rows) == 303
     assert {r[2] for r in rows} == {f"heart-unlabeled-{i}.csv" for i in range(4)}
     assert {r[1] for r in rows} == {"0", "1"}
@@ -128,7 +128,7 @@ def test_blob_upload_starts_exactly_one_run(stack: Stack, azurite: Azurite, samp
     (instance,) = stack.list_instances("blob-")
     view = stack.wait_run(instance["instanceId"])
     assert view["runtime_status"] == "Completed"
-    rows = read_predictions(azurite, view["output"]["output_uri"])
+    rows = read_predictions(azurite.connection_string, view["output"]["output_uri"])
     assert len(rows) == 100
     assert {r[2] for r in rows} == {"e2e-one.csv"}
     # Observation window (not synchronisation): the trigger polls every second; a few more
