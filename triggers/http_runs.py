@@ -20,7 +20,13 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import InvalidRunRequest, SettingsError, get_settings, parse_run_request
+from batch_endpoint import (
+    FieldError,
+    InvalidRunRequest,
+    SettingsError,
+    get_settings,
+    parse_run_request,
+)
 from batch_endpoint.run_state import CANCEL_EVENT
 from batch_endpoint.starts import (
     ACTIVE_STATUSES,
@@ -45,8 +51,8 @@ def _json(body: dict, status: int, headers: dict | None = None) -> func.HttpResp
 
 
 def _invalid(field: str, message: str) -> func.HttpResponse:
-    return _json(error_body("InvalidRunRequest", f"Invalid run request: {field}: {message}",
-                            [{"field": field, "message": message}]), 400)
+    """400 for one bad field, in the same shape as every other invalid run request."""
+    return _json(InvalidRunRequest([FieldError(field, message)]).to_error_body(), 400)
 
 
 def _misconfigured(exc: SettingsError) -> func.HttpResponse:
@@ -78,7 +84,7 @@ async def _find_run(req: func.HttpRequest, client: df.DurableOrchestrationClient
     """``(instance_id, status, None)`` for a known run, else ``(.., .., error response)``."""
     instance_id = req.route_params.get("instance_id", "")
     if not is_valid_instance_id(instance_id):
-        return instance_id, None, _invalid("instance_id", "is not a valid run id")
+        return instance_id, None, _invalid("instance_id", "instance_id is not a valid run id")
     status = await client.get_status(instance_id)
     if not status:
         return instance_id, None, _json(
@@ -92,7 +98,7 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     try:
         body = req.get_json()
     except ValueError:
-        return _invalid("body", "must be a JSON object of run parameters")
+        return _invalid("body", "body must be a JSON object of run parameters")
 
     key = req.headers.get(IDEMPOTENCY_HEADER)
     if key is not None:
@@ -162,6 +168,6 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     await client.raise_event(instance_id, CANCEL_EVENT,
                              {"requested_at": datetime.now(UTC).isoformat()})
     logger.info("run %s: cancel requested", instance_id)
-    return _json({"id": instance_id, "cancel_requested": True,
-                  "runStatusUri": _run_uri(req, instance_id)}, 202,
-                 {"Location": _run_uri(req, instance_id)})
+    run_uri = _run_uri(req, instance_id)
+    return _json({"id": instance_id, "cancel_requested": True, "runStatusUri": run_uri}, 202,
+                 {"Location": run_uri})
