@@ -5,10 +5,8 @@ it can be used from bindings, the local host, benchmarks and tests alike.
 """
 
 from batch_endpoint._allowlist import (
-    check_endpoint,
     check_host,
     host_allowed,
-    is_loopback,
     parse_host_pattern,
 )
 from batch_endpoint._auth import (
@@ -57,6 +55,12 @@ from batch_endpoint._policy import (
 )
 from batch_endpoint._settings import Settings, SettingsError, get_settings, load_settings
 from batch_endpoint._status import FINAL_STATUSES, JobStatus, is_final
+from batch_endpoint._transport import (
+    BearerTokenAuth,
+    GuardedAdapter,
+    HostGuard,
+    connection_target,
+)
 from batch_endpoint._uris import (
     INPUT_TYPES,
     endpoint_uri_problem,
@@ -66,22 +70,27 @@ from batch_endpoint._uris import (
     validate_input_uri,
     validate_output_uri,
 )
+from batch_endpoint._url import MAX_URL_LENGTH, ServiceUrl, character_problem, is_loopback
 
 __all__ = [
     "ARM_CANCEL_API_VERSION",
     "DEV_TOKEN",
     "FINAL_STATUSES",
     "INPUT_TYPES",
+    "MAX_URL_LENGTH",
     "OUTPUT_TEMPLATE_FIELDS",
     "AuthError",
     "BatchEndpointClient",
     "BatchEndpointError",
     "BatchJob",
     "BatchJobFailed",
+    "BearerTokenAuth",
     "ClientError",
     "ConflictError",
     "CredentialTokenProvider",
     "FieldError",
+    "GuardedAdapter",
+    "HostGuard",
     "HostNotAllowedError",
     "HttpError",
     "InvalidRunRequest",
@@ -89,14 +98,16 @@ __all__ = [
     "NotFoundError",
     "RetryableHttpError",
     "RunRequest",
+    "ServiceUrl",
     "Settings",
     "SettingsError",
     "StaticTokenProvider",
     "TokenProvider",
     "TransportError",
     "backoff_delay",
-    "check_endpoint",
+    "character_problem",
     "check_host",
+    "connection_target",
     "create_token_provider",
     "deadline_from",
     "default_output_uri",

@@ -14,37 +14,15 @@ import ipaddress
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from batch_endpoint._errors import HostNotAllowedError
-
-if TYPE_CHECKING:
-    from batch_endpoint._settings import Settings
+from batch_endpoint._url import ServiceUrl, is_loopback
 
 logger = logging.getLogger(__name__)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is the local machine (``localhost``, ``127.0.0.0/8`` or ``::1``).
-
-    Args:
-        host: A host name or IP literal, optionally in IPv6 brackets.
-
-    Returns:
-        True for loopback hosts only.
-    """
-    name = host.strip().lower().strip("[]").rstrip(".")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_host_pattern(pattern: str) -> tuple[str, int | None]:
@@ -133,36 +111,27 @@ def host_allowed(host: str, port: int | None, patterns: Sequence[str]) -> bool:
     return False
 
 
-def _host_and_port(uri: str) -> tuple[str, int | None, str]:
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("endpoint URI is not a valid URL") from exc
-    host = parts.hostname or ""
-    if not host:
-        raise ValueError("endpoint URI has no host")
-    scheme = parts.scheme.lower()
-    return host, port if port is not None else _DEFAULT_PORTS.get(scheme), scheme
-
-
-def check_host(uri: str, allowed_hosts: Sequence[str], auth_mode: str) -> None:
+def check_host(uri: "str | ServiceUrl", allowed_hosts: Sequence[str], auth_mode: str) -> None:
     """Refuse ``uri`` unless its host may receive a token under ``auth_mode``.
 
+    The host is taken from the one strict reading of the URL (:class:`ServiceUrl`), the same
+    parts every request to it is built from.
+
     Args:
-        uri: The endpoint URI.
+        uri: The endpoint URI, as text or already parsed.
         allowed_hosts: Allowlist patterns.
         auth_mode: ``"azure"`` or ``"none"``; ``"none"`` is only for loopback hosts.
 
     Raises:
-        ValueError: ``uri`` has no parsable host.
+        ValueError: ``uri`` is not a valid service URL.
         HostNotAllowedError: The host fails the allowlist, or auth ``none`` with a remote host.
     """
-    host, port, _ = _host_and_port(uri)
-    shown = f"{host}:{port}" if port not in (None, 443, 80) else host
-    if not host_allowed(host, port, allowed_hosts):
+    url = uri if isinstance(uri, ServiceUrl) else ServiceUrl.parse(uri)
+    port = url.effective_port
+    shown = url.netloc if port not in (443, 80) else url.host
+    if not host_allowed(url.host, port, allowed_hosts):
         raise HostNotAllowedError(shown)
-    if auth_mode == "none" and not is_loopback(host):
+    if auth_mode == "none" and not is_loopback(url.host):
         raise HostNotAllowedError(
             shown,
             reason=(
@@ -170,17 +139,3 @@ def check_host(uri: str, allowed_hosts: Sequence[str], auth_mode: str) -> None:
                 "token) is only allowed for 127.0.0.1, localhost and ::1"
             ),
         )
-
-
-def check_endpoint(uri: str, settings: "Settings") -> None:
-    """Refuse ``uri`` unless its host passes ``settings.allowed_hosts`` and the auth mode.
-
-    Args:
-        uri: The endpoint URI.
-        settings: Supplies ``allowed_hosts`` and ``auth_mode``.
-
-    Raises:
-        ValueError: ``uri`` has no parsable host.
-        HostNotAllowedError: The host fails the allowlist, or auth ``none`` with a remote host.
-    """
-    check_host(uri, settings.allowed_hosts, settings.auth_mode)

@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from batch_endpoint._allowlist import check_host, is_loopback
+from batch_endpoint._allowlist import check_host
 from batch_endpoint._auth import TokenProvider, create_token_provider
 from batch_endpoint._errors import (
     AuthError,
@@ -39,7 +38,9 @@ from batch_endpoint._errors import (
 from batch_endpoint._models import BatchJob, RunRequest
 from batch_endpoint._policy import backoff_delay, parse_retry_after
 from batch_endpoint._settings import get_settings
-from batch_endpoint._uris import validate_endpoint_uri
+from batch_endpoint._transport import BearerTokenAuth, GuardedAdapter, HostGuard, data_plane_guard
+from batch_endpoint._uris import parse_endpoint_uri
+from batch_endpoint._url import ServiceUrl
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,13 @@ def _classify(response: requests.Response, host: str) -> HttpError:
 class BatchEndpointClient:
     """Client for one batch endpoint (``{scoringUri}`` ending in ``/jobs``).
 
+    The endpoint URI is read once into :class:`ServiceUrl` parts and every request URL is built
+    from them. Tokens are attached by :class:`BearerTokenAuth`, which checks the prepared
+    request's real target against the allowlist (the data-plane token) or the ARM host (the ARM
+    token) just before sending.
+
     Args:
-        endpoint_uri: The endpoint's scoring URI.
+        endpoint_uri: The endpoint's scoring URI (text, or already parsed).
         token_provider: Data-plane tokens (``https://ml.azure.com/.default``).
         session: The process's shared ``requests.Session`` (see :func:`get_session`).
         allowed_hosts: ``BATCH_ENDPOINT_ALLOWED_HOSTS`` patterns.
@@ -134,7 +140,7 @@ class BatchEndpointClient:
 
     def __init__(
         self,
-        endpoint_uri: str,
+        endpoint_uri: "str | ServiceUrl",
         token_provider: TokenProvider,
         *,
         session: requests.Session,
@@ -149,19 +155,19 @@ class BatchEndpointClient:
         arm_token_provider: TokenProvider | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        validate_endpoint_uri(endpoint_uri)
-        check_host(endpoint_uri, allowed_hosts, auth_mode)
+        endpoint = _parse_endpoint(endpoint_uri)
+        check_host(endpoint, allowed_hosts, auth_mode)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         if retry_budget_seconds < 0:
             raise ValueError(f"retry_budget_seconds must be >= 0, got {retry_budget_seconds}")
         if len(timeout) != 2 or min(timeout) <= 0:
             raise ValueError(f"timeout must be (connect, read) > 0, got {timeout!r}")
-        if arm_endpoint is not None:
-            arm_endpoint = _validate_arm_endpoint(arm_endpoint)
-        self.endpoint_uri = endpoint_uri
-        self._host = urlsplit(endpoint_uri).netloc
-        self._tokens = token_provider
+        arm = _parse_arm_endpoint(arm_endpoint) if arm_endpoint is not None else None
+        self._endpoint = endpoint
+        self.endpoint_uri = endpoint.url
+        self._host = endpoint.netloc
+        self._auth = BearerTokenAuth(token_provider, data_plane_guard(allowed_hosts, auth_mode))
         self._session = session
         self._timeout = timeout
         self._max_attempts = max_attempts
@@ -169,8 +175,13 @@ class BatchEndpointClient:
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
-        self.arm_endpoint = arm_endpoint
-        self._arm_tokens = arm_token_provider
+        self._arm = arm
+        self.arm_endpoint = arm.url if arm is not None else None
+        self._arm_auth = (
+            BearerTokenAuth(arm_token_provider, HostGuard.exact(arm, purpose="the ARM token"))
+            if arm is not None and arm_token_provider is not None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"BatchEndpointClient({self.endpoint_uri!r})"
@@ -232,8 +243,8 @@ class BatchEndpointClient:
                     return existing
             response = self._send_once(
                 "POST",
-                self.endpoint_uri,
-                self._tokens,
+                self._endpoint.url,
+                self._auth,
                 headers=headers,
                 json=body,
                 accepted=(200, 201),
@@ -272,7 +283,7 @@ class BatchEndpointClient:
         url = self._job_url(name)
 
         def attempt() -> BatchJob:
-            response = self._send_once("GET", url, self._tokens, accepted=(200,))
+            response = self._send_once("GET", url, self._auth, accepted=(200,))
             return self._job_from(response)
 
         return self._retrying("get_job", attempt)
@@ -302,17 +313,19 @@ class BatchEndpointClient:
                 "(/subscriptions/.../workspaces/<ws>/...)"
             )
         _validate_job_name(job.name)
-        if self.arm_endpoint is None or self._arm_tokens is None:
+        if self._arm is None or self._arm_auth is None:
             raise ValueError("cancel_job needs arm_endpoint and arm_token_provider")
         # ARM cancels workspace jobs by name, whatever the tail of the data-plane id looks like.
+        # The workspace path matched a strict pattern and the name is quoted: the host stays
+        # the validated ARM host.
         url = (
-            f"{self.arm_endpoint}{match.group(0)}/jobs/{quote(job.name, safe='')}/cancel"
+            f"{self._arm.url}{match.group(0)}/jobs/{quote(job.name, safe='')}/cancel"
             f"?api-version={ARM_CANCEL_API_VERSION}"
         )
-        tokens = self._arm_tokens
+        auth = self._arm_auth
 
         def attempt() -> None:
-            self._send_once("POST", url, tokens, accepted=(200, 202, 204))
+            self._send_once("POST", url, auth, accepted=(200, 202, 204))
 
         self._retrying("cancel_job", attempt)
         logger.info("requested cancel of batch job %s", job.name)
@@ -321,12 +334,13 @@ class BatchEndpointClient:
 
     def _job_url(self, name: str) -> str:
         _validate_job_name(name)
-        return f"{self.endpoint_uri}/{quote(name, safe='')}"
+        # quote(safe="") escapes '/', '\\', '@', '?' and '#': the name cannot reach the authority.
+        return f"{self._endpoint.url}/{quote(name, safe='')}"
 
     def _find_job_once(self, name: str) -> BatchJob | None:
         """One GET of the job: the job, or None on 404 (other errors propagate)."""
         try:
-            response = self._send_once("GET", self._job_url(name), self._tokens, accepted=(200,))
+            response = self._send_once("GET", self._job_url(name), self._auth, accepted=(200,))
         except NotFoundError:
             return None
         return self._job_from(response)
@@ -351,21 +365,27 @@ class BatchEndpointClient:
         self,
         method: str,
         url: str,
-        tokens: TokenProvider,
+        auth: BearerTokenAuth,
         *,
         accepted: tuple[int, ...],
         headers: dict[str, str] | None = None,
         json: Any = None,
     ) -> requests.Response:
-        """One HTTP exchange; raises the classified error for anything not ``accepted``."""
+        """One HTTP exchange; raises the classified error for anything not ``accepted``.
+
+        ``auth`` attaches the token (fetched per attempt: the provider caches it, and a long
+        retry may cross an expiry) only after checking the prepared request's real target.
+
+        Raises:
+            HostNotAllowedError: The target may not receive the token; nothing was sent.
+        """
         host = urlsplit(url).netloc
         all_headers = {"Accept": "application/json", **(headers or {})}
-        # Fetched per attempt: cached by the provider, and a long retry may cross an expiry.
-        all_headers["Authorization"] = f"Bearer {tokens.get_token()}"
         try:
             response = self._session.request(
                 method,
                 url,
+                auth=auth,
                 headers=all_headers,
                 json=json,
                 data=None if json is not None else (b"" if method == "POST" else None),
@@ -448,25 +468,23 @@ def _validate_job_name(name: str) -> None:
         raise ValueError(f"invalid job name {name!r}: must be non-empty without '/', '?', '#'")
 
 
-def _validate_arm_endpoint(url: str) -> str:
-    value = url.rstrip("/")
-    parts = urlsplit(value)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    if (
-        not host
-        or parts.path
-        or parts.query
-        or parts.fragment
-        or "@" in parts.netloc
-        or scheme not in ("https", "http")
-        or (scheme == "http" and not is_loopback(host))
-    ):
+def _parse_endpoint(uri: "str | ServiceUrl") -> ServiceUrl:
+    if isinstance(uri, ServiceUrl):
+        return uri
+    problem, url = parse_endpoint_uri(uri)
+    if url is None:
+        raise ValueError(f"endpoint URI {problem}")
+    return url
+
+
+def _parse_arm_endpoint(url: str) -> ServiceUrl:
+    try:
+        return ServiceUrl.parse(url, allow_path=False)
+    except ValueError as exc:
         raise ValueError(
-            "arm_endpoint must be an https URL without path (http only for loopback hosts), "
-            f"got {redact_url(url)!r}"
-        )
-    return value
+            "arm_endpoint must be an https URL without path (http only for loopback hosts): "
+            f"it {exc}"
+        ) from exc
 
 
 @functools.cache
@@ -476,7 +494,8 @@ def get_session() -> requests.Session:
     Treat it as read-only: headers go on each request, not on the session.
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=32)
+    # GuardedAdapter: a request carrying a token leaves only for the host its auth approved.
+    adapter = GuardedAdapter(pool_connections=16, pool_maxsize=32)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -501,10 +520,10 @@ def get_client(endpoint_uri: str) -> BatchEndpointClient:
     """
     settings = get_settings()
     # Validate before building token providers so a refused host never causes credential work.
-    validate_endpoint_uri(endpoint_uri)
-    check_host(endpoint_uri, settings.allowed_hosts, settings.auth_mode)
+    endpoint = _parse_endpoint(endpoint_uri)
+    check_host(endpoint, settings.allowed_hosts, settings.auth_mode)
     return BatchEndpointClient(
-        endpoint_uri,
+        endpoint,
         create_token_provider(settings, scope=settings.token_scope),
         session=get_session(),
         allowed_hosts=settings.allowed_hosts,

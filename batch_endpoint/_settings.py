@@ -24,6 +24,7 @@ from batch_endpoint._uris import (
     output_uri_problem,
     shown,
 )
+from batch_endpoint._url import ServiceUrl
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +168,14 @@ def _scope(raw: str) -> str:
 
 
 def _arm_endpoint(raw: str) -> str:
-    value = raw.rstrip("/")
-    # Reuse the endpoint rules (https, or http for loopback; no query/user info) on a fake path.
-    problem = endpoint_uri_problem(value + "/jobs")
-    if problem or value.count("/") > 2:
+    # The same strict reading as endpoint URIs: the ARM token goes to this host.
+    try:
+        return ServiceUrl.parse(raw, allow_path=False).url
+    except ValueError as exc:
         raise ValueError(
             "must be an https URL with no path, e.g. https://management.azure.com "
-            f"(http only for loopback hosts), got {shown(raw)}"
-        )
-    return value
+            f"(http only for loopback hosts): it {exc}"
+        ) from exc
 
 
 def _output_template(raw: str) -> str:

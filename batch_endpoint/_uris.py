@@ -13,10 +13,9 @@ compute mounts data with its own identity, and a SAS would end up in histories a
 
 import logging
 import re
-from urllib.parse import SplitResult, urlsplit
 
-from batch_endpoint._allowlist import is_loopback
 from batch_endpoint._errors import redact_url
+from batch_endpoint._url import MAX_URL_LENGTH, ServiceUrl, character_problem, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,10 @@ ACCEPTED_INPUT_FORMS = (
 
 
 def shown(value: str) -> str:
-    """``value`` made safe to echo in an error: query string removed, truncated, quoted.
+    """``value`` made safe to echo in an error: query string removed, truncated, ASCII-quoted.
+
+    ``ascii()`` escapes every control, bidi, zero-width and other non-ASCII character, so the
+    echo can neither hide nor reorder text in a log or terminal.
 
     Args:
         value: A user-supplied URI or string.
@@ -70,30 +72,37 @@ def shown(value: str) -> str:
     text = redact_url(value) if ("?" in value or "#" in value or "@" in value) else value
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 3] + "..."
-    return repr(text)
+    return ascii(text)
 
 
-def _split(uri: str) -> SplitResult | None:
-    try:
-        parts = urlsplit(uri)
-        _ = parts.port  # raises ValueError for a bad port
-    except ValueError:
-        return None
-    return parts
+# Percent-encoded '.', '/' and '\': a store or a later decoder may read them as path syntax.
+_ENCODED_PATH_SYNTAX = re.compile(r"%(?:2e|2f|5c)", re.IGNORECASE)
 
 
 def _path_problem(path: str) -> str | None:
+    if "\\" in path:
+        return "must not contain backslashes"
+    if _ENCODED_PATH_SYNTAX.search(path):
+        return "must not contain percent-encoded '.', '/' or '\\' (%2e, %2f, %5c)"
     segments = path.split("/")
     if any(seg in {".", ".."} for seg in segments):
         return "must not contain '.' or '..' path segments"
     return None
 
 
+def _text_problem(uri: str) -> str | None:
+    """Rules shared by every URI field: length, and no control/invisible characters."""
+    if len(uri) > MAX_URL_LENGTH:
+        return f"must be at most {MAX_URL_LENGTH} characters, got {len(uri)}"
+    return character_problem(uri)
+
+
 def endpoint_uri_problem(uri: str) -> str | None:
     """What is wrong with a batch endpoint scoring URI, or None.
 
-    Rules: absolute ``https`` URL (``http`` only for loopback hosts), path ending in ``/jobs``,
-    no query string, fragment or user info.
+    Rules: the one strict reading of :class:`ServiceUrl` (``https``, ``http`` only for
+    loopback hosts; no user info, query, fragment, percent-escapes, backslashes or invisible
+    characters; a DNS or IP host without a trailing dot), and a path ending in ``/jobs``.
 
     Args:
         uri: The candidate URI.
@@ -101,24 +110,15 @@ def endpoint_uri_problem(uri: str) -> str | None:
     Returns:
         None when valid, else a short problem description.
     """
-    if not uri or uri != uri.strip() or any(c.isspace() for c in uri):
-        return f"must be an absolute https URL ending in /jobs without spaces, got {shown(uri)}"
-    parts = _split(uri)
-    if parts is None or not parts.hostname:
-        return f"must be an absolute https URL ending in /jobs, got {shown(uri)}"
-    scheme = parts.scheme.lower()
-    if parts.query or parts.fragment or "?" in uri or "#" in uri:
-        return "must not carry a query string or fragment"
-    if "@" in parts.netloc:
-        return "must not carry user info (user:password@)"
-    if scheme == "http":
-        if not is_loopback(parts.hostname):
-            return f"must use https (http is only allowed for loopback hosts), got {shown(uri)}"
-    elif scheme != "https":
-        return f"must be an absolute https URL ending in /jobs, got {shown(uri)}"
-    if not parts.path.endswith("/jobs"):
-        return f"must end in /jobs (the endpoint's scoring URI), got {shown(uri)}"
-    return _path_problem(parts.path)
+    return parse_endpoint_uri(uri)[0]
+
+
+def parse_endpoint_uri(uri: str) -> tuple[str | None, ServiceUrl | None]:
+    """``(None, url)`` for a valid endpoint scoring URI, else ``(problem, None)``."""
+    try:
+        return None, ServiceUrl.parse(uri, path_suffix="/jobs")
+    except ValueError as exc:
+        return f"is not a valid https scoring URI ending in /jobs: it {exc}", None
 
 
 def input_uri_problem(uri: str, input_type: str = "UriFolder") -> str | None:
@@ -133,8 +133,11 @@ def input_uri_problem(uri: str, input_type: str = "UriFolder") -> str | None:
     """
     if not uri.strip():
         return "must not be empty"
-    if uri != uri.strip() or any(c in uri for c in "\r\n\t"):
-        return f"must not contain leading/trailing spaces or control characters, got {shown(uri)}"
+    if uri != uri.strip():
+        return f"must not contain leading/trailing spaces, got {shown(uri)}"
+    text_problem = _text_problem(uri)
+    if text_problem:
+        return text_problem
     if "?" in uri or "#" in uri:
         return (
             "must not carry a SAS token or query string "
@@ -163,30 +166,26 @@ def input_uri_problem(uri: str, input_type: str = "UriFolder") -> str | None:
     else:
         return f"must be one of: {ACCEPTED_INPUT_FORMS}; got {shown(uri)}"
     if problem is None:
-        problem = _path_problem(urlsplit(uri).path if "://" in uri else uri)
+        problem = _path_problem(uri)
     if problem is None and input_type == "UriFile" and uri.endswith("/"):
         problem = "names a folder (ends in '/') but endpoint_input_type is UriFile"
     return problem
 
 
 def _http_input_problem(uri: str) -> str | None:
-    parts = _split(uri)
-    if parts is None or not parts.hostname:
-        return f"is not a valid URL, got {shown(uri)}"
-    if "@" in parts.netloc:
-        return "must not carry user info (user:password@)"
-    host = parts.hostname.lower()
-    scheme = parts.scheme.lower()
-    if is_loopback(host):
-        pass  # Azurite and other local emulators, http or https
-    elif scheme != "https":
-        return f"must use https for remote storage, got {shown(uri)}"
-    elif not _STORAGE_HOST.match(host):
+    """Blob/ADLS (or loopback emulator) URL: its origin read by the strict service-URL rules."""
+    path_start = uri.find("/", uri.index("://") + 3)
+    origin = uri if path_start < 0 else uri[:path_start]
+    try:
+        url = ServiceUrl.parse(origin, allow_path=False)
+    except ValueError as exc:
+        return f"is not a valid storage URL: its host part {exc}"
+    if not is_loopback(url.host) and not _STORAGE_HOST.match(url.host):
         return (
             "must be an Azure Blob/ADLS URL (<account>.blob.core.windows.net or "
             f"<account>.dfs.core.windows.net, or a sovereign cloud), got {shown(uri)}"
         )
-    if parts.path.strip("/") == "":
+    if path_start < 0 or uri[path_start:].strip("/") == "":
         return f"must name a container and path, got {shown(uri)}"
     return None
 
@@ -205,10 +204,13 @@ def output_uri_problem(uri: str) -> str | None:
     """
     if not uri.strip():
         return "must not be empty"
+    if uri != uri.strip():
+        return f"must not contain leading/trailing spaces, got {shown(uri)}"
+    text_problem = _text_problem(uri)
+    if text_problem:
+        return text_problem
     if "?" in uri or "#" in uri:
         return "must not carry a SAS token or query string"
-    if uri != uri.strip() or any(c in uri for c in "\r\n\t"):
-        return f"must not contain leading/trailing spaces or control characters, got {shown(uri)}"
     match = _SHORT_DATASTORE.match(uri) or _LONG_DATASTORE.match(uri)
     if not match:
         return (

@@ -4,7 +4,7 @@ import pytest
 
 from batch_endpoint import (
     HostNotAllowedError,
-    check_endpoint,
+    check_host,
     endpoint_uri_problem,
     host_allowed,
     input_uri_problem,
@@ -198,7 +198,9 @@ def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
 
-def test_check_endpoint_uses_allowlist_and_auth_mode() -> None:
+
+
+def test_check_host_uses_allowlist_and_auth_mode() -> None:
     azure = load_settings({})
     offline = load_settings(
         {
@@ -207,13 +209,16 @@ def test_check_endpoint_uses_allowlist_and_auth_mode() -> None:
         }
     )
 
-    check_endpoint("https://ep.westeurope.inference.ml.azure.com/jobs", azure)
-    check_endpoint("http://127.0.0.1:5100/endpoints/e/jobs", offline)
+    def check(uri: str, settings) -> None:
+        check_host(uri, settings.allowed_hosts, settings.auth_mode)
+
+    check("https://ep.westeurope.inference.ml.azure.com/jobs", azure)
+    check("http://127.0.0.1:5100/endpoints/e/jobs", offline)
     with pytest.raises(HostNotAllowedError, match="BATCH_ENDPOINT_ALLOWED_HOSTS") as refused:
-        check_endpoint("https://collector.evil.com/jobs", azure)
+        check("https://collector.evil.com/jobs", azure)
     assert "collector.evil.com" in str(refused.value)
     assert refused.value.retryable is False
     with pytest.raises(HostNotAllowedError, match="loopback"):
-        check_endpoint("https://ep.example.com/jobs", offline)
+        check("https://ep.example.com/jobs", offline)
     with pytest.raises(HostNotAllowedError):
-        check_endpoint("http://127.0.0.1:5999/jobs", offline)
+        check("http://127.0.0.1:5999/jobs", offline)
