@@ -22,8 +22,10 @@ from batch_endpoint._uris import (
     endpoint_uri_problem,
     input_uri_problem,
     output_uri_problem,
+    parse_endpoint_uri,
     shown,
 )
+from batch_endpoint._url import MAX_URL_LENGTH, character_problem
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,15 @@ _OVERRIDE_INTS: dict[str, int] = {
     "max_retries": 0,
     "retry_timeout": 1,
 }
+#: Longest accepted text per field; URIs share MAX_URL_LENGTH, every other field is short.
+_MAX_TEXT: dict[str, int] = {
+    "endpoint_uri": MAX_URL_LENGTH,
+    "endpoint_input_uri": MAX_URL_LENGTH,
+    "endpoint_output_uri": MAX_URL_LENGTH,
+    "output_file_name": 255,
+}
+_MAX_OTHER_TEXT = 256
+_MAX_PARAMETERS = 64
 _KNOWN_KEYS: tuple[str, ...] = (
     "endpoint_uri",
     "endpoint_input_uri",
@@ -325,12 +336,32 @@ def parse_run_request(
     def bad(field: str, message: str) -> None:
         errors.append(FieldError(field, f"{field} {message}"))
 
+    if len(body) > _MAX_PARAMETERS:
+        raise InvalidRunRequest(
+            [FieldError("body", f"body has {len(body)} parameters; at most {_MAX_PARAMETERS}")]
+        )
     for key in body:
         if key not in _KNOWN_KEYS:
-            bad(str(key)[:60], f"is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}")
+            name = _field_name(key)
+            errors.append(
+                FieldError(
+                    name,
+                    f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}",
+                )
+            )
+    for key in _KNOWN_KEYS:
+        value = body.get(key)
+        if isinstance(value, str):
+            limit = _MAX_TEXT.get(key, _MAX_OTHER_TEXT)
+            if len(value) > limit:
+                bad(key, f"must be at most {limit} characters, got {len(value)}")
+            elif character_problem(value):
+                bad(key, character_problem(value) or "")
 
     def text(field: str) -> str | None:
         """The field as a stripped string; None when absent/null/empty; error if not a string."""
+        if field in _fields(errors):
+            return None  # already refused for its length or characters
         value = body.get(field)
         if value is None:
             return None
@@ -360,12 +391,13 @@ def parse_run_request(
         if endpoint is None:
             bad("endpoint_uri", "is required (no default: BATCH_ENDPOINT_URI is not set)")
     if endpoint is not None:
-        problem = endpoint_uri_problem(endpoint)
-        if problem:
-            bad("endpoint_uri", problem)
+        problem, endpoint_url = parse_endpoint_uri(endpoint)
+        if endpoint_url is None:
+            bad("endpoint_uri", problem or "")
         else:
+            endpoint = endpoint_url.url  # the canonical text, rebuilt from the parsed parts
             try:
-                check_host(endpoint, settings.allowed_hosts, settings.auth_mode)
+                check_host(endpoint_url, settings.allowed_hosts, settings.auth_mode)
             except (ValueError, BatchEndpointError) as exc:
                 bad("endpoint_uri", f"is refused: {exc}")
     # endpoint_input_type
@@ -449,6 +481,13 @@ def parse_run_request(
 
 
 _INPUT_HINT = "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
+
+
+def _field_name(key: object) -> str:
+    """An unknown parameter's name as it may be echoed: ASCII-escaped and at most 60 long."""
+    text = key if isinstance(key, str) else str(key)
+    escaped = ascii(text)[1:-1]
+    return escaped if len(escaped) <= 60 else escaped[:57] + "..."
 
 
 def _fields(errors: list[FieldError]) -> set[str]:

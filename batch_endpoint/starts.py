@@ -8,10 +8,13 @@ orchestration instance, and a starter that finds that instance starts nothing ne
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from batch_endpoint._models import FieldError, InvalidRunRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -20,6 +23,70 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
 #: Runtime statuses after which an instance id may be reused by a *new* run.
 ENDED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 ACTIVE_STATUSES = frozenset({"Pending", "Running", "Suspended", "ContinuedAsNew"})
+
+
+#: The largest request body a route reads (a run request is well under 4 KiB).
+MAX_BODY_BYTES = 64 * 1024
+#: The deepest JSON nesting a route parses (run parameters are one flat object).
+MAX_JSON_DEPTH = 8
+
+# One left-to-right pass: a string token (its closing quote optional, so an unterminated
+# string ends the scan instead of being retried from every later quote) or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+class BodyTooLarge(ValueError):
+    """A request body over :data:`MAX_BODY_BYTES` (HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"body is {size} bytes; the limit is {limit} bytes")
+
+    def to_error_body(self) -> dict[str, Any]:
+        """The HTTP 413 body, in the shape of every other error."""
+        detail = {"field": "body", "message": f"body must be at most {self.limit} bytes"}
+        return error_body("PayloadTooLarge", f"The request {self}.", [detail])
+
+
+def _invalid_body(message: str) -> InvalidRunRequest:
+    return InvalidRunRequest([FieldError("body", f"body {message}")])
+
+
+def decode_json_body(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES,
+                     max_depth: int = MAX_JSON_DEPTH) -> object:
+    """Decode a request body as JSON within bounds, before anything is started.
+
+    The size is checked first, then UTF-8, then the nesting depth (scanned without recursion,
+    so a 100,000-deep array cannot exhaust the parser's stack), then the JSON itself, with
+    ``NaN`` and ``Infinity`` refused.
+
+    Raises:
+        BodyTooLarge: ``raw`` is over ``max_bytes``.
+        InvalidRunRequest: Field ``body``: not UTF-8, too deep, or not JSON.
+    """
+    if len(raw) > max_bytes:
+        raise BodyTooLarge(len(raw), max_bytes)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid_body("must be UTF-8 encoded JSON") from None
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        kind = token.group()[0]
+        if kind == '"':
+            continue
+        depth += 1 if kind in "[{" else -1
+        if depth > max_depth:
+            raise _invalid_body(f"must not nest JSON deeper than {max_depth} levels")
+
+    def refuse_constant(name: str) -> object:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except (ValueError, RecursionError):
+        raise _invalid_body("must be a JSON object of run parameters") from None
 
 
 def _digest(text: str, length: int = 32) -> str:

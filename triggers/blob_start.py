@@ -60,7 +60,7 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
         )
     except InvalidRunRequest as exc:
         problems = describe_problems(exc.details)
-        raise ValueError(f"cannot start a run for blob {name}: {problems}") from exc
+        raise ValueError(f"cannot start a run for blob {name!a}: {problems}") from exc
     try:
         await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
     except Exception:

@@ -1,8 +1,9 @@
 """HTTP routes: start a run, read a run, cancel a run.
 
 - ``POST /api/runs``: body = run parameters (ADF names). 400 names every bad field and starts
-  nothing. An ``Idempotency-Key`` header maps to a deterministic instance id, so a repeated call
-  returns the existing run (202, ``Idempotent-Replayed: true``) and starts nothing new.
+  nothing; a body over 64 KiB is 413 and is not parsed; JSON nested deeper than a flat object
+  needs is 400. An ``Idempotency-Key`` header maps to a deterministic instance id, so a repeated
+  call returns the existing run (202, ``Idempotent-Replayed: true``) and starts nothing new.
 - ``GET /api/runs/{instance_id}``: the friendly run view (job name, job status, polls, next
   check, Studio link, output or error); 404 for unknown ids.
 - ``POST /api/runs/{instance_id}/cancel``: raises the ``cancel`` event; the orchestrator cancels
@@ -31,6 +32,8 @@ from batch_endpoint.run_state import CANCEL_EVENT
 from batch_endpoint.starts import (
     ACTIVE_STATUSES,
     IDEMPOTENCY_HEADER,
+    BodyTooLarge,
+    decode_json_body,
     error_body,
     instance_id_for_idempotency_key,
     is_valid_instance_id,
@@ -96,9 +99,11 @@ async def _find_run(req: func.HttpRequest, client: df.DurableOrchestrationClient
 @bp.durable_client_input(client_name="client")
 async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     try:
-        body = req.get_json()
-    except ValueError:
-        return _invalid("body", "body must be a JSON object of run parameters")
+        body = decode_json_body(req.get_body() or b"")
+    except BodyTooLarge as exc:
+        return _json(exc.to_error_body(), 413)
+    except InvalidRunRequest as exc:
+        return _json(exc.to_error_body(), 400)
 
     key = req.headers.get(IDEMPOTENCY_HEADER)
     if key is not None:
