@@ -131,3 +131,17 @@ def test_arm_token_goes_only_to_the_arm_host(servers) -> None:
     with pytest.raises(HostNotAllowedError):
         client.cancel_job(job)
     assert trap.requests == []
+
+
+def test_token_over_plain_http_is_never_sent_through_a_proxy(servers) -> None:
+    good, trap = servers
+    guard = HostGuard((f"127.0.0.1:{good.port}",), loopback_only=True)
+    session = get_session()
+    prepared = session.prepare_request(
+        requests.Request("GET", f"{good.base_url}{JOBS}/j1",
+                         auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard))
+    )
+    with pytest.raises(HostNotAllowedError, match="proxy"):
+        session.send(prepared, proxies={"http": trap.base_url}, timeout=(2, 2))
+    assert trap.requests == []
+    assert good.requests == []
