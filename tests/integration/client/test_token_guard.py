@@ -45,6 +45,15 @@ def _client(good: ScriptedServer) -> BatchEndpointClient:
     )
 
 
+def _approved_request(good: ScriptedServer) -> requests.PreparedRequest:
+    """A GET to the good server, its token attached by the auth hook."""
+    guard = HostGuard((f"127.0.0.1:{good.port}",), loopback_only=True)
+    return get_session().prepare_request(
+        requests.Request("GET", f"{good.base_url}{JOBS}/j1",
+                         auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard))
+    )
+
+
 def test_endpoint_swapped_after_validation_sends_nothing(servers, caplog) -> None:
     good, trap = servers
     client = _client(good)
@@ -65,12 +74,8 @@ def test_endpoint_swapped_after_validation_sends_nothing(servers, caplog) -> Non
 
 def test_prepared_url_changed_after_auth_is_refused_by_the_adapter(servers) -> None:
     good, trap = servers
-    guard = HostGuard((f"127.0.0.1:{good.port}",), loopback_only=True)
     session = get_session()
-    prepared = session.prepare_request(
-        requests.Request("GET", f"{good.base_url}{JOBS}/j1",
-                         auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard))
-    )
+    prepared = _approved_request(good)
     assert prepared.headers["Authorization"] == f"Bearer {TOKEN}"
 
     prepared.url = f"{trap.base_url}{JOBS}/j1"
@@ -135,12 +140,8 @@ def test_arm_token_goes_only_to_the_arm_host(servers) -> None:
 
 def test_token_over_plain_http_is_never_sent_through_a_proxy(servers) -> None:
     good, trap = servers
-    guard = HostGuard((f"127.0.0.1:{good.port}",), loopback_only=True)
     session = get_session()
-    prepared = session.prepare_request(
-        requests.Request("GET", f"{good.base_url}{JOBS}/j1",
-                         auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard))
-    )
+    prepared = _approved_request(good)
     with pytest.raises(HostNotAllowedError, match="proxy"):
         session.send(prepared, proxies={"http": trap.base_url}, timeout=(2, 2))
     assert trap.requests == []
