@@ -21,7 +21,7 @@ from batch_endpoint._url import ServiceUrl, is_loopback
 logger = logging.getLogger(__name__)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\Z")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 

@@ -29,10 +29,10 @@ from batch_endpoint._url import MAX_URL_LENGTH, character_problem
 
 logger = logging.getLogger(__name__)
 
-_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}$")
-_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}\Z")
+_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
 # Bounded digit count: int() of a huge digit string is slow and raises past 4300 digits.
-_INT_TEXT = re.compile(r"^[+-]?\d{1,15}$")
+_INT_TEXT = re.compile(r"^[+-]?[0-9]{1,15}\Z")  # ASCII digits: int() also reads "١٠"
 _MAX_ERROR_MESSAGE = 1000
 #: Job overrides are Int32 on the service side.
 _INT32_MAX = 2**31 - 1
@@ -359,7 +359,7 @@ def parse_run_request(
                 bad(key, character_problem(value) or "")
 
     def text(field: str) -> str | None:
-        """The field as a stripped string; None when absent/null/empty; error if not a string."""
+        """The field's text; None when absent, null or ""; an error if not a clean string."""
         if field in _fields(errors):
             return None  # already refused for its length or characters
         value = body.get(field)
@@ -368,7 +368,12 @@ def parse_run_request(
         if not isinstance(value, str):
             bad(field, f"must be a string, got {type(value).__name__}")
             return None
-        return value.strip() or None
+        if not value:
+            return None  # ADF passes parameters that were not given as ""
+        if value != value.strip():
+            bad(field, "must not have leading or trailing whitespace")
+            return None
+        return value
 
     def integer(field: str, low: int, high: int | None = None) -> int | None:
         value = body.get(field)

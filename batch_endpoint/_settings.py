@@ -32,7 +32,7 @@ AUTH_MODES: tuple[str, ...] = ("azure", "none")
 DEFAULT_OUTPUT_URI_TEMPLATE = (
     "azureml://datastores/workspaceblobstore/paths/batch-scoring/{date}/{run_id}/predictions.csv"
 )
-_NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+$")
+_NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+\Z")
 _T = TypeVar("_T")
 
 

@@ -26,25 +26,25 @@ _ARM_WS = (
     rf"/subscriptions/{_SEG}/resourcegroups/{_SEG}"
     rf"/providers/microsoft\.machinelearningservices/workspaces/{_SEG}"
 )
-_SHORT_DATASTORE = re.compile(rf"^azureml://datastores/({_SEG})/paths/(.+)$", re.IGNORECASE)
+_SHORT_DATASTORE = re.compile(rf"^azureml://datastores/({_SEG})/paths/(.+)\Z", re.IGNORECASE)
 _LONG_DATASTORE = re.compile(
     rf"^azureml://subscriptions/{_SEG}/resourcegroups/{_SEG}"
     rf"(?:/providers/microsoft\.machinelearningservices)?/workspaces/{_SEG}"
-    rf"/datastores/({_SEG})/paths/(.+)$",
+    rf"/datastores/({_SEG})/paths/(.+)\Z",
     re.IGNORECASE,
 )
 _ARM_DATASTORE = re.compile(
-    rf"^(?:azureml:)?{_ARM_WS}/datastores/({_SEG})/paths/(.+)$", re.IGNORECASE
+    rf"^(?:azureml:)?{_ARM_WS}/datastores/({_SEG})/paths/(.+)\Z", re.IGNORECASE
 )
-_ARM_ASSET = re.compile(rf"^(?:azureml:)?{_ARM_WS}/data/{_SEG}/versions/{_SEG}$", re.IGNORECASE)
+_ARM_ASSET = re.compile(rf"^(?:azureml:)?{_ARM_WS}/data/{_SEG}/versions/{_SEG}\Z", re.IGNORECASE)
 _LOCATION_ASSET = re.compile(
     rf"^azureml://locations/{_SEG}/workspaces/{_SEG}/data/{_SEG}/versions/"
-    rf"(?:labels/)?{_SEG}$",
+    rf"(?:labels/)?{_SEG}\Z",
     re.IGNORECASE,
 )
 _STORAGE_HOST = re.compile(
     r"^[a-z0-9]{3,24}\.(?:blob|dfs)\.core\."
-    r"(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)$"
+    r"(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)\Z"
 )
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 _MAX_SHOWN = 120

@@ -35,11 +35,11 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _ALLOWED_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/[]"
 )
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
-_DECIMAL_OCTET = re.compile(r"^(?:0|[1-9][0-9]{0,2})$")
-_PORT = re.compile(r"^[1-9][0-9]{0,4}$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)\Z")
+_DECIMAL_OCTET = re.compile(r"^(?:0|[1-9][0-9]{0,2})\Z")
+_PORT = re.compile(r"^[1-9][0-9]{0,4}\Z")
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+\Z")
 _SCHEME_SEP = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _ZERO_WIDTH_OR_BIDI = frozenset(
     "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"

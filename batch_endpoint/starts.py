@@ -17,8 +17,10 @@ from typing import Any
 from batch_endpoint._models import FieldError, InvalidRunRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
+# Starts with a letter or digit: "." and ".." would name the instances collection itself in the
+# management API's URLs.
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}\Z")
 
 #: Runtime statuses after which an instance id may be reused by a *new* run.
 ENDED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
