@@ -7,6 +7,7 @@ __all__ = [
     "InstanceGoneError",
     "InstanceNotFoundError",
     "OrchestratorNotFoundError",
+    "RequestRejected",
     "SettingsError",
 ]
 
@@ -40,3 +41,17 @@ class InstanceGoneError(DevhostError):
 
 class OrchestratorNotFoundError(DevhostError):
     """``start_new`` named an orchestrator function the app does not define."""
+
+
+class RequestRejected(DevhostError):
+    """devhost answers an HTTP request itself, before any app code, and closes the connection.
+
+    Args:
+        status: the HTTP status to answer (4xx, or 501 for an unknown transfer coding).
+        message: a short reason for the JSON body (never echoes request data).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
