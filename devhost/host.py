@@ -4,16 +4,21 @@ One ``ThreadingHTTPServer`` serves the app's HTTP routes (``/api/...``), the Dur
 API (``/runtime/webhooks/durabletask/...``, system key required), the SDK client's RPC endpoint
 (``/durabletask/...``, loopback callers only, no key, like the extension's local RPC port) and
 the admin API (``/admin/host/status``, ``/admin/devhost/clock/advance``).
+
+Before any body is read, a request passes ``devhost.wire``: request-target, framing, key (for
+routes that need one), then the body cap. See README "As a network listener".
 """
 
-import hmac
 import inspect
 import ipaddress
 import json
 import logging
+import math
 import os
 import secrets
+import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +26,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote
 
 import azure.functions as func
 
@@ -44,11 +49,12 @@ from devhost.engine import (
     OrchestratorNotFoundError,
     parse_time,
 )
-from devhost.errors import AppLoadError, SettingsError
+from devhost.errors import AppLoadError, RequestRejected, SettingsError
 from devhost.logs import function_invocation
 from devhost.ncrontab import Schedule, parse_schedule
 from devhost.routing import RouteTemplate, compile_route
 from devhost.triggers import BlobPoller, TimerScheduler
+from devhost.wire import Framing, body_limit, framing_of, key_matches, read_body, split_target
 
 __all__ = ["Host", "HostConfig"]
 
@@ -56,6 +62,11 @@ logger = logging.getLogger(__name__)
 
 MGMT_PREFIX = "/runtime/webhooks/durabletask/"
 RPC_PREFIX = "/durabletask/"
+
+# After refusing a request whose body is still arriving: drop input for at most this long (and
+# this long without any) before closing, so the client can read the answer (see _linger).
+_LINGER_SECONDS = 2.0
+_LINGER_IDLE_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +137,7 @@ class Host:
         self.function_key = self._function_key()
         self.blob_triggers = self._resolve_blob_triggers() if config.triggers else []
         self.timer_triggers = self._resolve_timer_triggers() if config.triggers else []
+        self.body_limit = body_limit(os.environ)
         self.server = _Server((config.host, config.port), _make_handler(self))
         self.port = int(self.server.server_address[1])
         self._server_thread = threading.Thread(
@@ -376,16 +388,34 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
         # Keep-alive clients would otherwise stall ~40 ms per call (Nagle + delayed ACK).
         disable_nagle_algorithm = True
 
+        # Per request, reset in parse_request.
+        _framing = Framing(length=None, chunked=False)
+        _body_pending = False  # body bytes follow that nobody has read
+        _expect_continue = False  # the client waits for "100 Continue" before the body
+        _responded = False
+
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("%s - %s", self.address_string(), format % args)
+
+        def parse_request(self) -> bool:
+            self._framing = Framing(length=None, chunked=False)
+            self._body_pending = self._expect_continue = self._responded = False
+            return super().parse_request()
+
+        def handle_expect_100(self) -> bool:
+            # http.server would answer "100 Continue" right away, inviting the body before the
+            # key, route and size are checked; _read_body sends it once the body is wanted.
+            self._expect_continue = True
+            return True
 
         # -------------------------------------------------------------- plumbing
 
         def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None,
-                  raw: bytes | None = None) -> None:
+                  raw: bytes | None = None, *, close: bool = False) -> None:
             data = raw if raw is not None else (
                 b"" if body is None else json.dumps(body).encode()
             )
+            self._responded = True
             self.send_response(status)
             sent_type = False
             for key, value in (headers or {}).items():
@@ -395,49 +425,111 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             if not sent_type and raw is None and body is not None:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
+            if close or self._body_pending:
+                # The unread body would otherwise be parsed as the next request.
+                self.send_header("Connection", "close")  # also sets self.close_connection
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+            if self._body_pending:
+                self._linger()
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length > 0 else b""
+        def _linger(self) -> None:
+            """Drop what the client still sends, for a moment, then let the connection close.
+
+            Closing a socket with unread input makes the kernel answer with a reset, and a
+            client still uploading loses our response; so shut our sending side and discard
+            (never keep) input until EOF, a pause or the deadline, as nginx's lingering close.
+            """
+            sock = self.connection
+            chunk = bytearray(65536)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            try:
+                self.wfile.flush()
+                sock.shutdown(socket.SHUT_WR)
+                while (left := deadline - time.monotonic()) > 0:
+                    sock.settimeout(min(left, _LINGER_IDLE_SECONDS))
+                    if not sock.recv_into(chunk):
+                        break
+            except OSError:  # timeout, reset: the connection is closing anyway
+                pass
+
+        def _read_body(self) -> bytes:
+            """The request body (after the route and key checks; never over the cap)."""
+            if not self._body_pending:
+                return b""
+            if (self._framing.length or 0) > host.body_limit:
+                raise RequestRejected(413, f"request body larger than {host.body_limit} bytes")
+            if self._expect_continue:
+                self._expect_continue = False
+                self.send_response_only(100)
+                self.end_headers()
+            data = read_body(self.rfile, self._framing, host.body_limit)
+            self._body_pending = False
+            return data
 
         def _key_ok(self, query: dict[str, list[str]]) -> bool:
-            codes = query.get("code") or []
-            given = (codes[0] if codes else None) or self.headers.get("x-functions-key")
-            return bool(given) and hmac.compare_digest(str(given), host.function_key)
+            # As the Functions host: the x-functions-key header wins over ?code=.
+            header = self.headers.get("x-functions-key")
+            codes = query.get("code")
+            given = header if header is not None else (codes[0] if codes else None)
+            return key_matches(given, host.function_key)
+
+        def _unauthorized(self) -> None:
+            self._send(401, close=True)
 
         def _dispatch(self) -> None:
             try:
-                parts = urlsplit(self.path)
-                path = unquote(parts.path)
-                query = parse_qs(parts.query, keep_blank_values=True)
-                body = self._body()
-                if path == "/admin/host/status":
-                    self._send(200, {"state": "Running", "version": "devhost",
-                                     "taskHub": host.task_hub})
-                elif path == "/admin/devhost/clock/advance":
-                    self._clock_advance(query)
-                elif path.startswith(MGMT_PREFIX):
-                    if not self._key_ok(query):
-                        self._send(401)
-                        return
-                    self._management(path[len(MGMT_PREFIX):], query, body)
-                elif path.startswith(RPC_PREFIX):
-                    if not _is_loopback(self.client_address[0]) and not self._key_ok(query):
-                        self._send(401)
-                        return
-                    self._management(path[len(RPC_PREFIX):], query, body)
+                self._handle()
+            except (ConnectionError, TimeoutError):  # the client went away, even mid-answer
+                self.close_connection = True
+
+        def _handle(self) -> None:
+            try:
+                raw_path, raw_query = split_target(self.path)
+                self._framing = framing_of(self.headers,
+                                           http10=self.request_version == "HTTP/1.0")
+                self._body_pending = self._framing.has_body
+                path = unquote(raw_path)
+                query = parse_qs(raw_query, keep_blank_values=True)
+                self._public(path, raw_path, raw_query, query)
+            except RequestRejected as exc:
+                if self._responded:
+                    self.close_connection = True
                 else:
-                    self._http_trigger(parts.path, parts.query, query, body)
+                    self._send(exc.status, {"error": exc.message}, close=True)
+            except (ConnectionError, TimeoutError):
+                raise
             except Exception:
                 logger.error("devhost request %s %s failed:\n%s", self.command,
-                             urlsplit(self.path).path, traceback.format_exc())
-                self._send(500, {"error": "Internal Server Error"})
+                             self.path.partition("?")[0], traceback.format_exc())
+                if self._responded:
+                    self.close_connection = True
+                else:
+                    self._send(500, {"error": "Internal Server Error"}, close=True)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+        def _public(self, path: str, raw_path: str, raw_query: str,
+                    query: dict[str, list[str]]) -> None:
+            if path == "/admin/host/status":
+                self._send(200, {"state": "Running", "version": "devhost",
+                                 "taskHub": host.task_hub})
+            elif path == "/admin/devhost/clock/advance":
+                self._clock_advance(query)
+            elif path.startswith(MGMT_PREFIX):
+                if not self._key_ok(query):  # from every caller, loopback included
+                    self._unauthorized()
+                    return
+                self._management(path[len(MGMT_PREFIX):], query, self._read_body())
+            elif path.startswith(RPC_PREFIX):
+                if not _is_loopback(self.client_address[0]) and not self._key_ok(query):
+                    self._unauthorized()
+                    return
+                self._management(path[len(RPC_PREFIX):], query, self._read_body())
+            else:
+                self._http_trigger(raw_path, raw_query, query)
 
         # -------------------------------------------------------------- admin
 
@@ -446,25 +538,26 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 self._send(405, {"error": "use POST"})
                 return
             if not self._key_ok(query):
-                self._send(401)
+                self._unauthorized()
                 return
             if not isinstance(host.clock, VirtualClock):
                 self._send(400, {"error": "the virtual clock is off (start with --virtual-clock)"})
                 return
             try:
                 seconds = float((query.get("seconds") or [""])[0])
-                if seconds < 0:
+                if not math.isfinite(seconds) or seconds < 0:
                     raise ValueError
-            except ValueError:
-                self._send(400, {"error": "seconds: must be a non-negative number"})
+                now = host.clock.advance(seconds)
+            except (ValueError, OverflowError):
+                self._send(400, {"error": "seconds: must be a non-negative number of seconds "
+                                          "that keeps the clock before year 10000"})
                 return
-            now = host.clock.advance(seconds)
             self._send(200, {"now": now.isoformat()})
 
         # -------------------------------------------------------------- HTTP triggers
 
-        def _http_trigger(self, raw_path: str, raw_query: str, query: dict[str, list[str]],
-                          body: bytes) -> None:
+        def _http_trigger(self, raw_path: str, raw_query: str,
+                          query: dict[str, list[str]]) -> None:
             path = unquote(raw_path).strip("/")
             prefix = host.route_prefix
             if prefix:
@@ -479,8 +572,9 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 if route.methods and self.command not in route.methods:
                     continue
                 if route.auth_level != "anonymous" and not self._key_ok(query):
-                    self._send(401)
+                    self._unauthorized()
                     return
+                body = self._read_body()
                 host_header = self.headers.get("Host") or f"127.0.0.1:{host.port}"
                 url = f"http://{host_header}{raw_path}" + (f"?{raw_query}" if raw_query else "")
                 request = func.HttpRequest(
@@ -561,20 +655,21 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
             return f"http://{host_header}{self.path}"
 
         def _event_payload(self, body: bytes) -> str | bool | None:
+            """The JSON text of an input or event body; ``False`` when the body is not JSON."""
             if not body.strip():
                 return None
             try:
                 decoded = json.loads(body)
-            except ValueError:
+                if isinstance(decoded, str):
+                    # The SDK client posts an already-serialized string as JSON (double-encoded).
+                    try:
+                        json.loads(decoded)
+                        return decoded
+                    except (ValueError, RecursionError):
+                        return json.dumps(decoded)
+                return None if decoded is None else json.dumps(decoded)
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
                 return False
-            if isinstance(decoded, str):
-                # The SDK client posts an already-serialized string as JSON (double-encoded).
-                try:
-                    json.loads(decoded)
-                    return decoded
-                except ValueError:
-                    return json.dumps(decoded)
-            return None if decoded is None else json.dumps(decoded)
 
         def _start(self, segments: list[str], body: bytes) -> None:
             if not segments:

@@ -48,6 +48,11 @@ class DevhostProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def command(self) -> list[str]:
         return [PYTHON, "-m", "devhost", "start", "--app-dir", str(self.app_dir),
                 "--port", str(self.port), "--state", str(self.state),
