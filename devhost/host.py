@@ -1,16 +1,25 @@
-"""The local Functions host: settings, app, engine, HTTP server, triggers.
+"""The local Functions host: settings, app, engine, HTTP listeners, triggers.
 
-One ``ThreadingHTTPServer`` serves the app's HTTP routes (``/api/...``), the Durable management
-API (``/runtime/webhooks/durabletask/...``, system key required), the SDK client's RPC endpoint
-(``/durabletask/...``, loopback callers only, no key, like the extension's local RPC port) and
-the admin API (``/admin/host/status``, ``/admin/devhost/clock/advance``).
+Two ``ThreadingHTTPServer`` listeners:
+
+- the public one (``--host``/``--port``) serves the app's HTTP routes (``/api/...``), the
+  Durable management API (``/runtime/webhooks/durabletask/...``, key required from every
+  caller) and the admin API (``/admin/host/status``, ``/admin/devhost/clock/advance``);
+- the RPC one serves only the SDK client's keyless RPC API (``/durabletask/...``, the binding's
+  ``rpcBaseUrl``) on ``127.0.0.1`` and an ephemeral port. The Durable extension does the same:
+  its ``LocalHttpListener`` is a separate Kestrel host on ``http://127.0.0.1:{port}/durabletask/``,
+  port 17071 unless taken, and that URI is the binding's ``rpcBaseUrl``
+  (Azure/azure-functions-durable-extension at a7c6d6944041b48267ed8409bb8ec8144ab9bab9:
+  ``src/WebJobs.Extensions.DurableTask/LocalHttpListener.cs`` lines 23 and 73-91,
+  ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 1249-1255,
+  ``src/WebJobs.Extensions.DurableTask/Bindings/BindingHelper.cs`` lines 59-63). devhost always
+  takes a free port, so that several hosts can run side by side.
 
 Before any body is read, a request passes ``devhost.wire``: request-target, framing, key (for
 routes that need one), then the body cap. See README "As a network listener".
 """
 
 import inspect
-import ipaddress
 import json
 import logging
 import math
@@ -62,6 +71,7 @@ logger = logging.getLogger(__name__)
 
 MGMT_PREFIX = "/runtime/webhooks/durabletask/"
 RPC_PREFIX = "/durabletask/"
+RPC_HOST = "127.0.0.1"
 
 # After refusing a request whose body is still arriving: drop input for at most this long (and
 # this long without any) before closing, so the client can read the answer (see _linger).
@@ -138,11 +148,18 @@ class Host:
         self.blob_triggers = self._resolve_blob_triggers() if config.triggers else []
         self.timer_triggers = self._resolve_timer_triggers() if config.triggers else []
         self.body_limit = body_limit(os.environ)
-        self.server = _Server((config.host, config.port), _make_handler(self))
+        self.server = _Server((config.host, config.port), _make_handler(self, rpc=False))
+        try:
+            self.rpc_server = _Server((RPC_HOST, 0), _make_handler(self, rpc=True))
+        except OSError:
+            self.server.server_close()
+            raise
         self.port = int(self.server.server_address[1])
-        self._server_thread = threading.Thread(
-            target=self.server.serve_forever, name="devhost-http", daemon=True
-        )
+        self.rpc_port = int(self.rpc_server.server_address[1])
+        self._server_threads = [
+            threading.Thread(target=server.serve_forever, name=name, daemon=True)
+            for server, name in ((self.server, "devhost-http"), (self.rpc_server, "devhost-rpc"))
+        ]
         self._blob_poller: BlobPoller | None = None
         self._timers: TimerScheduler | None = None
 
@@ -194,10 +211,16 @@ class Host:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    @property
+    def rpc_base_url(self) -> str:
+        """The SDK client's ``rpcBaseUrl``: ``http://127.0.0.1:<rpc port>/durabletask/``."""
+        return f"http://{RPC_HOST}:{self.rpc_port}{RPC_PREFIX}"
+
     def start(self) -> None:
         """Start the engine, HTTP server and triggers."""
         self.engine.start()
-        self._server_thread.start()
+        for thread in self._server_threads:
+            thread.start()
         if self.blob_triggers:
             interval = float(os.environ.get("DEVHOST_BLOB_POLL_SECONDS", "2"))
             self._blob_poller = BlobPoller(self.engine, self.blob_triggers,
@@ -214,8 +237,9 @@ class Host:
             self._timers.stop()
         if self._blob_poller is not None:
             self._blob_poller.stop()
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, self.rpc_server):
+            server.shutdown()
+            server.server_close()
         self.engine.stop()
         self.loop.close()
 
@@ -233,6 +257,7 @@ class Host:
                 lines.append(f"\t{name}: {kind}")
             lines.append("")
         lines.append(f"Function key (x-functions-key or ?code=): {self.function_key}")
+        lines.append(f"Durable SDK RPC (loopback only, no key): {self.rpc_base_url}")
         lines.append(f"Task hub: {self.task_hub}; state: {self.state_path}")
         if isinstance(self.clock, VirtualClock):
             lines.append("Virtual clock: on (POST /admin/devhost/clock/advance?seconds=N)")
@@ -269,7 +294,7 @@ class Host:
             "managementUrls": management,
             "baseUrl": base,
             "requiredQueryStringParameters": qs,
-            "rpcBaseUrl": f"http://127.0.0.1:{self.port}{RPC_PREFIX}",
+            "rpcBaseUrl": self.rpc_base_url,
             "httpBaseUrl": "",
         })
 
@@ -370,18 +395,13 @@ def _int_setting(section: dict[str, Any], name: str, default: int = 10) -> int:
     return number
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     return (query.get(name) or ["false"])[0].strip().lower() == "true"
 
 
-def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
+def _make_handler(host: Host, *, rpc: bool) -> type[BaseHTTPRequestHandler]:
+    """The request handler of the public listener, or (``rpc``) of the SDK's RPC listener."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "devhost"
         protocol_version = "HTTP/1.1"
@@ -493,7 +513,10 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
                 self._body_pending = self._framing.has_body
                 path = unquote(raw_path)
                 query = parse_qs(raw_query, keep_blank_values=True)
-                self._public(path, raw_path, raw_query, query)
+                if rpc:
+                    self._rpc(path, query)
+                else:
+                    self._public(path, raw_path, raw_query, query)
             except RequestRejected as exc:
                 if self._responded:
                     self.close_connection = True
@@ -524,12 +547,26 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
                     return
                 self._management(path[len(MGMT_PREFIX):], query, self._read_body())
             elif path.startswith(RPC_PREFIX):
-                if not _is_loopback(self.client_address[0]) and not self._key_ok(query):
-                    self._unauthorized()
-                    return
-                self._management(path[len(RPC_PREFIX):], query, self._read_body())
+                # The keyless SDK API is served on the loopback RPC listener only.
+                self._send(404, {"error": "Not Found"})
             else:
                 self._http_trigger(raw_path, raw_query, query)
+
+        # -------------------------------------------------------------- SDK RPC listener
+
+        def _rpc(self, path: str, query: dict[str, list[str]]) -> None:
+            if not path.startswith(RPC_PREFIX):
+                self._send(404, {"error": "Not Found"})
+                return
+            # Only local processes can connect; a browser on this machine can still be made to
+            # call here (DNS rebinding: a foreign Host; a cross-site request: an Origin), and
+            # the SDK client sends neither.
+            own = {f"{RPC_HOST}:{host.rpc_port}", f"localhost:{host.rpc_port}"}
+            if (self.headers.get("Host") or "").lower() not in own:
+                raise RequestRejected(403, "the RPC listener serves local SDK clients only")
+            if self.headers.get("Origin") is not None:
+                raise RequestRejected(403, "the RPC listener serves local SDK clients only")
+            self._management(path[len(RPC_PREFIX):], query, self._read_body())
 
         # -------------------------------------------------------------- admin
 
@@ -694,6 +731,8 @@ def _make_handler(host: Host) -> type[BaseHTTPRequestHandler]:
             self._send(202, payload, {"Location": payload["statusQueryGetUri"]})
 
         def _origin(self) -> str:
+            if rpc:  # the management URLs of an SDK start_new point at the public listener
+                return host.base_url
             return f"http://{self.headers.get('Host') or f'127.0.0.1:{host.port}'}"
 
         def _restart(self, iid: str, query: dict[str, list[str]]) -> None:

@@ -49,6 +49,13 @@ class DevhostProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def rpc_base_url(self) -> str:
+        """The SDK's keyless RPC listener (``.../durabletask/``), as the start banner prints it."""
+        match = re.search(r"Durable SDK RPC \(loopback only, no key\): (\S+)", self.log())
+        assert match, self.log()
+        return match.group(1)
+
+    @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid

@@ -190,8 +190,8 @@ def test_virtual_clock_host_runs_long_timers_instantly_and_advances():
     assert negative.status_code == 400
 
 
-def test_rpc_endpoint_serves_loopback_without_key_and_restart_works(host):
-    started = requests.post(f"{host.base}/durabletask/orchestrators/chain/rpc-1",
+def test_rpc_listener_serves_without_key_and_restart_works(host):
+    started = requests.post(f"{host.rpc_base_url}orchestrators/chain/rpc-1",
                             json="3", timeout=10)  # the SDK's double-encoded input
     done = host.wait_status("rpc-1", {"Completed"})
     restarted = host.mgmt("POST", "instances/rpc-1/restart",
@@ -200,6 +200,7 @@ def test_rpc_endpoint_serves_loopback_without_key_and_restart_works(host):
     rewind = host.mgmt("POST", "instances/rpc-1/rewind", params={"reason": "x"})
 
     assert started.status_code == 202
+    assert started.json()["statusQueryGetUri"].startswith(f"{host.base}/runtime/webhooks/")
     assert done["input"] == 3
     assert done["output"]["a"] == 4
     assert restarted.status_code == 202

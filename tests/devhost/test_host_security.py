@@ -1,4 +1,4 @@
-"""devhost as a network listener: keys, body framing and caps, bad requests.
+"""devhost as a network listener: keys, body framing and caps, the RPC listener, bad requests.
 
 Each test sends real HTTP (``requests``, or raw bytes on a socket where a client library would
 refuse to send the request) to a devhost child process.
@@ -280,7 +280,72 @@ def test_unread_body_is_never_parsed_as_the_next_request(host):
     assert answer.raw.count(b"HTTP/1.1 ") == 1  # the connection closed after the 401
 
 
-# --------------------------------------------------------------------- 4. malformed requests
+# --------------------------------------------------------------------- 4. the RPC listener
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp* shows them) with a socket LISTENing on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_rpc_listener_is_its_own_loopback_port(host):
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/durabletask/", host.rpc_base_url)
+    assert match, host.rpc_base_url
+    rpc_port = int(match.group(1))
+
+    assert rpc_port != host.port
+    assert _listening_addresses(rpc_port) == {"0100007F"}  # 127.0.0.1, nothing else
+
+
+@pytest.mark.parametrize("key", [None, KEY])
+def test_public_port_answers_404_for_the_rpc_api(host, key):
+    params = {"code": key} if key else {}
+
+    status = requests.get(f"{host.base}/durabletask/instances", params=params, timeout=10)
+    start = requests.post(f"{host.base}/durabletask/orchestrators/chain", params=params,
+                          json=1, timeout=10)
+
+    assert (status.status_code, start.status_code) == (404, 404)
+
+
+def test_rpc_listener_serves_only_the_rpc_api_to_local_sdk_clients(host):
+    rpc = host.rpc_base_url
+    rpc_port = int(rpc.split(":")[2].split("/")[0])
+
+    listed = requests.get(f"{rpc}instances", timeout=10)
+    mgmt = requests.get(f"http://127.0.0.1:{rpc_port}{MGMT}/instances", params={"code": KEY},
+                        timeout=10)
+    api = requests.get(f"http://127.0.0.1:{rpc_port}/api/echo/1", timeout=10)
+    rebound = raw_request(rpc_port, f"GET /durabletask/instances HTTP/1.1\r\n"
+                                    f"Host: evil.example:{rpc_port}\r\n\r\n".encode())
+    browser = requests.get(f"{rpc}instances", headers={"Origin": "http://evil.example"},
+                           timeout=10)
+
+    assert listed.status_code == 200
+    assert (mgmt.status_code, api.status_code) == (404, 404)
+    assert (rebound.status, browser.status_code) == (403, 403)
+
+
+def test_sdk_client_in_a_starter_reaches_the_rpc_listener(host):
+    started = requests.post(f"{host.base}/api/start/chain", params={"code": KEY}, json=1,
+                            timeout=10)
+    status = requests.get(f"{host.base}/api/status/{started.json()['id']}", timeout=10)
+
+    assert started.status_code == 202
+    assert status.status_code == 200  # the SDK's get_status went through rpcBaseUrl
+
+
+# --------------------------------------------------------------------- 5. malformed requests
 
 
 @pytest.mark.parametrize("head", [
