@@ -16,16 +16,21 @@ f52a3e23a82a1116262f7e6ed66c44a8d1dadfe0. HTTP: RFC 9112.
   ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` (bytes) when that parses as an integer
   (``src/WebJobs.Script.WebHost/Middleware/HttpRequestBodySizeMiddleware.cs`` lines 38-66; the
   name: ``src/WebJobs.Script/Environment/EnvironmentSettingNames.cs`` line 74). Kestrel answers
-  ``RequestBodyTooLarge`` with 413 and a bad or repeated ``Content-Length`` with 400
-  (``src/Servers/Kestrel/Core/src/KestrelBadHttpRequestException.cs``).
+  ``RequestBodyTooLarge`` with 413 and ``InvalidContentLength``/``MultipleContentLengths`` with
+  400 (``src/Servers/Kestrel/Core/src/KestrelBadHttpRequestException.cs``); a second
+  ``Content-Length`` is refused even when it repeats the value (``AppendContentLength`` in
+  ``src/Servers/Kestrel/Core/src/Internal/Http/HttpRequestHeaders.cs``, commit
+  e4f958a2129b9d8e492b57fc41364303bc50dd2f).
 - Function key: header ``x-functions-key`` first, else query ``code``, the first value of
   either (``src/WebJobs.Script.WebHost/Security/Authentication/Keys/AuthenticationLevelHandler.cs``
   lines 23-24 and 89-98).
-- Framing, RFC 9112: section 6.3 (``Content-Length`` that is not ``1*DIGIT``, or repeated: 400
-  and close; ``Transfer-Encoding`` together with ``Content-Length`` may be rejected, and the
-  connection must then be closed), section 6.1 (a transfer coding the server does not
+- Framing, RFC 9112: section 6.3 (an invalid ``Content-Length``: 400 and close;
+  ``Transfer-Encoding`` together with ``Content-Length`` may be rejected, and the connection
+  must then be closed; ``chunked`` not the final coding: 400 and close, Kestrel's
+  ``FinalTransferCodingNotChunked``), section 6.1 (a transfer coding the server does not
   understand: 501; ``Transfer-Encoding`` in an HTTP/1.0 request is faulty framing) and
-  section 7.1 (the chunked coding, which Kestrel also accepts).
+  section 7.1 (the chunked coding, which Kestrel also decodes). RFC 9110 section 8.6 lets a
+  recipient reject a repeated ``Content-Length``.
 """
 
 import hmac
@@ -112,8 +117,8 @@ def framing_of(headers: Message, *, http10: bool = False) -> Framing:
 
     Raises:
         RequestRejected: 400 for a malformed, negative or repeated ``Content-Length``, for
-            ``Transfer-Encoding`` together with ``Content-Length`` or in HTTP/1.0; 501 for a
-            transfer coding other than ``chunked``.
+            ``Transfer-Encoding`` together with ``Content-Length``, in HTTP/1.0 or without
+            ``chunked`` last; 501 for a transfer coding other than ``chunked`` before it.
     """
     length = _content_length(headers.get_all("Content-Length") or [])
     te_values = headers.get_all("Transfer-Encoding") or []
@@ -124,6 +129,8 @@ def framing_of(headers: Message, *, http10: bool = False) -> Framing:
     if http10:
         raise RequestRejected(400, "Transfer-Encoding is not allowed in HTTP/1.0")
     codings = [c.strip().lower() for value in te_values for c in value.split(",") if c.strip()]
+    if not codings or codings[-1] != "chunked":
+        raise RequestRejected(400, "the last Transfer-Encoding must be chunked")
     if codings != ["chunked"]:
         raise RequestRejected(501, "the only supported Transfer-Encoding is chunked")
     return Framing(length=None, chunked=True)
@@ -133,7 +140,7 @@ def _content_length(values: list[str]) -> int | None:
     items = [item.strip() for value in values for item in value.split(",")]
     if not items:
         return None
-    if len(items) > 1:  # Kestrel's MultipleContentLengths, even when the values agree
+    if len(items) > 1:  # as Kestrel (MultipleContentLengths), even when the values agree
         raise RequestRejected(400, "Content-Length must be sent once")
     text = items[0]
     if not _DIGITS.fullmatch(text):

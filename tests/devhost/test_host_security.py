@@ -258,6 +258,7 @@ def test_chunked_body_over_the_cap_is_413(host):
     ("Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n", 400),  # bad chunk size
     ("Transfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n", 400),  # no CRLF after data
     ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n", 400),  # smuggling
+    ("Transfer-Encoding: gzip\r\n", b"hello", 400),  # length unknowable: chunked not last
     ("Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501),  # unknown coding
 ])
 def test_bad_transfer_encoding_is_refused(host, extra, body, status):
