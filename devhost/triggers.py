@@ -220,7 +220,9 @@ class TimerScheduler:
             missed = schedule.next_after(parse_time(last_text))
             if missed < now:
                 self._fire(spec, schedule, missed, True, f"Timer is past due (was due {missed})")
-        upcoming = schedule.next_after(self._clock.now())
+        # From the start time, not a fresh reading: a clock that moved while a past-due run was
+        # firing must not skip the occurrence it moved onto.
+        upcoming = schedule.next_after(now)
         logger.info("timer %s: next occurrence %s", spec.function_name, format_time(upcoming))
         while not self._stop.is_set():
             now = self._clock.now()
