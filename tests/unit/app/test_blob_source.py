@@ -25,13 +25,14 @@ print(json.dumps(fns["start_run_on_blob"]["bindings"]))
 """
 
 
-def _indexed_blob_trigger(source: str | None) -> dict:
+def _indexed_blob_trigger(source: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "SCORING_BLOB_SOURCE"}
     if source is not None:
         env["SCORING_BLOB_SOURCE"] = source
     out = subprocess.run([sys.executable, "-c", _INDEX], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True, timeout=60).stdout
-    (trigger,) = [b for b in json.loads(out) if b["type"] == "blobTrigger"]
+    bindings: list[dict[str, str]] = json.loads(out)
+    (trigger,) = [b for b in bindings if b["type"] == "blobTrigger"]
     return trigger
 
 
