@@ -56,7 +56,7 @@ param scheduledInputType string = 'UriFolder'
 @description('SCORING_SCHEDULE: six-field NCRONTAB (UTC).')
 param scoringSchedule string = '0 0 2 * * *'
 
-@description('SCORING_BLOB_PATH: <container>/<pattern> watched by the blob trigger on the host storage account.')
+@description('SCORING_BLOB_PATH: <container>/<pattern> watched by the blob trigger on the host storage account. Empty: scoring-input/{name}.')
 param scoringBlobPath string = 'scoring-input/{name}'
 
 @allowed([ 'EventGrid', 'LogsAndContainerScan' ])
@@ -140,6 +140,8 @@ param maximumInstanceCount int = 40
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var usesServicePrincipal = !empty(servicePrincipalClientId)
+// azd maps an unset environment value to '' (and "${VAR=default}" cannot hold braces).
+var blobPath = empty(scoringBlobPath) ? 'scoring-input/{name}' : scoringBlobPath
 var amlParts = split(amlWorkspaceId, '/')
 var dataStorageIds = empty(trim(dataStorageAccountIds)) ? [] : split(replace(dataStorageAccountIds, ' ', ''), ',')
 // A module's scope is evaluated even when its condition is false: never split an empty id.
@@ -163,7 +165,7 @@ module app 'app.bicep' = {
     schedulerSkuName: schedulerSkuName
     schedulerCapacity: schedulerCapacity
     taskHubName: taskHubName
-    scoringBlobPath: scoringBlobPath
+    scoringBlobPath: blobPath
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     usesServicePrincipal: usesServicePrincipal
@@ -182,7 +184,7 @@ module app 'app.bicep' = {
       RUN_TIMEOUT_SECONDS: runTimeoutSeconds
       RUN_TIMEOUT_MAX_SECONDS: runTimeoutMaxSeconds
       OUTPUT_URI_TEMPLATE: outputUriTemplate
-      SCORING_BLOB_PATH: scoringBlobPath
+      SCORING_BLOB_PATH: blobPath
       SCORING_BLOB_SOURCE: scoringBlobSource
       SCORING_SCHEDULE: scoringSchedule
       SCHEDULED_INPUT_URI: scheduledInputUri
