@@ -207,7 +207,7 @@ module app 'app.bicep' = {
 var amlPrincipalId = usesServicePrincipal ? servicePrincipalObjectId : app.outputs.identityPrincipalId
 
 module amlAccess 'modules/aml-workspace-access.bicep' = {
-  name: 'aml-workspace-access'
+  name: 'aml-workspace-access-${resourceToken}'
   scope: resourceGroup(amlParts[2], amlParts[4])
   params: {
     workspaceName: last(amlParts)
@@ -216,7 +216,7 @@ module amlAccess 'modules/aml-workspace-access.bicep' = {
 }
 
 module dataAccess 'modules/data-storage-access.bicep' = [for (id, i) in dataStorageIds: {
-  name: 'data-storage-access-${i}'
+  name: 'data-storage-access-${resourceToken}-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
     storageAccountName: last(split(id, '/'))
@@ -225,7 +225,7 @@ module dataAccess 'modules/data-storage-access.bicep' = [for (id, i) in dataStor
 }]
 
 module keyVaultAccess 'modules/key-vault-access.bicep' = if (usesServicePrincipal && !empty(keyVaultId)) {
-  name: 'key-vault-access'
+  name: 'key-vault-access-${resourceToken}'
   scope: resourceGroup(keyVaultParts[2], keyVaultParts[4])
   params: {
     keyVaultName: last(keyVaultParts)
