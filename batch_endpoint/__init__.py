@@ -53,7 +53,14 @@ from batch_endpoint._policy import (
     parse_retry_after,
     sanitize_name_part,
 )
-from batch_endpoint._settings import Settings, SettingsError, get_settings, load_settings
+from batch_endpoint._settings import (
+    BLOB_SOURCES,
+    Settings,
+    SettingsError,
+    blob_trigger_source,
+    get_settings,
+    load_settings,
+)
 from batch_endpoint._status import FINAL_STATUSES, JobStatus, is_final
 from batch_endpoint._transport import (
     BearerTokenAuth,
@@ -74,6 +81,7 @@ from batch_endpoint._url import MAX_URL_LENGTH, ServiceUrl, character_problem, i
 
 __all__ = [
     "ARM_CANCEL_API_VERSION",
+    "BLOB_SOURCES",
     "DEV_TOKEN",
     "FINAL_STATUSES",
     "INPUT_TYPES",
@@ -105,6 +113,7 @@ __all__ = [
     "TokenProvider",
     "TransportError",
     "backoff_delay",
+    "blob_trigger_source",
     "character_problem",
     "check_host",
     "connection_target",

@@ -29,6 +29,9 @@ from batch_endpoint._url import ServiceUrl
 logger = logging.getLogger(__name__)
 
 AUTH_MODES: tuple[str, ...] = ("azure", "none")
+#: Blob trigger sources (``SCORING_BLOB_SOURCE``), spelled as the Functions host expects them.
+BLOB_SOURCES: tuple[str, ...] = ("LogsAndContainerScan", "EventGrid")
+DEFAULT_BLOB_SOURCE = "LogsAndContainerScan"
 DEFAULT_OUTPUT_URI_TEMPLATE = (
     "azureml://datastores/workspaceblobstore/paths/batch-scoring/{date}/{run_id}/predictions.csv"
 )
@@ -62,6 +65,7 @@ class Settings:
     run_timeout_max_seconds: int = 2_592_000  # RUN_TIMEOUT_MAX_SECONDS (30 days)
     output_uri_template: str = DEFAULT_OUTPUT_URI_TEMPLATE  # OUTPUT_URI_TEMPLATE
     scoring_blob_path: str = "scoring-input/{name}"  # SCORING_BLOB_PATH
+    scoring_blob_source: str = DEFAULT_BLOB_SOURCE  # SCORING_BLOB_SOURCE
     scoring_schedule: str = "0 0 2 * * *"  # SCORING_SCHEDULE
     scheduled_input_uri: str | None = None  # SCHEDULED_INPUT_URI
     scheduled_input_type: str = "UriFolder"  # SCHEDULED_INPUT_TYPE
@@ -199,6 +203,13 @@ def _blob_path(raw: str) -> str:
     return raw
 
 
+def _blob_source(raw: str) -> str:
+    for source in BLOB_SOURCES:
+        if raw.lower() == source.lower():
+            return source
+    raise ValueError(f"must be one of {', '.join(BLOB_SOURCES)}, got {shown(raw)}")
+
+
 def _schedule(raw: str) -> str:
     fields = raw.split()
     if len(fields) != 6 or not all(_NCRONTAB_FIELD.match(f) for f in fields):
@@ -257,6 +268,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     template = r.parse("OUTPUT_URI_TEMPLATE", d.output_uri_template, _output_template)
     blob_path = r.parse("SCORING_BLOB_PATH", d.scoring_blob_path, _blob_path)
+    blob_source = r.parse("SCORING_BLOB_SOURCE", d.scoring_blob_source, _blob_source)
     schedule = r.parse("SCORING_SCHEDULE", d.scoring_schedule, _schedule)
     input_type = r.parse(
         "SCHEDULED_INPUT_TYPE", d.scheduled_input_type, _choice(INPUT_TYPES, lower=False)
@@ -303,6 +315,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         run_timeout_max_seconds=timeout_max,
         output_uri_template=template,
         scoring_blob_path=blob_path,
+        scoring_blob_source=blob_source,
         scoring_schedule=schedule,
         scheduled_input_uri=scheduled_input,
         scheduled_input_type=input_type,
@@ -310,6 +323,34 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         http_max_attempts=max_attempts,
         http_retry_budget_seconds=budget,
     )
+
+
+def blob_trigger_source(environ: Mapping[str, str] | None = None) -> str:
+    """The blob trigger's ``source`` to index, from ``SCORING_BLOB_SOURCE``; never raises.
+
+    The Functions host does not resolve ``%SETTING%`` in a blob trigger's ``source`` (it converts
+    the indexed value straight to its ``BlobTriggerSource`` enum), so the value has to be in the
+    function metadata itself: the blob binding calls this once, at import. An import-time error
+    would unload every function of the app, so an invalid value indexes the default instead and
+    :func:`load_settings` reports it by name on every invocation (HTTP 500, failed triggers).
+
+    Args:
+        environ: The environment; ``os.environ`` when omitted.
+
+    Returns:
+        ``"LogsAndContainerScan"`` (the default) or ``"EventGrid"``.
+    """
+    raw = (os.environ if environ is None else environ).get("SCORING_BLOB_SOURCE", "").strip()
+    if not raw:
+        return DEFAULT_BLOB_SOURCE
+    try:
+        return _blob_source(raw)
+    except ValueError:
+        logger.warning(
+            "SCORING_BLOB_SOURCE is invalid; the blob trigger is indexed with %s",
+            DEFAULT_BLOB_SOURCE,
+        )
+        return DEFAULT_BLOB_SOURCE
 
 
 @functools.cache

@@ -6,6 +6,12 @@ exactly one run. Zero-byte blobs (folder markers, half-finished uploads) are ski
 
 A misconfiguration (no ``BATCH_ENDPOINT_URI``, bad settings) raises: the host retries and then
 moves the blob to the poison queue, so the upload is not silently lost.
+
+The trigger's source is the setting ``SCORING_BLOB_SOURCE`` (``LogsAndContainerScan`` by default,
+``EventGrid`` on Flex Consumption). The host resolves ``%SETTING%`` in the path but not in the
+source (it converts the indexed string straight to an enum), so the value is read when this
+module is imported, by ``blob_trigger_source`` (which never raises). An app setting change
+restarts the app, which indexes again. See docs/deploy.md.
 """
 
 import hashlib
@@ -15,7 +21,13 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request, redact_url
+from batch_endpoint import (
+    InvalidRunRequest,
+    blob_trigger_source,
+    get_settings,
+    parse_run_request,
+    redact_url,
+)
 from batch_endpoint.starts import (
     blob_source_name,
     describe_problems,
@@ -36,7 +48,12 @@ def _etag(blob: func.InputStream) -> str | None:
     return None
 
 
-@bp.blob_trigger(arg_name="blob", path="%SCORING_BLOB_PATH%", connection="AzureWebJobsStorage")
+@bp.blob_trigger(
+    arg_name="blob",
+    path="%SCORING_BLOB_PATH%",
+    connection="AzureWebJobsStorage",
+    source=func.BlobSource(blob_trigger_source()),
+)
 @bp.durable_client_input(client_name="client")
 async def start_run_on_blob(blob: func.InputStream, client) -> None:
     name = blob.name or ""
