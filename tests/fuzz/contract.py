@@ -53,16 +53,25 @@ CHECKS: list[CheckFunction] = [
 KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
 
-#: How a request authenticates. Most use the key (header or query); the rest must get 401.
+#: How a request authenticates. Most use the key (header or query); the rest must get 401,
+#: including keys with non-ASCII characters (a header is sent as Latin-1, a query as UTF-8).
 AUTH_MODES: tuple[str, ...] = (
-    "header", "header", "header", "header", "header", "query", "query",
-    "missing", "wrong-header", "wrong-query",
+    "header", "header", "header", "header", "header", "header", "query", "query", "query",
+    "missing", "wrong-header", "wrong-query", "non-ascii-header", "non-ascii-query",
 )
 AUTHENTICATED = frozenset({"header", "query"})
 
 _SHOWN = 240
 #: ``FUZZ_TRACE=1`` prints every request and the start of its response (run pytest with -s).
 TRACE = os.environ.get("FUZZ_TRACE") == "1"
+#: ``FUZZ_SCALE=10`` multiplies the generated examples for a deeper, slower exploratory run
+#: (``make test`` uses 1: bounded and the same requests every time).
+SCALE = max(1, int(os.environ.get("FUZZ_SCALE", "1")))
+
+
+def examples(count: int) -> int:
+    """``count`` generated examples, times ``FUZZ_SCALE``."""
+    return count * SCALE
 
 
 def shorten(value: object, limit: int = _SHOWN) -> str:
@@ -202,6 +211,11 @@ def describe(case: Case, *, path: str | None = None, body: object = None) -> str
     return " ".join(parts)
 
 
+def _with_auth(request: str, auth: str) -> str:
+    """``request``, prefixed with how it authenticated unless that was the header key."""
+    return request if auth == "header" else f"[key: {auth}] {request}"
+
+
 def problem_of(failure: Failure) -> str:
     """A stable one-line name of a failure (title + first line of the message)."""
     detail = next((line.strip() for line in (failure.message or "").splitlines()
@@ -219,6 +233,10 @@ def auth_parts(stack: Stack, mode: str) -> tuple[dict[str, str], dict[str, str]]
         return {KEY_HEADER: stack.function_key + "x"}, {}
     if mode == "wrong-query":
         return {}, {KEY_QUERY: "not-the-key"}
+    if mode == "non-ascii-header":
+        return {KEY_HEADER: "cl\u00e9"}, {}
+    if mode == "non-ascii-query":
+        return {}, {KEY_QUERY: "\u043a\u043b\u044e\u0447"}
     return {}, {}
 
 
@@ -228,7 +246,7 @@ def _validate(case: Case, response: Response | requests.Response, findings: Find
     if TRACE:
         mode = "/".join(sorted({c.mode.value[:3] for c in case.meta.components.values()})
                         ) if case.meta else "fixed"
-        print(f"FUZZ {mode} auth={auth} {sent.request} -> {sent.status} "
+        print(f"FUZZ {mode} {sent.request} -> {sent.status} "
               f"{sent.response.content[:160]!r}", file=sys.stderr)
     if auth not in AUTHENTICATED:
         findings.expect(sent.status == 401, sent,
@@ -252,7 +270,7 @@ def send_case(case: Case, stack: Stack, session: requests.Session, findings: Fin
     case.headers.update(auth_headers)
     case.query.update(auth_query)
     route = case.operation.label
-    request = describe(case)
+    request = _with_auth(describe(case), auth)
     try:
         response = case.call(base_url=stack.devhost_url, session=session, timeout=15)
     except requests.RequestException as exc:
@@ -287,6 +305,7 @@ def send_raw(case: Case, stack: Stack, session: requests.Session, findings: Find
     request = describe(case, path=path, body=shown_body if shown_body is not None else data)
     if headers:
         request += f" headers={shorten(dict(headers))}"
+    request = _with_auth(request, auth)
     try:
         raw = session.request(case.method.upper(), f"{stack.devhost_url}{path}", data=data,
                               headers=all_headers, params=auth_query, timeout=15)

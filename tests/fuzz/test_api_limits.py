@@ -9,7 +9,8 @@ checked against the spec (:mod:`tests.fuzz.contract`).
 
 The limits come from the spec: ``maxLength`` of each parameter's string form, the
 ``SafeText`` pattern (its negated character class is what is forbidden) and the request body's
-``x-max-body-bytes``. Valid requests at exactly a limit start real runs (a handful).
+``x-max-body-bytes`` and ``x-max-json-depth``. Valid requests at exactly a limit start real runs
+(a handful).
 """
 
 import json
@@ -25,14 +26,14 @@ from schemathesis import Case
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.fuzz.conftest import TINY_INPUT, FuzzEnv
-from tests.fuzz.contract import Findings, Sent, send_raw
+from tests.fuzz.contract import Findings, Sent, examples, send_raw
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
 
 ROUTE = "/api/runs"
 #: Forbidden-character requests (field x character x position), drawn by hypothesis.
 FORBIDDEN_EXAMPLES = 80
-#: Nesting depths far beyond any "small" limit; the deepest still fit in the size limit.
+#: Nesting depths far beyond the limit; the deepest still fits in the size limit.
 DEPTHS = (100, 1000, 20000)
 #: Bodies that are not JSON objects (or not JSON), each a 400 naming ``body``.
 NOT_JSON: tuple[bytes, ...] = (
@@ -58,9 +59,9 @@ def _resolve(raw: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, An
 
 
 def _string_branch(raw: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The first non-``Absent`` string form of a run parameter (itself, or an anyOf branch)."""
+    """The first string form of a run parameter that sets it (not ``Unset``/``UnsetNumber``)."""
     for branch in prop.get("anyOf", [prop]):
-        if branch.get("$ref", "").endswith("/Absent"):
+        if branch.get("$ref", "").rsplit("/", 1)[-1] in ("Unset", "UnsetNumber"):
             continue
         resolved = _resolve(raw, branch)
         if resolved.get("type") == "string" or "maxLength" in resolved:
@@ -81,9 +82,13 @@ def _forbidden_class(api_schema: OpenApiSchema) -> str:
     return "[" + pattern[3:-3] + "]"
 
 
-def _max_body_bytes(api_schema: OpenApiSchema) -> int:
-    body = api_schema.raw_schema["paths"][ROUTE]["post"]["requestBody"]
-    return int(body["x-max-body-bytes"])
+def _request_body_limit(api_schema: OpenApiSchema, name: str) -> int:
+    """``x-max-body-bytes`` or ``x-max-json-depth`` of the request body."""
+    return int(api_schema.raw_schema["paths"][ROUTE]["post"]["requestBody"][name])
+
+
+def _is_numeric(prop: Mapping[str, Any]) -> bool:
+    return any(branch.get("type") == "integer" for branch in prop.get("anyOf", []))
 
 
 def _base_value(env: FuzzEnv, name: str, prop: Mapping[str, Any]) -> str:
@@ -128,7 +133,7 @@ def _length_cases(env: FuzzEnv, api_schema: OpenApiSchema
         if "maxLength" not in branch:
             continue
         limit = int(branch["maxLength"])
-        numeric = any(b.get("type") == "integer" for b in prop.get("anyOf", []))
+        numeric = _is_numeric(prop)
         base = _base_value(env, name, prop)
         if not numeric:  # an integer string cannot reach its length limit and stay valid
             yield name, _padded(base, limit, numeric=False), True
@@ -171,7 +176,7 @@ def test_forbidden_characters_are_refused_in_every_parameter(
     findings = Findings()
 
     @hypothesis.settings(deadline=None, derandomize=True, database=None,
-                         max_examples=FORBIDDEN_EXAMPLES,
+                         max_examples=examples(FORBIDDEN_EXAMPLES),
                          phases=[Phase.explicit, Phase.generate],
                          suppress_health_check=[HealthCheck.too_slow], print_blob=False)
     @given(name=st.sampled_from(sorted(params)), char=forbidden, where=st.floats(0, 1))
@@ -196,10 +201,29 @@ def test_forbidden_characters_are_refused_in_every_parameter(
     findings.assert_none()
 
 
+def test_text_parameters_must_not_start_or_end_with_whitespace(
+        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    operation = api_schema[ROUTE]["POST"]
+    findings = Findings()
+    for name, prop in _parameters(api_schema).items():
+        if _is_numeric(prop):
+            continue  # numbers given as strings may carry spaces (the spec says so)
+        base = _base_value(fuzz_env, name, prop)
+        for value in (f" {base}", f"{base} ", f"{base}\u3000"):
+            body = _valid_body(fuzz_env, **{name: value})
+            sent = _post(fuzz_env, operation.Case(body=body), http, findings,
+                         json.dumps(body).encode())
+            if sent is not None:
+                findings.expect(sent.is_invalid_request_naming(name), sent,
+                                f"{name} with surrounding whitespace was not a 400 naming it")
+    print(findings.report())
+    findings.assert_none()
+
+
 def test_body_size_limit(api_schema: OpenApiSchema, fuzz_env: FuzzEnv,
                          http: requests.Session) -> None:
     operation = api_schema[ROUTE]["POST"]
-    limit = _max_body_bytes(api_schema)
+    limit = _request_body_limit(api_schema, "x-max-body-bytes")
     findings = Findings()
     small = json.dumps(_valid_body(fuzz_env)).encode()
     for size in (limit, limit + 1, 16 * limit):
@@ -223,12 +247,26 @@ def test_body_size_limit(api_schema: OpenApiSchema, fuzz_env: FuzzEnv,
 def test_deep_nesting_and_non_json_bodies_are_400_naming_body(
         api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
     operation = api_schema[ROUTE]["POST"]
+    limit = _request_body_limit(api_schema, "x-max-json-depth")
     findings = Findings()
-    bodies: list[tuple[bytes, str]] = []
+    inner = json.dumps(_valid_body(fuzz_env)).encode()[:-1] + b', "poll_interval": '
+
+    def nested_in_parameter(depth: int) -> bytes:
+        """A body ``depth`` levels deep (the object is level 1) in an otherwise valid request."""
+        return inner + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+    # At the limit the body is parsed: the array is then a bad poll_interval, not a bad body.
+    at_limit = _post(fuzz_env, operation.Case(body={}), http, findings,
+                     nested_in_parameter(limit), f"<a body {limit} levels deep>")
+    if at_limit is not None:
+        findings.expect(at_limit.is_invalid_request_naming("poll_interval")
+                        and "body" not in at_limit.error_fields, at_limit,
+                        f"a body exactly {limit} levels deep was refused as too deep")
+    bodies: list[tuple[bytes, str]] = [(nested_in_parameter(limit + 1),
+                                        f"<a body {limit + 1} levels deep>")]
     for depth in DEPTHS:
         nested = b"[" * depth + b"]" * depth
-        inner = json.dumps(_valid_body(fuzz_env)).encode()[:-1] + b', "poll_interval": '
-        bodies.append((inner + nested + b"}", f"<poll_interval nested {depth} deep>"))
+        bodies.append((nested_in_parameter(depth), f"<a body {depth} levels deep>"))
         bodies.append((nested, f"<an array nested {depth} deep>"))
     bodies += [(data, "") for data in NOT_JSON]
     for data, shown in bodies:
