@@ -376,6 +376,8 @@ def parse_run_request(
         return value
 
     def integer(field: str, low: int, high: int | None = None) -> int | None:
+        if field in _fields(errors):
+            return None  # already refused for its length or characters
         value = body.get(field)
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
