@@ -11,10 +11,10 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean help
+.PHONY: install demo test lint fmt typecheck unit bench clean help
 
 help:
-	@echo "make demo | make test | make bench | make lint | make clean"
+	@echo "make demo | make test | make unit | make bench | make lint | make fmt | make clean"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,21 @@ install: $(STAMP) $(NODE_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy batch_endpoint aml_emulator
+	$(BIN)/mypy batch_endpoint batch_runs aml_emulator
 	$(BIN)/mypy function_app.py orchestrators activities triggers devhost scripts bench tests
 
 test: install lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The sub-second loop: pure unit tests only (no Azurite, no emulator, no devhost processes).
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 demo: install
 	$(PY) -m scripts.demo

@@ -5,21 +5,16 @@ Tokens are cached per scope and refreshed within 5 minutes of ``expires_on``. Th
 audience is refused by the other.
 """
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from batch_endpoint._errors import BatchEndpointError, redact_text
-from batch_endpoint._settings import Settings
-
-if TYPE_CHECKING:
-    from azure.identity import DefaultAzureCredential
 
 logger = logging.getLogger(__name__)
 
@@ -110,38 +105,3 @@ class CredentialTokenProvider:
             logger.debug("fetched a token for scope %s", self.scope)
             self._cached = fresh
             return fresh.token
-
-
-@functools.cache
-def _default_credential(client_id: str | None) -> "DefaultAzureCredential":
-    """One ``DefaultAzureCredential`` per process (per client id), created on first use."""
-    # Imported here so that importing the package (at Functions indexing time) stays cheap.
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential(managed_identity_client_id=client_id)
-
-
-@functools.cache
-def _cached_provider(auth_mode: str, client_id: str | None, scope: str) -> TokenProvider:
-    if auth_mode == "none":
-        return StaticTokenProvider(DEV_TOKEN)
-    return CredentialTokenProvider(_default_credential(client_id), scope)
-
-
-def create_token_provider(settings: Settings, *, scope: str) -> TokenProvider:
-    """The process-wide token provider for ``scope`` under ``settings``.
-
-    Args:
-        settings: ``auth_mode`` and ``azure_client_id`` are used.
-        scope: E.g. ``settings.token_scope`` or ``settings.arm_token_scope``.
-
-    Returns:
-        ``StaticTokenProvider(DEV_TOKEN)`` for auth ``none``; otherwise a cached
-        :class:`CredentialTokenProvider` over one shared ``DefaultAzureCredential``.
-
-    Raises:
-        ValueError: Unknown auth mode.
-    """
-    if settings.auth_mode not in ("azure", "none"):
-        raise ValueError(f"BATCH_ENDPOINT_AUTH must be azure or none, got {settings.auth_mode!r}")
-    return _cached_provider(settings.auth_mode, settings.azure_client_id, scope)

@@ -9,11 +9,15 @@ BatchEndpointError(Exception)          .retryable: bool
 │       ├── AuthError                  401, 403
 │       ├── NotFoundError              404
 │       └── ConflictError              409
-├── HostNotAllowedError                endpoint host fails the allowlist  not retryable
-└── BatchJobFailed(job_name, status, detail, studio_url)   final Failed/Canceled
+└── (the credential could not produce a token: BatchEndpointError itself, retryable unless the
+    credential is unavailable)
+
+HostNotAllowedError(ValueError)        a policy refusal, not a service error: the host may
+                                       not receive the token; nothing was sent
 ```
 
 Every class has ``to_dict()`` so that a failure can cross an activity boundary as a plain dict.
+A final ``Failed`` or ``Canceled`` job is a value (:class:`BatchJob`), not an exception.
 Messages stay short (Durable surfaces them as strings) and never carry tokens or SAS query
 strings: any URL put into a message goes through :func:`redact_url` first.
 """
@@ -187,55 +191,27 @@ class ConflictError(ClientError):
     """409: e.g. a job with the requested name already exists."""
 
 
-class HostNotAllowedError(BatchEndpointError):
-    """The endpoint host may not receive the app's token (fails ``BATCH_ENDPOINT_ALLOWED_HOSTS``).
+class HostNotAllowedError(ValueError):
+    """A host may not receive the token (allowlist, auth mode or scheme rules); nothing was sent.
+
+    A refusal by the caller's own policy, so it is a ``ValueError`` outside the service-error
+    tree, never retried.
 
     Attributes:
         host: The refused host (with port if one was given).
+        retryable: Always False.
     """
 
     retryable = False
 
     def __init__(self, host: str, *, reason: str | None = None) -> None:
         self.host = host
-        message = reason or (
+        self.message = reason or (
             f"host {host!r} is not allowed by BATCH_ENDPOINT_ALLOWED_HOSTS; "
             "the app's token is only sent to allowed hosts"
         )
-        super().__init__(message)
-
-
-class BatchJobFailed(BatchEndpointError):
-    """A job ended ``Failed`` or ``Canceled``; raised only where a caller wants an exception.
-
-    Attributes:
-        job_name: The Azure ML job name.
-        status: The final status wire value (``"Failed"`` or ``"Canceled"``).
-        detail: The service's error message, if any (redacted).
-        studio_url: Link to the job in Azure ML studio, if known.
-    """
-
-    retryable = False
-
-    def __init__(
-        self, job_name: str, status: str, detail: str | None = None, studio_url: str | None = None
-    ) -> None:
-        self.job_name = job_name
-        self.status = str(status)
-        self.detail = redact_text(detail) if detail else None
-        self.studio_url = studio_url
-        message = f"batch job {job_name} ended {self.status}"
-        if self.detail:
-            message += f": {self.detail}"
-        super().__init__(message)
+        super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description including the job name, final status, detail and link."""
-        data = super().to_dict()
-        data.update(
-            job_name=self.job_name,
-            status=self.status,
-            detail=self.detail,
-            studio_url=self.studio_url,
-        )
-        return data
+        """``{"type", "message", "retryable"}``, like the service errors."""
+        return {"type": type(self).__name__, "message": self.message, "retryable": False}

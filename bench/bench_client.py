@@ -17,7 +17,8 @@ import requests
 
 from aml_emulator._config import EmulatorConfig
 from aml_emulator.server import EmulatorServer
-from batch_endpoint import BatchEndpointClient, StaticTokenProvider, get_session
+from batch_endpoint import BatchEndpointClient, StaticTokenProvider
+from batch_runs.clients import get_session
 from bench._common import best_of, table
 
 

@@ -10,7 +10,8 @@ Monitor pattern (the ADF template's "Run Batch-Endpoint" + "Wait for job" loop):
    cancelled first, so nothing keeps running (and billing) unobserved.
 
 Deterministic: only ``context`` time, input and tasks; every decision is a pure function in
-``batch_endpoint.run_state``. ``continue_as_new`` every ``POLLS_PER_EXECUTION`` polls bounds
+``batch_runs.state``; the activity inputs and outcomes are the typed values of
+``batch_runs.contracts``. ``continue_as_new`` every ``POLLS_PER_EXECUTION`` polls bounds
 the history of jobs that run for days.
 
 Input: the run parameters (ADF names), e.g. from a parent orchestrator's
@@ -23,16 +24,22 @@ import logging
 import azure.durable_functions as df
 
 from activities.jobs import CANCEL_ACTIVITY, GET_ACTIVITY, INVOKE_ACTIVITY
-from batch_endpoint import BatchJob, JobStatus
-from batch_endpoint.operations import JobRef
-from batch_endpoint.run_state import (
+from batch_endpoint import JobStatus
+from batch_runs.contracts import (
+    ActivityFailure,
+    InvokeInput,
+    JobRef,
+    read_cancel_outcome,
+    read_read_outcome,
+    read_submit_outcome,
+)
+from batch_runs.state import (
     CANCEL_EVENT,
     MAX_CONSECUTIVE_POLL_FAILURES,
     POLLS_PER_EXECUTION,
     Phase,
     RunFailed,
     RunState,
-    activity_error_message,
     completed_output,
     custom_status,
     deadline_message,
@@ -107,16 +114,14 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
 def _submit(context: df.DurableOrchestrationContext, params: dict):
     started = context.current_utc_datetime
     context.set_custom_status(custom_status(None, Phase.SUBMITTING))
-    outcome = yield context.call_activity_with_retry(
-        INVOKE_ACTIVITY,
-        ACTIVITY_RETRY,
-        {"run_parameters": params, "run_id": context.instance_id, "started": started.isoformat()},
-    )
-    if not outcome.get("ok"):
+    invoke = InvokeInput(run_parameters=params, run_id=context.instance_id,
+                         started=started.isoformat())
+    outcome = read_submit_outcome((yield context.call_activity_with_retry(
+        INVOKE_ACTIVITY, ACTIVITY_RETRY, invoke.to_dict())))
+    if isinstance(outcome, ActivityFailure):
         context.set_custom_status(custom_status(None, Phase.FAILED))
-        raise RunFailed(activity_error_message(outcome, "Submitting the batch job"))
-    state = RunState.begin(run_parameters=outcome["run_parameters"],
-                           job=BatchJob.from_dict(outcome["job"]), started=started)
+        raise RunFailed(outcome.describe("Submitting the batch job"))
+    state = RunState.begin(request=outcome.request, job=outcome.job, started=started)
     _log(context, "submitted job %s", state.job.name)
     return state
 
@@ -126,13 +131,14 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
     ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
                  run_id=context.instance_id).to_dict()
     try:
-        outcome = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
+        raw = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
         _log(context, "status check of job %s failed: %s", state.job.name, exc)
         return state.with_poll_failure(str(exc).splitlines()[0] if str(exc) else "error")
-    if not outcome.get("ok"):
-        raise RunFailed(activity_error_message(outcome, f"Checking batch job {state.job.name}"))
-    job = BatchJob.from_dict(outcome["job"])
+    outcome = read_read_outcome(raw)
+    if isinstance(outcome, ActivityFailure):
+        raise RunFailed(outcome.describe(f"Checking batch job {state.job.name}"))
+    job = outcome.job
     if job.status != state.job.status:
         _log(context, "job %s is now %s", job.name, job.status.value)
     return state.with_job(job)
@@ -143,13 +149,13 @@ def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
     ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
                  run_id=context.instance_id, job_id=state.job.id or None).to_dict()
     try:
-        outcome = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
+        raw = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:
         _log(context, "cancelling job %s failed: %s", state.job.name, exc)
         return
-    if not outcome.get("ok"):
-        _log(context, "cancelling job %s failed: %s", state.job.name,
-             activity_error_message(outcome, "cancel"))
+    outcome = read_cancel_outcome(raw)
+    if isinstance(outcome, ActivityFailure):
+        _log(context, "cancelling job %s failed: %s", state.job.name, outcome.describe("cancel"))
 
 
 def _finish(context: df.DurableOrchestrationContext, state: RunState):

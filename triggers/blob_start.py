@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import (
+from batch_endpoint import redact_url
+from batch_runs import (
     InvalidRunRequest,
     blob_trigger_source,
     get_settings,
     parse_run_request,
-    redact_url,
 )
-from batch_endpoint.starts import (
+from batch_runs.starts import (
     blob_source_name,
     describe_problems,
     instance_id_for_blob,

@@ -21,15 +21,14 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import (
+from batch_runs import (
     FieldError,
     InvalidRunRequest,
     SettingsError,
     get_settings,
     parse_run_request,
 )
-from batch_endpoint.run_state import CANCEL_EVENT
-from batch_endpoint.starts import (
+from batch_runs.starts import (
     ACTIVE_STATUSES,
     IDEMPOTENCY_HEADER,
     BodyTooLarge,
@@ -39,6 +38,7 @@ from batch_endpoint.starts import (
     is_valid_instance_id,
     run_view,
 )
+from batch_runs.state import CANCEL_EVENT
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_endpoint import InvalidRunRequest, get_settings, parse_run_request
-from batch_endpoint.starts import describe_problems, instance_id_for_schedule
+from batch_runs import InvalidRunRequest, get_settings, parse_run_request
+from batch_runs.starts import describe_problems, instance_id_for_schedule
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)

@@ -76,7 +76,7 @@ def test_funcignore_matching_reads_the_patterns_like_gitignore():
     assert ignored(".gitignore", patterns)
     assert ignored("docs/deploy.md", patterns)
     assert not ignored("docs", ["docs/"])  # a file named docs is not a directory
-    assert not ignored("batch_endpoint/_settings.py", patterns)
+    assert not ignored("batch_runs/settings.py", patterns)
 
 
 def test_the_package_keeps_dev_tools_out_and_the_app_in(tmp_path):
@@ -85,7 +85,7 @@ def test_the_package_keeps_dev_tools_out_and_the_app_in(tmp_path):
 
     assert top.isdisjoint(EXCLUDED_DIRS), sorted(top & set(EXCLUDED_DIRS))
     assert {"function_app.py", "host.json", "requirements.txt"} <= top
-    assert {"batch_endpoint", "triggers", "orchestrators", "activities"} <= top
+    assert {"batch_endpoint", "batch_runs", "triggers", "orchestrators", "activities"} <= top
     assert not [n for n in names if n.endswith((".pyc", ".sqlite"))
                 or "/__pycache__/" in n or n.startswith((".git", ".hypothesis", ".mypy"))]
     assert "azure.yaml" not in top

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoint import blob_trigger_source, load_settings
+from batch_runs import blob_trigger_source, load_settings
 from tests.deploy.infra_text import (
     DOCS,
     ROOT,

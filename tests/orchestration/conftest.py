@@ -1,7 +1,7 @@
 """Run the product orchestrator on devhost's engine: the real Durable SDK, virtual time.
 
 The orchestrator under test is the product's own ``batch_endpoint_run`` handle. Its activities
-are the product's activity *cores* (``batch_endpoint.operations``), with a scripted fake of the
+are the product's activity *cores* (``batch_runs.operations``), with a scripted fake of the
 ``BatchEndpointClient`` seam in place of HTTP, so each test controls what the service answers.
 Tests that use the real emulator over HTTP live in tests/e2e/.
 """
@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from activities import jobs
-from batch_endpoint import BatchJob, JobStatus, RunRequest, load_settings
-from batch_endpoint.operations import InvokeInput, JobRef, cancel_job, fetch_job, invoke_job
+from batch_endpoint import BatchJob, JobInvocation, JobStatus
+from batch_runs import load_settings
+from batch_runs.contracts import InvokeInput, JobRef
+from batch_runs.operations import cancel_job, fetch_job, invoke_job
 from devhost.engine import Engine, VirtualClock
 from orchestrators import batch_run
 
@@ -49,7 +51,7 @@ class FakeEndpoint:
     per_job: bool = False  # True: every job walks the script on its own (concurrent runs)
     invoke_errors: list[Exception] = field(default_factory=list)
     error_message: str | None = None
-    invokes: list[tuple[RunRequest, str | None]] = field(default_factory=list)
+    invokes: list[tuple[JobInvocation, str | None]] = field(default_factory=list)
     gets: int = 0
     cancels: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -67,11 +69,12 @@ class FakeEndpoint:
             error_message=self.error_message if status == "Failed" else None,
         )
 
-    def invoke(self, request: RunRequest, *, job_name=None, request_id=None) -> BatchJob:
+    def invoke(self, invocation: JobInvocation, *, job_name: str | None = None,
+               request_id: str | None = None) -> BatchJob:
         with self.lock:
             if self.invoke_errors:
                 raise self.invoke_errors.pop(0)
-            self.invokes.append((request, job_name))
+            self.invokes.append((invocation, job_name))
             return self._job(job_name or "bs-x", "NotStarted")
 
     def get_job(self, name: str) -> BatchJob:
@@ -98,12 +101,16 @@ class FakeEndpoint:
 
 
 def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
-    factory = lambda _uri: fake  # noqa: E731 - one client for every endpoint
+    def factory(_uri: str) -> FakeEndpoint:
+        return fake  # one client for every endpoint
+
     return {
-        jobs.INVOKE_ACTIVITY: lambda p: invoke_job(InvokeInput.from_dict(p), settings=SETTINGS,
-                                                   client_factory=factory),
-        jobs.GET_ACTIVITY: lambda p: fetch_job(JobRef.from_dict(p), client_factory=factory),
-        jobs.CANCEL_ACTIVITY: lambda p: cancel_job(JobRef.from_dict(p), client_factory=factory),
+        jobs.INVOKE_ACTIVITY: lambda p: invoke_job(
+            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory).to_dict(),
+        jobs.GET_ACTIVITY: lambda p: fetch_job(
+            JobRef.from_dict(p), client_factory=factory).to_dict(),
+        jobs.CANCEL_ACTIVITY: lambda p: cancel_job(
+            JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake).to_dict(),
     }
 
 

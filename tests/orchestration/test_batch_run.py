@@ -33,9 +33,9 @@ def test_happy_path_completes_with_the_documented_output(make_harness):
     assert timedelta(seconds=240) <= elapsed < timedelta(seconds=300)  # 4 waits of 60 s
     assert status["customStatus"]["phase"] == "completed"
     assert len(h.fake.invokes) == 1
-    request, job_name = h.fake.invokes[0]
+    invocation, job_name = h.fake.invokes[0]
     assert job_name == out["job_name"]
-    assert request.poll_interval == 60
+    assert (invocation.input_uri, invocation.input_type) == (INPUT, "UriFolder")
 
 
 def test_failed_job_fails_the_run_naming_job_status_and_studio_link(make_harness):

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoint import BatchEndpointError, _auth, create_token_provider, load_settings
+from batch_endpoint import BatchEndpointError
+from batch_runs import clients as _auth
+from batch_runs import load_settings
+from batch_runs.clients import create_token_provider
 from tests.integration.auth.token_server import (
     AUTHORITY_HOST,
     Registration,

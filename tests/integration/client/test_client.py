@@ -19,15 +19,13 @@ from batch_endpoint import (
     JobStatus,
     NotFoundError,
     RetryableHttpError,
-    RunRequest,
+    RetryPolicy,
     StaticTokenProvider,
     TransportError,
-    get_client,
-    get_session,
-    get_settings,
-    load_settings,
-    parse_run_request,
+    WorkspaceJobsClient,
 )
+from batch_runs import get_settings, load_settings, parse_run_request
+from batch_runs.clients import get_client, get_session
 from tests.integration.client.scripted_server import Reply, ScriptedServer
 from tests.support import free_port
 
@@ -97,7 +95,7 @@ class Harness:
         self.now = 0.0
         self.endpoint = f"{server.base_url}{JOB_PATH}"
         settings = load_settings({"BATCH_ENDPOINT_ALLOWED_HOSTS": "127.0.0.1"})
-        self.request = parse_run_request(
+        self.run_request = parse_run_request(
             {
                 "endpoint_uri": self.endpoint,
                 "endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/heart/",
@@ -106,27 +104,32 @@ class Harness:
             run_id="run-1",
             now=datetime(2026, 11, 25, tzinfo=UTC),
         )
+        self.request = self.run_request.to_invocation()
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds  # the fake clock advances only by (fake) sleeps
 
-    def client(self, **overrides: Any) -> BatchEndpointClient:
+    def policy(self, max_attempts: int = 3, budget_seconds: float = 60.0) -> RetryPolicy:
+        return RetryPolicy(max_attempts=max_attempts, budget_seconds=budget_seconds,
+                           sleep=self.sleep, rng=lambda: 0.5, clock=lambda: self.now)
+
+    def client(self, *, max_attempts: int = 3, retry_budget_seconds: float = 60.0,
+               **overrides: Any) -> BatchEndpointClient:
         options: dict[str, Any] = {
             "session": self.session,
             "allowed_hosts": ["127.0.0.1"],
             "timeout": (2.0, 5.0),
-            "max_attempts": 3,
-            "retry_budget_seconds": 60.0,
-            "sleep": self.sleep,
-            "rng": lambda: 0.5,
-            "clock": lambda: self.now,
-            "arm_endpoint": self.server.base_url,
-            "arm_token_provider": StaticTokenProvider(ARM_TOKEN),
+            "retry_policy": self.policy(max_attempts, retry_budget_seconds),
         }
         options.update(overrides)
         tokens = options.pop("token_provider", StaticTokenProvider(TOKEN))
         return BatchEndpointClient(options.pop("endpoint", self.endpoint), tokens, **options)
+
+    def jobs_client(self) -> WorkspaceJobsClient:
+        return WorkspaceJobsClient(self.server.base_url, StaticTokenProvider(ARM_TOKEN),
+                                   session=self.session, timeout=(2.0, 5.0),
+                                   retry_policy=self.policy())
 
 
 @pytest.fixture
@@ -149,7 +152,7 @@ def test_invoke_200_camel_case_sends_the_expected_request(h: Harness) -> None:
     assert seen.headers["repeatability_request-id"]
     assert seen.headers["x-ms-client-request-id"] == seen.headers["repeatability_request-id"]
     assert "azureml-model-deployment" not in seen.headers
-    assert seen.json() == h.request.invoke_body(None)
+    assert seen.json() == h.request.body(None)
 
 
 def test_invoke_201_pascal_case(h: Harness) -> None:
@@ -163,15 +166,15 @@ def test_invoke_201_pascal_case(h: Harness) -> None:
 
 
 def test_deployment_header_is_sent(h: Harness) -> None:
-    request = RunRequest.from_dict(
-        {**h.request.to_dict(), "deployment_name": "classifier-xgboost"},
+    request = parse_run_request(
+        {**h.run_request.to_dict(), "deployment_name": "classifier-xgboost"},
         load_settings({"BATCH_ENDPOINT_ALLOWED_HOSTS": "127.0.0.1"}),
         run_id="run-1",
         now=datetime.now(UTC),
     )
     h.server.push(Reply(200, camel_job()))
 
-    h.client().invoke(request)
+    h.client().invoke(request.to_invocation())
 
     assert h.server.requests[0].headers["azureml-model-deployment"] == "classifier-xgboost"
 
@@ -397,7 +400,7 @@ def test_constructor_validates_uri_before_tokens(h: Harness) -> None:
     with pytest.raises(ValueError, match="max_attempts"):
         h.client(max_attempts=0)
     with pytest.raises(ValueError, match="arm_endpoint"):
-        h.client(arm_endpoint="http://management.example.com")
+        WorkspaceJobsClient("http://management.example.com", tokens)
 
     assert tokens.calls == 0
 
@@ -432,7 +435,7 @@ def test_cancel_job_posts_to_arm_with_the_arm_token(h: Harness) -> None:
     h.server.push(Reply(202, "", headers={"Location": "/op", "Retry-After": "10"}))
     job = BatchJob(name="batchjob-1", id=ARM_ID, status=JobStatus.RUNNING)
 
-    h.client().cancel_job(job)
+    h.jobs_client().cancel_job(job)
 
     [seen] = h.server.requests
     assert seen.method == "POST"
@@ -450,7 +453,7 @@ def test_cancel_uses_the_workspace_jobs_route_for_other_id_shapes(h: Harness) ->
         status=JobStatus.RUNNING,
     )
 
-    h.client().cancel_job(job)
+    h.jobs_client().cancel_job(job)
 
     assert h.server.requests[0].path == (
         f"{workspace}/jobs/batchjob-9/cancel?api-version={ARM_CANCEL_API_VERSION}"
@@ -459,17 +462,13 @@ def test_cancel_uses_the_workspace_jobs_route_for_other_id_shapes(h: Harness) ->
 
 def test_cancel_job_404_and_bad_ids(h: Harness) -> None:
     h.server.push(Reply(404, {"error": {"code": "NotFound", "message": "gone"}}))
-    client = h.client()
+    client = h.jobs_client()
 
     with pytest.raises(NotFoundError):
         client.cancel_job(BatchJob(name="batchjob-1", id=ARM_ID, status=JobStatus.RUNNING))
     with pytest.raises(ValueError, match="ARM resource id"):
         client.cancel_job(
             BatchJob(name="j", id="/endpoints/heart/jobs/j", status=JobStatus.RUNNING)
-        )
-    with pytest.raises(ValueError, match="arm_endpoint"):
-        h.client(arm_endpoint=None).cancel_job(
-            BatchJob(name="j", id=ARM_ID, status=JobStatus.RUNNING)
         )
 
     assert len(h.server.requests) == 1
@@ -478,7 +477,7 @@ def test_cancel_job_404_and_bad_ids(h: Harness) -> None:
 def test_cancel_is_retried_on_5xx(h: Harness) -> None:
     h.server.push(Reply(500, "x"), Reply(200, {}))
 
-    h.client().cancel_job(BatchJob(name="batchjob-1", id=ARM_ID, status=JobStatus.RUNNING))
+    h.jobs_client().cancel_job(BatchJob(name="batchjob-1", id=ARM_ID, status=JobStatus.RUNNING))
 
     assert len(h.server.requests) == 2
 
@@ -524,4 +523,4 @@ def test_get_client_builds_from_settings_and_caches(
     assert same is client
     assert server.requests[0].headers["authorization"] == "Bearer local-dev"
     assert shared_twice[0] is shared_twice[1]
-    assert client._session is shared_twice[0]
+    assert client._pipeline._session is shared_twice[0]

@@ -12,14 +12,15 @@ import requests
 from batch_endpoint import (
     BatchEndpointClient,
     BatchJob,
-    BearerTokenAuth,
-    HostGuard,
     HostNotAllowedError,
     JobStatus,
+    RetryPolicy,
     ServiceUrl,
     StaticTokenProvider,
-    get_session,
+    WorkspaceJobsClient,
 )
+from batch_endpoint._transport import BearerTokenAuth, HostGuard
+from batch_runs.clients import get_session
 from tests.integration.client.scripted_server import Reply, ScriptedServer
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def _client(good: ScriptedServer) -> BatchEndpointClient:
         session=get_session(),
         allowed_hosts=[f"127.0.0.1:{good.port}"],
         auth_mode="none",
-        max_attempts=1,
+        retry_policy=RetryPolicy(max_attempts=1),
     )
 
 
@@ -115,17 +116,9 @@ def test_auth_hook_reads_the_url_the_connection_uses(servers, url_template: str)
 
 def test_arm_token_goes_only_to_the_arm_host(servers) -> None:
     good, trap = servers
-    client = BatchEndpointClient(
-        f"{good.base_url}{JOBS}",
-        StaticTokenProvider(TOKEN),
-        session=get_session(),
-        allowed_hosts=[f"127.0.0.1:{good.port}", f"127.0.0.1:{trap.port}"],
-        auth_mode="none",
-        max_attempts=1,
-        arm_endpoint=good.base_url,
-        arm_token_provider=StaticTokenProvider("arm-token"),
-    )
-    # Even a host that may receive the data-plane token may not receive the ARM token.
+    client = WorkspaceJobsClient(good.base_url, StaticTokenProvider("arm-token"),
+                                 session=get_session(), retry_policy=RetryPolicy(max_attempts=1))
+    # Swap the validated ARM host for another one just before sending.
     client._arm = ServiceUrl.parse(trap.base_url, allow_path=False)
     job = BatchJob(
         name="j1",

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from batch_endpoint import get_settings
+from batch_runs import get_settings
 from tests.unit.app.fake_client import FakeDurableClient
 
 ENDPOINT = "https://heart.westeurope.inference.ml.azure.com/jobs"

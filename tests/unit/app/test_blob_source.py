@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_endpoint import BLOB_SOURCES, SettingsError, blob_trigger_source, load_settings
+from batch_runs import SettingsError, blob_trigger_source, load_settings
+from batch_runs.settings import BLOB_SOURCES
 
 ROOT = Path(__file__).resolve().parents[3]
 

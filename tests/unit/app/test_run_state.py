@@ -1,4 +1,4 @@
-"""Pure decisions of the run orchestrator (batch_endpoint.run_state)."""
+"""Pure decisions of the run orchestrator (batch_runs.state)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 
 from batch_endpoint import BatchJob, JobStatus
-from batch_endpoint.run_state import (
+from batch_runs import RunRequest
+from batch_runs.contracts import ActivityFailure
+from batch_runs.state import (
     Phase,
     RunState,
-    activity_error_message,
     completed_output,
     custom_status,
     deadline_message,
@@ -21,8 +22,10 @@ from batch_endpoint.run_state import (
 )
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-PARAMS = {"endpoint_uri": "https://h.westeurope.inference.ml.azure.com/jobs", "poll_interval": 120,
-          "timeout": 600, "endpoint_output_uri": "azureml://datastores/ws/paths/o/p.csv"}
+REQUEST = RunRequest(endpoint_uri="https://h.westeurope.inference.ml.azure.com/jobs",
+                     input_uri="azureml://datastores/ws/paths/in/", input_type="UriFolder",
+                     output_uri="azureml://datastores/ws/paths/o/p.csv", poll_interval=120,
+                     timeout=600)
 
 
 def _job(status="Running", **kw):
@@ -35,7 +38,7 @@ def _job(status="Running", **kw):
 
 
 def _state(**kw):
-    return RunState.begin(run_parameters=PARAMS, job=_job(**kw), started=T0)
+    return RunState.begin(request=REQUEST, job=_job(**kw), started=T0)
 
 
 def test_begin_derives_deadline_and_interval_from_parameters():
@@ -108,5 +111,5 @@ def test_failure_messages_name_job_status_and_studio_link():
 def test_activity_error_message_lists_field_details():
     details = [{"field": "poll_interval", "message": "too small"}]
     outcome = {"ok": False, "error": {"message": "Invalid run request", "details": details}}
-    assert activity_error_message(outcome, "Submitting") == (
+    assert ActivityFailure.from_dict(outcome).describe("Submitting") == (
         "Submitting failed: Invalid run request (poll_interval: too small)")

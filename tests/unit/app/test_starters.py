@@ -153,7 +153,7 @@ def test_start_failure_without_key_is_503_not_500(client):
 
 
 def test_invalid_settings_are_reported_by_name(client, app_settings, monkeypatch):
-    from batch_endpoint import get_settings
+    from batch_runs import get_settings
 
     monkeypatch.setenv("POLL_INTERVAL_SECONDS", "soon")
     get_settings.cache_clear()
@@ -262,7 +262,7 @@ def test_zero_byte_blob_is_skipped(client):
 
 
 def test_blob_without_endpoint_setting_fails_loudly_naming_it(client, app_settings, monkeypatch):
-    from batch_endpoint import get_settings
+    from batch_runs import get_settings
 
     monkeypatch.delenv("BATCH_ENDPOINT_URI")
     get_settings.cache_clear()
@@ -298,7 +298,7 @@ def test_schedule_runs_again_once_the_previous_run_ended(client):
 
 
 def test_schedule_without_input_setting_is_skipped(client, app_settings, monkeypatch):
-    from batch_endpoint import get_settings
+    from batch_runs import get_settings
 
     monkeypatch.delenv("SCHEDULED_INPUT_URI")
     get_settings.cache_clear()

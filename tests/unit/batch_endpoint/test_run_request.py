@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from batch_endpoint import (
+from batch_runs import (
     FieldError,
     InvalidRunRequest,
     RunRequest,
@@ -212,9 +212,10 @@ def test_to_dict_uses_wire_names_and_round_trips() -> None:
     request = parse(minimal(deployment_name="blue", retry_timeout=30, poll_interval=15))
 
     data = request.to_dict()
-    again = RunRequest.from_dict(data, SETTINGS, run_id="other-run", now=datetime.now(UTC))
+    again = parse_run_request(data, SETTINGS, run_id="other-run", now=datetime.now(UTC))
 
     assert again == request
+    assert RunRequest.from_resolved(data) == request
     assert data["endpoint_input_uri"] == INPUT
     assert data["endpoint_input_type"] == "UriFolder"
     assert data["endpoint_output_uri"] == request.output_uri
@@ -225,7 +226,7 @@ def test_to_dict_uses_wire_names_and_round_trips() -> None:
 def test_invoke_body_minimal_shape() -> None:
     request = parse(minimal())
 
-    assert request.invoke_body(None) == {
+    assert request.to_invocation().body(None) == {
         "properties": {
             "InputData": {"input_data": {"JobInputType": "UriFolder", "Uri": INPUT}},
             "OutputData": {"score": {"JobOutputType": "UriFile", "Uri": request.output_uri}},
@@ -246,7 +247,7 @@ def test_invoke_body_with_every_override() -> None:
         )
     )
 
-    props = request.invoke_body("bs-abc")["properties"]
+    props = request.to_invocation().body("bs-abc")["properties"]
 
     assert props["InputData"] == {"heart_data": {"JobInputType": "UriFolder", "Uri": INPUT}}
     assert props["MiniBatchSize"] == 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from batch_endpoint import Settings, SettingsError, get_settings, load_settings
+from batch_runs import Settings, SettingsError, get_settings, load_settings
 
 
 def test_defaults_when_environment_is_empty() -> None:

@@ -6,17 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from batch_endpoint import (
-    FINAL_STATUSES,
-    JobStatus,
-    backoff_delay,
-    deadline_from,
-    default_output_uri,
-    is_final,
-    job_name_for,
-    next_check_time,
-    parse_retry_after,
-)
+from batch_endpoint import FINAL_STATUSES, JobStatus, backoff_delay, is_final, parse_retry_after
+from batch_runs import deadline_from, default_output_uri, job_name_for, next_check_time
 
 WIRE_VALUES = [
     "NotStarted",

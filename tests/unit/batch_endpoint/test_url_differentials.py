@@ -18,15 +18,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from batch_endpoint import (
-    InvalidRunRequest,
-    ServiceUrl,
-    connection_target,
-    endpoint_uri_problem,
-    host_allowed,
-    load_settings,
-    parse_run_request,
-)
+from batch_endpoint import ServiceUrl, host_allowed
+from batch_endpoint._transport import connection_target
+from batch_runs import InvalidRunRequest, endpoint_uri_problem, load_settings, parse_run_request
 
 ALLOWED = ("*.inference.ml.azure.com",)
 SETTINGS = load_settings({"BATCH_ENDPOINT_ALLOWED_HOSTS": ",".join(ALLOWED)})

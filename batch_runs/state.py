@@ -6,17 +6,15 @@ the custom status / output / failure message say) is a pure function here, unit-
 the Durable SDK. ``RunState`` is carried across ``continue_as_new`` as a plain dict.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from ._models import BatchJob
-from ._policy import deadline_from, next_check_time
-from ._status import JobStatus, is_final
+from batch_endpoint import BatchJob, JobStatus, is_final
+from batch_runs.policy import deadline_from, next_check_time
+from batch_runs.request import RunRequest
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
 #: Each poll adds about eight history events and the SDK re-parses every event's timestamp on
@@ -61,7 +59,7 @@ def _parse_time(value: object, field: str) -> datetime:
 class RunState:
     """Everything the monitor loop needs, carried across ``continue_as_new``."""
 
-    run_parameters: Mapping[str, Any]
+    request: RunRequest
     job: BatchJob
     started: datetime
     deadline: datetime
@@ -73,23 +71,23 @@ class RunState:
 
     @property
     def endpoint_uri(self) -> str:
-        return str(self.run_parameters["endpoint_uri"])
+        return self.request.endpoint_uri
 
-    def with_job(self, job: BatchJob) -> RunState:
+    def with_job(self, job: BatchJob) -> "RunState":
         """A successful poll: new job state, one more poll, failure streak reset."""
         return replace(self, job=job, polls=self.polls + 1, poll_failures=0,
                        last_poll_error=None)
 
-    def with_cancel_requested(self) -> RunState:
+    def with_cancel_requested(self) -> "RunState":
         return replace(self, cancel_requested=True)
 
-    def with_poll_failure(self, message: str) -> RunState:
+    def with_poll_failure(self, message: str) -> "RunState":
         return replace(self, polls=self.polls + 1, poll_failures=self.poll_failures + 1,
                        last_poll_error=message[:300])
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_parameters": dict(self.run_parameters),
+            "run_parameters": self.request.to_dict(),
             "job": self.job.to_dict(),
             "started": self.started.isoformat(),
             "deadline": self.deadline.isoformat(),
@@ -101,12 +99,14 @@ class RunState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunState:
-        params = data.get("run_parameters")
-        if not isinstance(params, Mapping):
-            raise ValueError("RunState.run_parameters must be an object")
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunState":
+        """Read a state written by :meth:`to_dict` (this release's or the first's shape).
+
+        Raises:
+            ValueError: A field is missing or invalid (``InvalidRunRequest`` for parameters).
+        """
         return cls(
-            run_parameters=params,
+            request=RunRequest.from_resolved(data.get("run_parameters")),
             job=BatchJob.from_dict(data["job"]),
             started=_parse_time(data.get("started"), "started"),
             deadline=_parse_time(data.get("deadline"), "deadline"),
@@ -118,13 +118,11 @@ class RunState:
         )
 
     @classmethod
-    def begin(cls, *, run_parameters: Mapping[str, Any], job: BatchJob,
-              started: datetime) -> RunState:
+    def begin(cls, *, request: RunRequest, job: BatchJob, started: datetime) -> "RunState":
         """State right after the job was submitted."""
-        interval = int(run_parameters["poll_interval"])
-        timeout = int(run_parameters["timeout"])
-        return cls(run_parameters=run_parameters, job=job, started=started,
-                   deadline=deadline_from(started, timeout), poll_interval=interval)
+        return cls(request=request, job=job, started=started,
+                   deadline=deadline_from(started, request.timeout),
+                   poll_interval=request.poll_interval)
 
 
 def is_done(state: RunState) -> bool:
@@ -166,7 +164,7 @@ def completed_output(state: RunState, finished: datetime) -> dict[str, Any]:
     return {
         "job_name": state.job.name,
         "status": state.job.status.value,
-        "output_uri": state.job.output_uri or state.run_parameters.get("endpoint_output_uri"),
+        "output_uri": state.job.output_uri or state.request.output_uri,
         "studio_url": state.job.studio_url,
         "polls": state.polls,
         "started": state.started.isoformat(),
@@ -194,7 +192,7 @@ def failure_message(state: RunState, *, reason: str | None = None) -> str:
 def deadline_message(state: RunState) -> str:
     return (
         f"Batch job {state.job.name} did not finish before the run's deadline "
-        f"({state.deadline.isoformat()}, timeout {state.run_parameters.get('timeout')}s); "
+        f"({state.deadline.isoformat()}, timeout {state.request.timeout}s); "
         f"last status {state.job.status.value} after {state.polls} polls; "
         f"cancellation was requested.{_studio(state.job)}"
     )
@@ -206,14 +204,3 @@ def poll_failures_message(state: RunState) -> str:
         f"status checks (last error: {state.last_poll_error}); the job may still be running "
         f"(last status {state.job.status.value}).{_studio(state.job)}"
     )
-
-
-def activity_error_message(outcome: Mapping[str, Any], what: str) -> str:
-    """A one-line message for a permanent activity failure outcome."""
-    error = outcome.get("error") or {}
-    message = str(error.get("message") or "unknown error")
-    details = error.get("details")
-    if isinstance(details, list) and details:
-        parts = [f"{d.get('field')}: {d.get('message')}" for d in details if isinstance(d, dict)]
-        message = f"{message} ({'; '.join(parts)})"
-    return f"{what} failed: {message}"

@@ -1,4 +1,4 @@
-"""Pure policy functions: poll timing, deadlines, retry backoff, job and output naming.
+"""Pure run policy: poll timing, deadlines, job and output naming.
 
 They take the clock and randomness as arguments so that orchestrators (which must be
 deterministic) and tests can use them freely.
@@ -6,20 +6,14 @@ deterministic) and tests can use them freely.
 
 import hashlib
 import logging
-import math
-import random
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from string import Formatter
 
 logger = logging.getLogger(__name__)
 
 #: Placeholders ``OUTPUT_URI_TEMPLATE`` may use.
 OUTPUT_TEMPLATE_FIELDS: frozenset[str] = frozenset({"run_id", "source_name", "date", "timestamp"})
-#: Longest wait a ``Retry-After`` header may impose on one retry.
-RETRY_AFTER_CAP_SECONDS = 60.0
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NAME_PART = 128
@@ -50,72 +44,6 @@ def deadline_from(started: datetime, timeout_seconds: int) -> datetime:
         ``started + timeout_seconds``.
     """
     return started + timedelta(seconds=timeout_seconds)
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float = 1.0,
-    cap: float = 30.0,
-    retry_after: float | None = None,
-    rng: Callable[[], float] = random.random,
-    cap_retry_after: float = RETRY_AFTER_CAP_SECONDS,
-) -> float:
-    """Seconds to wait before the next attempt: exponential backoff with full jitter.
-
-    A service-provided ``Retry-After`` wins over the computed delay, capped so that a bad
-    header cannot park a worker for long.
-
-    Args:
-        attempt: The attempt that just failed, starting at 1.
-        base: Delay scale of the first retry.
-        cap: Largest computed (jittered) delay.
-        retry_after: Seconds from ``Retry-After``, if the service sent it.
-        rng: Returns a float in ``[0, 1)``; injected for tests.
-        cap_retry_after: Largest honoured ``Retry-After``.
-
-    Returns:
-        A delay in seconds, ``>= 0``.
-    """
-    if retry_after is not None and math.isfinite(retry_after):
-        return max(0.0, min(retry_after, cap_retry_after))
-    exponent = max(0, attempt - 1)
-    # 2**exponent overflows floats for absurd attempts; the cap applies long before that.
-    ceiling = cap if exponent > 60 else min(cap, base * 2**exponent)
-    return max(0.0, rng() * ceiling)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` header: delta-seconds or an HTTP-date.
-
-    Args:
-        value: The header value, or None.
-        now: The current time for HTTP-dates (default: the wall clock, UTC).
-
-    Returns:
-        Seconds to wait (``>= 0``), or None when absent or unparsable.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now or datetime.now(UTC)
-    if current.tzinfo is None:
-        current = current.replace(tzinfo=UTC)
-    return max(0.0, (when - current).total_seconds())
 
 
 def job_name_for(instance_id: str, started_iso: str) -> str:

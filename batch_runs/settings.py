@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from batch_endpoint._allowlist import check_host, parse_host_pattern
-from batch_endpoint._errors import BatchEndpointError
-from batch_endpoint._policy import default_output_uri
-from batch_endpoint._uris import (
+from batch_endpoint import BatchEndpointError, ServiceUrl, check_host, parse_host_pattern
+from batch_runs.policy import default_output_uri
+from batch_runs.uris import (
     INPUT_TYPES,
     endpoint_uri_problem,
     input_uri_problem,
     output_uri_problem,
     shown,
 )
-from batch_endpoint._url import ServiceUrl
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ compute mounts data with its own identity, and a SAS would end up in histories a
 import logging
 import re
 
-from batch_endpoint._errors import redact_url
-from batch_endpoint._url import MAX_URL_LENGTH, ServiceUrl, character_problem, is_loopback
+from batch_endpoint import MAX_URL_LENGTH, ServiceUrl, character_problem, is_loopback, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -223,45 +222,3 @@ def output_uri_problem(uri: str) -> str | None:
     if "//" in path:
         return f"must not contain empty path segments, got {shown(uri)}"
     return _path_problem(path)
-
-
-def validate_endpoint_uri(uri: str) -> str:
-    """Return ``uri`` if it is a valid endpoint scoring URI.
-
-    Args:
-        uri: The candidate URI.
-
-    Returns:
-        ``uri`` unchanged.
-
-    Raises:
-        ValueError: Naming what is wrong.
-    """
-    problem = endpoint_uri_problem(uri)
-    if problem:
-        raise ValueError(f"endpoint URI {problem}")
-    return uri
-
-
-def validate_input_uri(uri: str, input_type: str = "UriFolder") -> str:
-    """Return ``uri`` if it is an accepted input URI for ``input_type``.
-
-    Raises:
-        ValueError: Naming what is wrong.
-    """
-    problem = input_uri_problem(uri, input_type)
-    if problem:
-        raise ValueError(f"input URI {problem}")
-    return uri
-
-
-def validate_output_uri(uri: str) -> str:
-    """Return ``uri`` if it is an accepted output file URI.
-
-    Raises:
-        ValueError: Naming what is wrong.
-    """
-    problem = output_uri_problem(uri)
-    if problem:
-        raise ValueError(f"output URI {problem}")
-    return uri

@@ -1,0 +1,525 @@
+"""Run requests: the validated run parameters, and how they become a job invocation.
+
+Parameter names follow the ADF "Run-BatchEndpoint" template (``endpoint_uri``,
+``endpoint_input_uri``, ...). :func:`parse_run_request` checks every rule of design.md's
+"Run parameters" table and reports ALL problems at once through :class:`InvalidRunRequest`.
+"""
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from batch_endpoint import (
+    MAX_URL_LENGTH,
+    BatchEndpointError,
+    JobInvocation,
+    character_problem,
+    check_host,
+)
+from batch_runs.policy import default_output_uri
+from batch_runs.settings import Settings
+from batch_runs.uris import (
+    INPUT_TYPES,
+    endpoint_uri_problem,
+    input_uri_problem,
+    output_uri_problem,
+    parse_endpoint_uri,
+    shown,
+)
+
+logger = logging.getLogger(__name__)
+
+_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}\Z")
+_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+# Bounded digit count: int() of a huge digit string is slow and raises past 4300 digits.
+_INT_TEXT = re.compile(r"^[+-]?[0-9]{1,15}\Z")  # ASCII digits: int() also reads "١٠"
+#: Job overrides are Int32 on the service side.
+_INT32_MAX = 2**31 - 1
+
+# job override (wire name = RunRequest field) -> smallest allowed value
+_OVERRIDE_INTS: dict[str, int] = {
+    "mini_batch_size": 1,
+    "instance_count": 1,
+    "error_threshold": -1,
+    "max_retries": 0,
+    "retry_timeout": 1,
+}
+#: Longest accepted text per field; URIs share MAX_URL_LENGTH, every other field is short.
+_MAX_TEXT: dict[str, int] = {
+    "endpoint_uri": MAX_URL_LENGTH,
+    "endpoint_input_uri": MAX_URL_LENGTH,
+    "endpoint_output_uri": MAX_URL_LENGTH,
+    "output_file_name": 255,
+}
+_MAX_OTHER_TEXT = 256
+_MAX_PARAMETERS = 64
+_KNOWN_KEYS: tuple[str, ...] = (
+    "endpoint_uri",
+    "endpoint_input_uri",
+    "endpoint_input_type",
+    "endpoint_output_uri",
+    "poll_interval",
+    "timeout",
+    "deployment_name",
+    "input_name",
+    "output_name",
+    *_OVERRIDE_INTS,
+    "output_file_name",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one run parameter.
+
+    Attributes:
+        field: The parameter's wire name (e.g. ``endpoint_input_uri``), or ``body``.
+        message: What is wrong and what was expected; starts with the field name.
+    """
+
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"field": ..., "message": ...}``."""
+        return {"field": self.field, "message": self.message}
+
+
+class InvalidRunRequest(ValueError):
+    """The run parameters are invalid; ``details`` lists every problem.
+
+    Attributes:
+        details: One :class:`FieldError` per problem, in parameter order.
+    """
+
+    def __init__(self, details: tuple[FieldError, ...] | list[FieldError]) -> None:
+        self.details = tuple(details)
+        fields = ", ".join(dict.fromkeys(d.field for d in self.details))
+        super().__init__(f"invalid run request: {len(self.details)} problem(s) in {fields}")
+
+    @property
+    def message(self) -> str:
+        """The summary message (also ``str(self)``)."""
+        return str(self)
+
+    def to_error_body(self) -> dict[str, Any]:
+        """The HTTP 400 body: ``{"error": {"code", "message", "details": [...]}}``."""
+        return {
+            "error": {
+                "code": "InvalidRunRequest",
+                "message": self.message,
+                "details": [d.to_dict() for d in self.details],
+            }
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """A validated request to run one batch endpoint job.
+
+    Build it with :func:`parse_run_request` (which applies settings, defaults and the allowlist).
+    ``__post_init__`` re-checks the settings-independent rules so that no invalid instance exists.
+    """
+
+    endpoint_uri: str
+    input_uri: str
+    input_type: str
+    output_uri: str
+    poll_interval: int
+    timeout: int
+    deployment_name: str | None = None
+    input_name: str = "input_data"
+    output_name: str = "score"
+    mini_batch_size: int | None = None
+    instance_count: int | None = None
+    error_threshold: int | None = None
+    max_retries: int | None = None
+    retry_timeout: int | None = None
+    output_file_name: str | None = None
+
+    def __post_init__(self) -> None:
+        errors: list[FieldError] = []
+
+        def check(field: str, problem: str | None) -> None:
+            if problem:
+                errors.append(FieldError(field, f"{field} {problem}"))
+
+        texts = {"endpoint_uri": self.endpoint_uri, "endpoint_input_type": self.input_type,
+                 "endpoint_input_uri": self.input_uri, "endpoint_output_uri": self.output_uri}
+        for field, text in texts.items():
+            if not isinstance(text, str):
+                check(field, f"must be a string, got {type(text).__name__}")
+        if not errors:
+            check("endpoint_uri", endpoint_uri_problem(self.endpoint_uri))
+            check("endpoint_input_type", _input_type_problem(self.input_type))
+            check("endpoint_input_uri", input_uri_problem(self.input_uri, self.input_type))
+            check("endpoint_output_uri", output_uri_problem(self.output_uri))
+        for field, number in (("poll_interval", self.poll_interval), ("timeout", self.timeout)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                check(field, f"must be a positive integer, got {number!r}")
+        if self.deployment_name is not None:
+            check("deployment_name", _deployment_problem(self.deployment_name))
+        check("input_name", _data_name_problem(self.input_name))
+        check("output_name", _data_name_problem(self.output_name))
+        for field, low in _OVERRIDE_INTS.items():
+            value = getattr(self, field)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not low <= value <= _INT32_MAX
+            ):
+                check(
+                    field, f"must be an integer between {low} and {_INT32_MAX}, got {_got(value)}"
+                )
+        if self.output_file_name is not None:
+            check("output_file_name", _file_name_problem(self.output_file_name))
+        if errors:
+            raise InvalidRunRequest(errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request with ADF/wire parameter names; None values are omitted."""
+        data: dict[str, Any] = {
+            "endpoint_uri": self.endpoint_uri,
+            "endpoint_input_uri": self.input_uri,
+            "endpoint_input_type": self.input_type,
+            "endpoint_output_uri": self.output_uri,
+            "poll_interval": self.poll_interval,
+            "timeout": self.timeout,
+            "deployment_name": self.deployment_name,
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "mini_batch_size": self.mini_batch_size,
+            "instance_count": self.instance_count,
+            "error_threshold": self.error_threshold,
+            "max_retries": self.max_retries,
+            "retry_timeout": self.retry_timeout,
+            "output_file_name": self.output_file_name,
+        }
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_resolved(cls, d: object) -> "RunRequest":
+        """Rebuild a request from :meth:`to_dict` output (settings already applied).
+
+        Used where a request crosses the Durable boundary: ``__post_init__`` re-checks every
+        rule that does not depend on settings, so a damaged history cannot yield a bad request.
+
+        Raises:
+            InvalidRunRequest: ``d`` is not an object, or a field breaks a rule.
+        """
+        if not isinstance(d, Mapping):
+            raise InvalidRunRequest([FieldError("run_parameters",
+                                                "run_parameters must be a JSON object")])
+        def opt(key: str) -> Any:
+            return d.get(key)
+
+        return cls(
+            endpoint_uri=opt("endpoint_uri"),
+            input_uri=opt("endpoint_input_uri"),
+            input_type=opt("endpoint_input_type"),
+            output_uri=opt("endpoint_output_uri"),
+            poll_interval=opt("poll_interval"),
+            timeout=opt("timeout"),
+            deployment_name=opt("deployment_name"),
+            input_name=opt("input_name") or "input_data",
+            output_name=opt("output_name") or "score",
+            mini_batch_size=opt("mini_batch_size"),
+            instance_count=opt("instance_count"),
+            error_threshold=opt("error_threshold"),
+            max_retries=opt("max_retries"),
+            retry_timeout=opt("retry_timeout"),
+            output_file_name=opt("output_file_name"),
+        )
+
+    def to_invocation(self) -> JobInvocation:
+        """The job submission for the client: inputs, outputs and the overrides in wire form."""
+        overrides: dict[str, Any] = {}
+        if self.mini_batch_size is not None:
+            overrides["MiniBatchSize"] = self.mini_batch_size
+        if self.instance_count is not None:
+            overrides["Compute"] = {"InstanceCount": self.instance_count}
+        if self.error_threshold is not None:
+            overrides["ErrorThreshold"] = self.error_threshold
+        if self.max_retries is not None or self.retry_timeout is not None:
+            retry: dict[str, Any] = {}
+            if self.max_retries is not None:
+                retry["MaxRetries"] = self.max_retries
+            if self.retry_timeout is not None:
+                retry["Timeout"] = f"PT{self.retry_timeout}S"
+            overrides["RetrySettings"] = retry
+        if self.output_file_name is not None:
+            overrides["OutputFileName"] = self.output_file_name
+        return JobInvocation(
+            input_name=self.input_name,
+            input_type=self.input_type,
+            input_uri=self.input_uri,
+            output_name=self.output_name,
+            output_uri=self.output_uri,
+            deployment_name=self.deployment_name,
+            overrides=overrides,
+        )
+
+
+def _input_type_problem(value: str) -> str | None:
+    if value not in INPUT_TYPES:
+        return f"must be one of {', '.join(INPUT_TYPES)} (exact case), got {shown(str(value))}"
+    return None
+
+
+def _deployment_problem(value: str) -> str | None:
+    if not _DEPLOYMENT_NAME.match(value):
+        return f"must be 1-32 characters: a letter, then letters, digits or '-', got {shown(value)}"
+    return None
+
+
+def _data_name_problem(value: str) -> str | None:
+    if not isinstance(value, str) or not _DATA_NAME.match(value):
+        return (
+            "must start with a letter or '_' and hold only letters, digits and '_' "
+            f"(at most 255), got {shown(str(value))}"
+        )
+    return None
+
+
+def _file_name_problem(value: str) -> str | None:
+    if (
+        not value
+        or "/" in value
+        or "\\" in value
+        or value in {".", ".."}
+        or ".." in value
+        or any(c.isspace() and c != " " for c in value)
+        or value != value.strip()
+    ):
+        return (
+            "must be a plain file name such as predictions.csv (no '/' or '..'), "
+            f"got {shown(value)}"
+        )
+    return None
+
+
+def _coerce_int(value: object) -> int | None:
+    """An int from an int, an integral float or an integer string (ADF sends strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and _INT_TEXT.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _got(value: object) -> str:
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return "a number with too many digits"  # repr() of huge ints is slow or raises
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_run_request(
+    body: object,
+    settings: Settings,
+    *,
+    run_id: str,
+    now: datetime,
+    source_name: str | None = None,
+) -> RunRequest:
+    """Validate run parameters and fill in defaults from settings.
+
+    Args:
+        body: The decoded JSON body (must be an object).
+        settings: Defaults, bounds, allowlist and auth mode.
+        run_id: The run (orchestration instance) id, used for the default output path.
+        now: The run's start time, used for the default output path.
+        source_name: E.g. the uploaded blob's name, used for the default output path.
+
+    Returns:
+        The validated request.
+
+    Raises:
+        InvalidRunRequest: Listing every bad parameter; each message names the field.
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRunRequest(
+            [FieldError("body", f"body must be a JSON object, got {type(body).__name__}")]
+        )
+    errors: list[FieldError] = []
+
+    def bad(field: str, message: str) -> None:
+        errors.append(FieldError(field, f"{field} {message}"))
+
+    if len(body) > _MAX_PARAMETERS:
+        raise InvalidRunRequest(
+            [FieldError("body", f"body has {len(body)} parameters; at most {_MAX_PARAMETERS}")]
+        )
+    for key in body:
+        if key not in _KNOWN_KEYS:
+            name = _field_name(key)
+            errors.append(
+                FieldError(
+                    name,
+                    f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}",
+                )
+            )
+    for key in _KNOWN_KEYS:
+        value = body.get(key)
+        if isinstance(value, str):
+            limit = _MAX_TEXT.get(key, _MAX_OTHER_TEXT)
+            if len(value) > limit:
+                bad(key, f"must be at most {limit} characters, got {len(value)}")
+            elif character_problem(value):
+                bad(key, character_problem(value) or "")
+
+    def text(field: str) -> str | None:
+        """The field's text; None when absent, null or ""; an error if not a clean string."""
+        if field in _fields(errors):
+            return None  # already refused for its length or characters
+        value = body.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            bad(field, f"must be a string, got {type(value).__name__}")
+            return None
+        if not value:
+            return None  # ADF passes parameters that were not given as ""
+        if value != value.strip():
+            bad(field, "must not have leading or trailing whitespace")
+            return None
+        return value
+
+    def integer(field: str, low: int, high: int | None = None) -> int | None:
+        if field in _fields(errors):
+            return None  # already refused for its length or characters
+        value = body.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        number = _coerce_int(value)
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        if number is None:
+            bad(field, f"must be an integer {bounds}, got {_got(value)}")
+            return None
+        if number < low or (high is not None and number > high):
+            bad(field, f"must be an integer {bounds}, got {_got(number)}")
+            return None
+        return number
+
+    # endpoint_uri (falls back to BATCH_ENDPOINT_URI), allowlist and auth mode.
+    endpoint = text("endpoint_uri")
+    if endpoint is None and "endpoint_uri" not in _fields(errors):
+        endpoint = settings.batch_endpoint_uri
+        if endpoint is None:
+            bad("endpoint_uri", "is required (no default: BATCH_ENDPOINT_URI is not set)")
+    if endpoint is not None:
+        problem, endpoint_url = parse_endpoint_uri(endpoint)
+        if endpoint_url is None:
+            bad("endpoint_uri", problem or "")
+        else:
+            endpoint = endpoint_url.url  # the canonical text, rebuilt from the parsed parts
+            try:
+                check_host(endpoint_url, settings.allowed_hosts, settings.auth_mode)
+            except (ValueError, BatchEndpointError) as exc:
+                bad("endpoint_uri", f"is refused: {exc}")
+    # endpoint_input_type
+    input_type = text("endpoint_input_type")
+    if input_type is None:
+        input_type = "UriFolder"
+    elif _input_type_problem(input_type):
+        bad("endpoint_input_type", _input_type_problem(input_type) or "")
+    # endpoint_input_uri
+    input_uri = text("endpoint_input_uri")
+    if input_uri is None:
+        if "endpoint_input_uri" not in _fields(errors):
+            bad("endpoint_input_uri", f"is required: {_INPUT_HINT}")
+    else:
+        problem = input_uri_problem(
+            input_uri, input_type if input_type in INPUT_TYPES else "UriFolder"
+        )
+        if problem:
+            bad("endpoint_input_uri", problem)
+    # endpoint_output_uri
+    output_uri = text("endpoint_output_uri")
+    if output_uri is None and "endpoint_output_uri" not in _fields(errors):
+        output_uri = default_output_uri(
+            settings.output_uri_template, run_id=run_id, source_name=source_name, now=now
+        )
+    elif output_uri is not None:
+        problem = output_uri_problem(output_uri)
+        if problem:
+            bad("endpoint_output_uri", problem)
+    # poll_interval and timeout
+    poll_interval = integer("poll_interval", settings.poll_interval_min, settings.poll_interval_max)
+    timeout = integer("timeout", 1, settings.run_timeout_max_seconds)
+    poll_value = poll_interval if poll_interval is not None else settings.poll_interval_seconds
+    timeout_value = timeout if timeout is not None else settings.run_timeout_seconds
+    if (
+        "poll_interval" not in _fields(errors)
+        and "timeout" not in _fields(errors)
+        and timeout_value < poll_value
+    ):
+        bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
+    # deployment and data names
+    deployment = text("deployment_name")
+    if deployment is not None and _deployment_problem(deployment):
+        bad("deployment_name", _deployment_problem(deployment) or "")
+    names: dict[str, str] = {}
+    for field, default in (("input_name", "input_data"), ("output_name", "score")):
+        value = text(field)
+        if value is not None and _data_name_problem(value):
+            bad(field, _data_name_problem(value) or "")
+        names[field] = value or default
+    # job overrides
+    overrides: dict[str, int | None] = {
+        field: integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
+    }
+    output_file_name = text("output_file_name")
+    if output_file_name is not None and _file_name_problem(output_file_name):
+        bad("output_file_name", _file_name_problem(output_file_name) or "")
+
+    if errors:
+        raise InvalidRunRequest(_in_parameter_order(errors))
+    assert endpoint is not None
+    assert input_uri is not None
+    assert output_uri is not None
+    return RunRequest(
+        endpoint_uri=endpoint,
+        input_uri=input_uri,
+        input_type=input_type,
+        output_uri=output_uri,
+        poll_interval=poll_value,
+        timeout=timeout_value,
+        deployment_name=deployment,
+        input_name=names["input_name"],
+        output_name=names["output_name"],
+        mini_batch_size=overrides["mini_batch_size"],
+        instance_count=overrides["instance_count"],
+        error_threshold=overrides["error_threshold"],
+        max_retries=overrides["max_retries"],
+        retry_timeout=overrides["retry_timeout"],
+        output_file_name=output_file_name,
+    )
+
+
+_INPUT_HINT = "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
+
+
+def _field_name(key: object) -> str:
+    """An unknown parameter's name as it may be echoed: ASCII-escaped and at most 60 long."""
+    text = key if isinstance(key, str) else str(key)
+    escaped = ascii(text)[1:-1]
+    return escaped if len(escaped) <= 60 else escaped[:57] + "..."
+
+
+def _fields(errors: list[FieldError]) -> set[str]:
+    return {e.field for e in errors}
+
+
+def _in_parameter_order(errors: list[FieldError]) -> list[FieldError]:
+    order = {name: i for i, name in enumerate(_KNOWN_KEYS)}
+    return sorted(errors, key=lambda e: order.get(e.field, -1))
