@@ -41,7 +41,8 @@ def _normalised(result: dict[str, Any]) -> dict[str, Any]:
             return [decode(v) for v in value]
         return value
 
-    return decode(result)
+    decoded: dict[str, Any] = decode(result)
+    return decoded
 
 
 @pytest.mark.parametrize("episode", EPISODES)
