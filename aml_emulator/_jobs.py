@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -250,60 +250,76 @@ def _parse_output(
     return str(name), output_type, uri
 
 
-def _parse_overrides(props: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if "minibatchsize" in props:
-        out["miniBatchSize"] = _int(props["minibatchsize"], "properties.miniBatchSize", 1)
-    if "compute" in props:
-        compute = _obj(props["compute"], "properties.compute")
-        count = compute.get("instancecount")
-        out["compute"] = {} if count is None else {
-            "instanceCount": _int(count, "properties.compute.instanceCount", 1)
-        }
-    if "errorthreshold" in props:
-        out["errorThreshold"] = _int(props["errorthreshold"], "properties.errorThreshold", -1)
-    if "retrysettings" in props:
-        retry = _obj(props["retrysettings"], "properties.retrySettings")
-        echo: dict[str, Any] = {}
-        if retry.get("maxretries") is not None:
-            echo["maxRetries"] = _int(retry["maxretries"], "properties.retrySettings.maxRetries", 0)
-        if retry.get("timeout") is not None:
-            timeout = retry["timeout"]
-            if not isinstance(timeout, str) or not _DURATION_RE.match(timeout) or timeout == "P":
-                raise RequestError(
-                    "properties.retrySettings.timeout: must be an ISO-8601 duration such as "
-                    f"'PT30S', got {timeout!r}"
-                )
-            echo["timeout"] = timeout
-        out["retrySettings"] = echo
-    if "outputfilename" in props:
-        name = props["outputfilename"]
-        if not isinstance(name, str) or not _FILE_NAME_RE.match(name) or name in (".", ".."):
+def _compute(value: object) -> dict[str, Any]:
+    count = _obj(value, "properties.compute").get("instancecount")
+    return {} if count is None else {
+        "instanceCount": _int(count, "properties.compute.instanceCount", 1)
+    }
+
+
+def _retry_settings(value: object) -> dict[str, Any]:
+    retry = _obj(value, "properties.retrySettings")
+    echo: dict[str, Any] = {}
+    if retry.get("maxretries") is not None:
+        echo["maxRetries"] = _int(retry["maxretries"], "properties.retrySettings.maxRetries", 0)
+    timeout = retry.get("timeout")
+    if timeout is not None:
+        if not isinstance(timeout, str) or not _DURATION_RE.match(timeout) or timeout == "P":
             raise RequestError(
-                f"properties.outputFileName: must be a plain file name, got {name!r}"
+                "properties.retrySettings.timeout: must be an ISO-8601 duration such as "
+                f"'PT30S', got {timeout!r}"
             )
-        out["outputFileName"] = name
-    if "logginglevel" in props:
-        level = props["logginglevel"]
-        if level not in ("Info", "Warning", "Debug"):
-            raise RequestError(
-                f"properties.loggingLevel: must be Info, Warning or Debug, got {level!r}"
-            )
-        out["loggingLevel"] = level
-    if "maxconcurrencyperinstance" in props:
-        out["maxConcurrencyPerInstance"] = _int(
-            props["maxconcurrencyperinstance"], "properties.maxConcurrencyPerInstance", 1
+        echo["timeout"] = timeout
+    return echo
+
+
+def _output_file_name(name: object) -> str:
+    if not isinstance(name, str) or not _FILE_NAME_RE.match(name) or name in (".", ".."):
+        raise RequestError(f"properties.outputFileName: must be a plain file name, got {name!r}")
+    return name
+
+
+def _logging_level(level: object) -> str:
+    if level not in ("Info", "Warning", "Debug"):
+        raise RequestError(
+            f"properties.loggingLevel: must be Info, Warning or Debug, got {level!r}"
         )
-    if "description" in props:
-        if not isinstance(props["description"], str):
-            raise RequestError("properties.description: must be a string")
-        out["description"] = props["description"]
-    if "partitionkeys" in props:
-        keys = props["partitionkeys"]
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise RequestError("properties.partitionKeys: must be a list of strings")
-        out["partitionKeys"] = keys
-    return out
+    assert isinstance(level, str)
+    return level
+
+
+def _description(value: object) -> str:
+    if not isinstance(value, str):
+        raise RequestError("properties.description: must be a string")
+    return value
+
+
+def _partition_keys(keys: object) -> list[str]:
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise RequestError("properties.partitionKeys: must be a list of strings")
+    return keys
+
+
+#: lower-cased wire key -> its parser (raises RequestError); echoed under ``_OVERRIDES[key]``.
+_OVERRIDE_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "minibatchsize": lambda v: _int(v, "properties.miniBatchSize", 1),
+    "compute": _compute,
+    "errorthreshold": lambda v: _int(v, "properties.errorThreshold", -1),
+    "retrysettings": _retry_settings,
+    "outputfilename": _output_file_name,
+    "logginglevel": _logging_level,
+    "maxconcurrencyperinstance": lambda v: _int(v, "properties.maxConcurrencyPerInstance", 1),
+    "description": _description,
+    "partitionkeys": _partition_keys,
+}
+
+
+def _parse_overrides(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        _OVERRIDES[key]: parse(props[key])
+        for key, parse in _OVERRIDE_PARSERS.items()
+        if key in props
+    }
 
 
 def _str_map(value: object, where: str) -> dict[str, str]:

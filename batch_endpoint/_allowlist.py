@@ -42,22 +42,10 @@ def parse_host_pattern(pattern: str) -> tuple[str, int | None]:
         raise ValueError("empty host pattern")
     if text in {"*", "*.*"} or text.startswith("*:"):
         raise ValueError(f"{pattern!r} is too broad; name a host or '*.suffix'")
+    if text.startswith("["):
+        return _ipv6_pattern(text, pattern)
     port: int | None = None
     host = text
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"{pattern!r} has an unclosed '['")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{pattern!r} has text after ']'")
-            port = _parse_port(rest[1:], pattern)
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise ValueError(f"{pattern!r} is not a valid IPv6 address") from exc
-        return host, port
     if text.count(":") == 1:
         host, port_text = text.split(":")
         port = _parse_port(port_text, pattern)
@@ -70,6 +58,23 @@ def parse_host_pattern(pattern: str) -> tuple[str, int | None]:
         raise ValueError(f"{pattern!r} is not a valid host name")
     if host.startswith("*.") and "." not in name:
         raise ValueError(f"{pattern!r} is too broad; use at least two labels after '*.'")
+    return host, port
+
+
+def _ipv6_pattern(text: str, pattern: str) -> tuple[str, int | None]:
+    end = text.find("]")
+    if end < 0:
+        raise ValueError(f"{pattern!r} has an unclosed '['")
+    host, rest = text[1:end], text[end + 1 :]
+    port: int | None = None
+    if rest:
+        if not rest.startswith(":"):
+            raise ValueError(f"{pattern!r} has text after ']'")
+        port = _parse_port(rest[1:], pattern)
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError as exc:
+        raise ValueError(f"{pattern!r} is not a valid IPv6 address") from exc
     return host, port
 
 

@@ -231,40 +231,46 @@ def _character_problem_in_url(text: str) -> str | None:
 
 
 def _authority(authority: str) -> tuple[str, str | None, int | None]:
+    """``(problem, host, port)``: the problem is ``""`` when the authority is valid."""
     if not authority:
         return "has no host", None, None
-    port_text: str | None = None
     if authority.startswith("["):
-        end = authority.find("]")
-        if end < 0:
-            return "has an unclosed '[' in the host", None, None
-        host_text, tail = authority[1:end], authority[end + 1 :]
-        if tail:
-            if not tail.startswith(":"):
-                return "has text after the IPv6 address", None, None
-            port_text = tail[1:]
-        try:
-            host = ipaddress.IPv6Address(host_text).compressed
-        except ValueError:
-            return "has an invalid IPv6 address", None, None
+        problem, host, port_text = _ipv6_authority(authority)
     else:
-        if "[" in authority or "]" in authority:
-            return "has '[' or ']' outside an IPv6 address", None, None
-        if authority.count(":") > 1:
-            return "has more than one ':' in the host (put IPv6 addresses in brackets)", None, None
-        host_text, sep, port_part = authority.partition(":")
-        if sep:
-            port_text = port_part
-        problem = _host_name_problem(host_text)
-        if problem:
-            return problem, None, None
-        host = host_text.lower()
-    port: int | None = None
-    if port_text is not None:
-        if not _PORT.match(port_text) or int(port_text) > 65535:
-            return "has an invalid port (1-65535, no leading zeros)", None, None
-        port = int(port_text)
-    return "", host, port
+        problem, host, port_text = _name_authority(authority)
+    if problem or host is None:
+        return problem, None, None
+    if port_text is None:
+        return "", host, None
+    if not _PORT.match(port_text) or int(port_text) > 65535:
+        return "has an invalid port (1-65535, no leading zeros)", None, None
+    return "", host, int(port_text)
+
+
+def _ipv6_authority(authority: str) -> tuple[str, str | None, str | None]:
+    end = authority.find("]")
+    if end < 0:
+        return "has an unclosed '[' in the host", None, None
+    host_text, tail = authority[1:end], authority[end + 1 :]
+    if tail and not tail.startswith(":"):
+        return "has text after the IPv6 address", None, None
+    try:
+        host = ipaddress.IPv6Address(host_text).compressed
+    except ValueError:
+        return "has an invalid IPv6 address", None, None
+    return "", host, tail[1:] if tail else None
+
+
+def _name_authority(authority: str) -> tuple[str, str | None, str | None]:
+    if "[" in authority or "]" in authority:
+        return "has '[' or ']' outside an IPv6 address", None, None
+    if authority.count(":") > 1:
+        return "has more than one ':' in the host (put IPv6 addresses in brackets)", None, None
+    host_text, sep, port_part = authority.partition(":")
+    problem = _host_name_problem(host_text)
+    if problem:
+        return problem, None, None
+    return "", host_text.lower(), port_part if sep else None
 
 
 def _host_name_problem(host: str) -> str | None:

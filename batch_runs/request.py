@@ -7,7 +7,7 @@ Parameter names follow the ADF "Run-BatchEndpoint" template (``endpoint_uri``,
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -350,160 +350,152 @@ def parse_run_request(
         raise InvalidRunRequest(
             [FieldError("body", f"body must be a JSON object, got {type(body).__name__}")]
         )
-    errors: list[FieldError] = []
-
-    def bad(field: str, message: str) -> None:
-        errors.append(FieldError(field, f"{field} {message}"))
-
     if len(body) > _MAX_PARAMETERS:
         raise InvalidRunRequest(
             [FieldError("body", f"body has {len(body)} parameters; at most {_MAX_PARAMETERS}")]
         )
-    for key in body:
-        if key not in _KNOWN_KEYS:
-            name = _field_name(key)
-            errors.append(
-                FieldError(
-                    name,
-                    f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}",
-                )
-            )
-    for key in _KNOWN_KEYS:
-        value = body.get(key)
-        if isinstance(value, str):
-            limit = _MAX_TEXT.get(key, _MAX_OTHER_TEXT)
-            if len(value) > limit:
-                bad(key, f"must be at most {limit} characters, got {len(value)}")
-            elif character_problem(value):
-                bad(key, character_problem(value) or "")
+    return _Parser(body, settings).parse(run_id=run_id, now=now, source_name=source_name)
 
-    def text(field: str) -> str | None:
+
+class _Parser:
+    """One pass over a body: every rule, every problem collected, in parameter order."""
+
+    def __init__(self, body: Mapping[Any, Any], settings: Settings) -> None:
+        self.body = body
+        self.settings = settings
+        self.errors: list[FieldError] = []
+
+    def bad(self, field: str, message: str) -> None:
+        self.errors.append(FieldError(field, f"{field} {message}"))
+
+    def refused(self, field: str) -> bool:
+        return any(e.field == field for e in self.errors)
+
+    def screen(self) -> None:
+        """Unknown keys; text that is too long or holds control or invisible characters."""
+        for key in self.body:
+            if key not in _KNOWN_KEYS:
+                name = _field_name(key)
+                self.errors.append(FieldError(
+                    name, f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}"))
+        for key in _KNOWN_KEYS:
+            value = self.body.get(key)
+            if not isinstance(value, str):
+                continue
+            limit = _MAX_TEXT.get(key, _MAX_OTHER_TEXT)
+            problem = (f"must be at most {limit} characters, got {len(value)}"
+                       if len(value) > limit else character_problem(value))
+            if problem:
+                self.bad(key, problem)
+
+    def text(self, field: str) -> str | None:
         """The field's text; None when absent, null or ""; an error if not a clean string."""
-        if field in _fields(errors):
-            return None  # already refused for its length or characters
-        value = body.get(field)
-        if value is None:
-            return None
+        value = self.body.get(field)
+        if self.refused(field) or value is None:
+            return None  # refused already for its length or characters, or absent
         if not isinstance(value, str):
-            bad(field, f"must be a string, got {type(value).__name__}")
+            self.bad(field, f"must be a string, got {type(value).__name__}")
             return None
-        if not value:
-            return None  # ADF passes parameters that were not given as ""
         if value != value.strip():
-            bad(field, "must not have leading or trailing whitespace")
+            self.bad(field, "must not have leading or trailing whitespace")
             return None
+        return value or None  # ADF passes parameters that were not given as ""
+
+    def checked_text(self, field: str, rule: Callable[[str], str | None]) -> str | None:
+        """The field's text when ``rule`` finds no problem with it (else an error)."""
+        value = self.text(field)
+        problem = rule(value) if value is not None else None
+        if problem:
+            self.bad(field, problem)
         return value
 
-    def integer(field: str, low: int, high: int | None = None) -> int | None:
-        if field in _fields(errors):
-            return None  # already refused for its length or characters
-        value = body.get(field)
-        if value is None or (isinstance(value, str) and not value.strip()):
+    def integer(self, field: str, low: int, high: int | None = None) -> int | None:
+        value = self.body.get(field)
+        if self.refused(field) or value is None or (isinstance(value, str) and not value.strip()):
             return None
         number = _coerce_int(value)
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        if number is None:
-            bad(field, f"must be an integer {bounds}, got {_got(value)}")
-            return None
-        if number < low or (high is not None and number > high):
-            bad(field, f"must be an integer {bounds}, got {_got(number)}")
+        if number is None or number < low or (high is not None and number > high):
+            self.bad(field, f"must be an integer {bounds}, got {_got(value)}")
             return None
         return number
 
-    # endpoint_uri (falls back to BATCH_ENDPOINT_URI), allowlist and auth mode.
-    endpoint = text("endpoint_uri")
-    if endpoint is None and "endpoint_uri" not in _fields(errors):
-        endpoint = settings.batch_endpoint_uri
+    def endpoint(self) -> str | None:
+        """``endpoint_uri`` (or ``BATCH_ENDPOINT_URI``), canonical, allowlisted."""
+        endpoint = self.text("endpoint_uri")
+        if endpoint is None and not self.refused("endpoint_uri"):
+            endpoint = self.settings.batch_endpoint_uri
+            if endpoint is None:
+                self.bad("endpoint_uri", "is required (no default: BATCH_ENDPOINT_URI is not set)")
         if endpoint is None:
-            bad("endpoint_uri", "is required (no default: BATCH_ENDPOINT_URI is not set)")
-    if endpoint is not None:
-        problem, endpoint_url = parse_endpoint_uri(endpoint)
-        if endpoint_url is None:
-            bad("endpoint_uri", problem or "")
-        else:
-            endpoint = endpoint_url.url  # the canonical text, rebuilt from the parsed parts
-            try:
-                check_host(endpoint_url, settings.allowed_hosts, settings.auth_mode)
-            except (ValueError, BatchEndpointError) as exc:
-                bad("endpoint_uri", f"is refused: {exc}")
-    # endpoint_input_type
-    input_type = text("endpoint_input_type")
-    if input_type is None:
-        input_type = "UriFolder"
-    elif _input_type_problem(input_type):
-        bad("endpoint_input_type", _input_type_problem(input_type) or "")
-    # endpoint_input_uri
-    input_uri = text("endpoint_input_uri")
-    if input_uri is None:
-        if "endpoint_input_uri" not in _fields(errors):
-            bad("endpoint_input_uri", f"is required: {_INPUT_HINT}")
-    else:
-        problem = input_uri_problem(
-            input_uri, input_type if input_type in INPUT_TYPES else "UriFolder"
-        )
-        if problem:
-            bad("endpoint_input_uri", problem)
-    # endpoint_output_uri
-    output_uri = text("endpoint_output_uri")
-    if output_uri is None and "endpoint_output_uri" not in _fields(errors):
-        output_uri = default_output_uri(
-            settings.output_uri_template, run_id=run_id, source_name=source_name, now=now
-        )
-    elif output_uri is not None:
-        problem = output_uri_problem(output_uri)
-        if problem:
-            bad("endpoint_output_uri", problem)
-    # poll_interval and timeout
-    poll_interval = integer("poll_interval", settings.poll_interval_min, settings.poll_interval_max)
-    timeout = integer("timeout", 1, settings.run_timeout_max_seconds)
-    poll_value = poll_interval if poll_interval is not None else settings.poll_interval_seconds
-    timeout_value = timeout if timeout is not None else settings.run_timeout_seconds
-    if (
-        "poll_interval" not in _fields(errors)
-        and "timeout" not in _fields(errors)
-        and timeout_value < poll_value
-    ):
-        bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
-    # deployment and data names
-    deployment = text("deployment_name")
-    if deployment is not None and _deployment_problem(deployment):
-        bad("deployment_name", _deployment_problem(deployment) or "")
-    names: dict[str, str] = {}
-    for field, default in (("input_name", "input_data"), ("output_name", "score")):
-        value = text(field)
-        if value is not None and _data_name_problem(value):
-            bad(field, _data_name_problem(value) or "")
-        names[field] = value or default
-    # job overrides
-    overrides: dict[str, int | None] = {
-        field: integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
-    }
-    output_file_name = text("output_file_name")
-    if output_file_name is not None and _file_name_problem(output_file_name):
-        bad("output_file_name", _file_name_problem(output_file_name) or "")
+            return None
+        problem, url = parse_endpoint_uri(endpoint)
+        if url is None:
+            self.bad("endpoint_uri", problem or "")
+            return None
+        try:
+            check_host(url, self.settings.allowed_hosts, self.settings.auth_mode)
+        except (ValueError, BatchEndpointError) as exc:
+            self.bad("endpoint_uri", f"is refused: {exc}")
+        return url.url  # the canonical text, rebuilt from the parsed parts
 
-    if errors:
-        raise InvalidRunRequest(_in_parameter_order(errors))
-    assert endpoint is not None
-    assert input_uri is not None
-    assert output_uri is not None
-    return RunRequest(
-        endpoint_uri=endpoint,
-        input_uri=input_uri,
-        input_type=input_type,
-        output_uri=output_uri,
-        poll_interval=poll_value,
-        timeout=timeout_value,
-        deployment_name=deployment,
-        input_name=names["input_name"],
-        output_name=names["output_name"],
-        mini_batch_size=overrides["mini_batch_size"],
-        instance_count=overrides["instance_count"],
-        error_threshold=overrides["error_threshold"],
-        max_retries=overrides["max_retries"],
-        retry_timeout=overrides["retry_timeout"],
-        output_file_name=output_file_name,
-    )
+    def input(self) -> tuple[str, str | None]:
+        """``(endpoint_input_type, endpoint_input_uri)``."""
+        input_type = self.checked_text("endpoint_input_type", _input_type_problem) or "UriFolder"
+        rule_type = input_type if input_type in INPUT_TYPES else "UriFolder"
+        input_uri = self.checked_text("endpoint_input_uri",
+                                      lambda uri: input_uri_problem(uri, rule_type))
+        if input_uri is None and not self.refused("endpoint_input_uri"):
+            self.bad("endpoint_input_uri", f"is required: {_INPUT_HINT}")
+        return input_type, input_uri
+
+    def output(self, *, run_id: str, now: datetime, source_name: str | None) -> str | None:
+        output_uri = self.checked_text("endpoint_output_uri", output_uri_problem)
+        if output_uri is None and not self.refused("endpoint_output_uri"):
+            output_uri = default_output_uri(self.settings.output_uri_template, run_id=run_id,
+                                            source_name=source_name, now=now)
+        return output_uri
+
+    def timing(self) -> tuple[int, int]:
+        """``(poll_interval, timeout)`` with the settings' defaults and bounds."""
+        s = self.settings
+        poll = self.integer("poll_interval", s.poll_interval_min, s.poll_interval_max)
+        timeout = self.integer("timeout", 1, s.run_timeout_max_seconds)
+        poll_value = poll if poll is not None else s.poll_interval_seconds
+        timeout_value = timeout if timeout is not None else s.run_timeout_seconds
+        if not self.refused("poll_interval") and not self.refused("timeout") and (
+            timeout_value < poll_value
+        ):
+            self.bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
+        return poll_value, timeout_value
+
+    def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
+        self.screen()
+        endpoint = self.endpoint()
+        input_type, input_uri = self.input()
+        output_uri = self.output(run_id=run_id, now=now, source_name=source_name)
+        poll_interval, timeout = self.timing()
+        deployment = self.checked_text("deployment_name", _deployment_problem)
+        input_name = self.checked_text("input_name", _data_name_problem) or "input_data"
+        output_name = self.checked_text("output_name", _data_name_problem) or "score"
+        overrides = {field: self.integer(field, low, _INT32_MAX)
+                     for field, low in _OVERRIDE_INTS.items()}
+        output_file_name = self.checked_text("output_file_name", _file_name_problem)
+        if self.errors or endpoint is None or input_uri is None or output_uri is None:
+            raise InvalidRunRequest(_in_parameter_order(self.errors))
+        return RunRequest(
+            endpoint_uri=endpoint,
+            input_uri=input_uri,
+            input_type=input_type,
+            output_uri=output_uri,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            deployment_name=deployment,
+            input_name=input_name,
+            output_name=output_name,
+            output_file_name=output_file_name,
+            **overrides,
+        )
 
 
 _INPUT_HINT = "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
@@ -514,10 +506,6 @@ def _field_name(key: object) -> str:
     text = key if isinstance(key, str) else str(key)
     escaped = ascii(text)[1:-1]
     return escaped if len(escaped) <= 60 else escaped[:57] + "..."
-
-
-def _fields(errors: list[FieldError]) -> set[str]:
-    return {e.field for e in errors}
 
 
 def _in_parameter_order(errors: list[FieldError]) -> list[FieldError]:
