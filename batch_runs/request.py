@@ -141,43 +141,54 @@ class RunRequest:
     output_file_name: str | None = None
 
     def __post_init__(self) -> None:
-        errors: list[FieldError] = []
+        problems = [*self._text_problems(), *self._number_problems(), *self._name_problems()]
+        if problems:
+            raise InvalidRunRequest(
+                _in_parameter_order([FieldError(f, f"{f} {p}") for f, p in problems if p])
+            )
 
-        def check(field: str, problem: str | None) -> None:
-            if problem:
-                errors.append(FieldError(field, f"{field} {problem}"))
-
+    def _text_problems(self) -> list[tuple[str, str | None]]:
         texts = {"endpoint_uri": self.endpoint_uri, "endpoint_input_type": self.input_type,
                  "endpoint_input_uri": self.input_uri, "endpoint_output_uri": self.output_uri}
-        for field, text in texts.items():
-            if not isinstance(text, str):
-                check(field, f"must be a string, got {type(text).__name__}")
-        if not errors:
-            check("endpoint_uri", endpoint_uri_problem(self.endpoint_uri))
-            check("endpoint_input_type", _input_type_problem(self.input_type))
-            check("endpoint_input_uri", input_uri_problem(self.input_uri, self.input_type))
-            check("endpoint_output_uri", output_uri_problem(self.output_uri))
-        for field, number in (("poll_interval", self.poll_interval), ("timeout", self.timeout)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                check(field, f"must be a positive integer, got {number!r}")
-        if self.deployment_name is not None:
-            check("deployment_name", _deployment_problem(self.deployment_name))
-        check("input_name", _data_name_problem(self.input_name))
-        check("output_name", _data_name_problem(self.output_name))
+        wrong = [(f, f"must be a string, got {type(t).__name__}")
+                 for f, t in texts.items() if not isinstance(t, str)]
+        if wrong:
+            return list(wrong)
+        checks: list[tuple[str, str | None]] = [
+            ("endpoint_uri", endpoint_uri_problem(self.endpoint_uri)),
+            ("endpoint_input_type", _input_type_problem(self.input_type)),
+            ("endpoint_input_uri", input_uri_problem(self.input_uri, self.input_type)),
+            ("endpoint_output_uri", output_uri_problem(self.output_uri)),
+        ]
+        return [(f, p) for f, p in checks if p]
+
+    def _number_problems(self) -> list[tuple[str, str | None]]:
+        problems: list[tuple[str, str | None]] = [
+            (field, f"must be a positive integer, got {number!r}")
+            for field, number in (("poll_interval", self.poll_interval), ("timeout", self.timeout))
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1
+        ]
         for field, low in _OVERRIDE_INTS.items():
             value = getattr(self, field)
             if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int)
+                isinstance(value, bool) or not isinstance(value, int)
                 or not low <= value <= _INT32_MAX
             ):
-                check(
-                    field, f"must be an integer between {low} and {_INT32_MAX}, got {_got(value)}"
+                problems.append(
+                    (field, f"must be an integer between {low} and {_INT32_MAX}, got {_got(value)}")
                 )
+        return problems
+
+    def _name_problems(self) -> list[tuple[str, str | None]]:
+        checks: list[tuple[str, str | None]] = [
+            ("input_name", _data_name_problem(self.input_name)),
+            ("output_name", _data_name_problem(self.output_name)),
+        ]
+        if self.deployment_name is not None:
+            checks.append(("deployment_name", _deployment_problem(self.deployment_name)))
         if self.output_file_name is not None:
-            check("output_file_name", _file_name_problem(self.output_file_name))
-        if errors:
-            raise InvalidRunRequest(errors)
+            checks.append(("output_file_name", _file_name_problem(self.output_file_name)))
+        return [(f, p) for f, p in checks if p]
 
     def to_dict(self) -> dict[str, Any]:
         """The request with ADF/wire parameter names; None values are omitted."""

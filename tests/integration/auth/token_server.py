@@ -169,6 +169,25 @@ class TokenServer:
 
     # -- the token endpoint ------------------------------------------------------------------
 
+    def _credential_problems(self, form: dict[str, str], token_url: str) -> list[str]:
+        """What is wrong with the secret, or with the signed certificate assertion."""
+        reg = self.registration
+        if reg.client_secret is not None:
+            return [] if form.get("client_secret") == reg.client_secret else ["client_secret"]
+        if reg.certificate_public_key is None:
+            return []
+        problems = []
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            problems.append(f"client_assertion_type {form.get('client_assertion_type')!r}")
+        try:
+            claims = jwt.decode(form.get("client_assertion", ""), reg.certificate_public_key,
+                                algorithms=["RS256", "PS256"], audience=token_url)
+        except jwt.PyJWTError as exc:
+            return [*problems, f"client_assertion: {exc}"]
+        if claims.get("iss") != reg.client_id or claims.get("sub") != reg.client_id:
+            problems.append("client_assertion iss/sub")
+        return problems
+
     def _token_response(self, tenant: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         reg = self.registration
         token_url = f"https://{AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token"
@@ -181,20 +200,7 @@ class TokenServer:
             problems.append(f"client_id {form.get('client_id')!r}")
         if not form.get("scope", "").endswith("/.default"):
             problems.append(f"scope {form.get('scope')!r}")
-        if reg.client_secret is not None:
-            if form.get("client_secret") != reg.client_secret:
-                problems.append("client_secret")
-        elif reg.certificate_public_key is not None:
-            if form.get("client_assertion_type") != ASSERTION_TYPE:
-                problems.append(f"client_assertion_type {form.get('client_assertion_type')!r}")
-            try:
-                claims = jwt.decode(form.get("client_assertion", ""), reg.certificate_public_key,
-                                    algorithms=["RS256", "PS256"], audience=token_url)
-            except jwt.PyJWTError as exc:
-                problems.append(f"client_assertion: {exc}")
-            else:
-                if claims.get("iss") != reg.client_id or claims.get("sub") != reg.client_id:
-                    problems.append("client_assertion iss/sub")
+        problems.extend(self._credential_problems(form, token_url))
         if problems:
             with self._lock:
                 self.recorded.problems.extend(problems)
