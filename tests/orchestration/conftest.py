@@ -1,9 +1,10 @@
 """Run the product orchestrator on devhost's engine: the real Durable SDK, virtual time.
 
-The orchestrator under test is the product's own ``batch_endpoint_run`` handle. Its activities
-are the product's activity *cores* (``batch_runs.operations``), with a scripted fake of the
-``BatchEndpointClient`` seam in place of HTTP, so each test controls what the service answers.
-Tests that use the real emulator over HTTP live in tests/e2e/.
+The orchestrator under test is the product's own ``batch_endpoint_run`` handle, and its
+activities are the product's own activity *bindings* (``activities/jobs.py``): they read the
+settings, build the real client and talk HTTP to a :class:`ScriptedEndpoint` on 127.0.0.1,
+whose answers a :class:`FakeEndpoint` scripts, so each test controls what the service answers.
+Tests against the emulator (the whole offline stack) live in tests/e2e/.
 """
 
 import threading
@@ -15,21 +16,34 @@ from typing import Any
 import pytest
 
 from activities import jobs
-from batch_endpoint import BatchJob, JobInvocation, JobStatus
-from batch_runs import load_settings
-from batch_runs.contracts import InvokeInput, JobRef
-from batch_runs.operations import cancel_job, fetch_job, invoke_job
+from batch_endpoint import BatchJob, JobInvocation, JobStatus, NotFoundError
+from batch_runs import clients, get_settings
 from devhost.engine import Engine, VirtualClock
 from orchestrators import batch_run
+from tests.orchestration.scripted_endpoint import ScriptedEndpoint
 
-ENDPOINT = "https://heart.westeurope.inference.ml.azure.com/jobs"
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-SETTINGS = load_settings({
-    "BATCH_ENDPOINT_URI": ENDPOINT,
-    "POLL_INTERVAL_SECONDS": "120",
-    "POLL_INTERVAL_MIN": "1",
-    "RUN_TIMEOUT_SECONDS": "86400",
-})
+
+
+def settings_for(endpoint: ScriptedEndpoint) -> dict[str, str]:
+    """App settings that point the real activities at the scripted endpoint (no real waits)."""
+    return {
+        "BATCH_ENDPOINT_URI": f"{endpoint.base_url}/jobs",
+        "BATCH_ENDPOINT_AUTH": "none",
+        "BATCH_ENDPOINT_ALLOWED_HOSTS": f"127.0.0.1:{endpoint.port}",
+        "AML_ARM_ENDPOINT": endpoint.base_url,
+        "BATCH_ENDPOINT_MAX_ATTEMPTS": "1",  # the activity retry is what these tests exercise
+        "POLL_INTERVAL_SECONDS": "120",
+        "POLL_INTERVAL_MIN": "1",
+        "RUN_TIMEOUT_SECONDS": "86400",
+        "SCHEDULED_INPUT_URI": "",
+    }
+
+
+def clear_app_caches() -> None:
+    get_settings.cache_clear()
+    clients.get_client.cache_clear()
+    clients.get_jobs_client.cache_clear()
 
 
 def handle(decorated) -> Callable[[str], str]:
@@ -56,6 +70,7 @@ class FakeEndpoint:
     cancels: list[str] = field(default_factory=list)
     cancelled: bool = False
     cursors: dict[str, int] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)  # job names invoked so far
     on_get: Callable[[int], None] | None = None  # called (outside the lock) with the get count
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,10 +90,13 @@ class FakeEndpoint:
             if self.invoke_errors:
                 raise self.invoke_errors.pop(0)
             self.invokes.append((invocation, job_name))
+            self.created.add(job_name or "bs-x")
             return self._job(job_name or "bs-x", "NotStarted")
 
     def get_job(self, name: str) -> BatchJob:
         with self.lock:
+            if name not in self.created:  # the client's look-up before it submits
+                raise NotFoundError(404, "UserError", f"Job {name} not found")
             self.gets += 1
             if self.cancelled:
                 return self._job(name, "Canceled")
@@ -100,18 +118,17 @@ class FakeEndpoint:
             self.cancelled = True
 
 
-def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
-    def factory(_uri: str) -> FakeEndpoint:
-        return fake  # one client for every endpoint
+def _binding(decorated: Any) -> Callable[[Any], Any]:
+    """The activity binding's own function (what the Functions worker calls)."""
+    fn: Callable[[Any], Any] = decorated.build().get_user_function()
+    return fn
 
-    return {
-        jobs.INVOKE_ACTIVITY: lambda p: invoke_job(
-            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory).to_dict(),
-        jobs.GET_ACTIVITY: lambda p: fetch_job(
-            JobRef.from_dict(p), client_factory=factory).to_dict(),
-        jobs.CANCEL_ACTIVITY: lambda p: cancel_job(
-            JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake).to_dict(),
-    }
+
+ACTIVITIES: dict[str, Callable[[Any], Any]] = {
+    jobs.INVOKE_ACTIVITY: _binding(jobs.invoke_batch_endpoint),
+    jobs.GET_ACTIVITY: _binding(jobs.get_batch_job),
+    jobs.CANCEL_ACTIVITY: _binding(jobs.cancel_batch_job),
+}
 
 
 @dataclass
@@ -127,17 +144,23 @@ class Harness:
 
 
 @pytest.fixture
-def make_harness() -> Iterator[Callable[..., Harness]]:
+def make_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Harness]]:
     engines: list[Engine] = []
+    endpoints: list[ScriptedEndpoint] = []
 
     def make(script: list[Any], *,
              extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
              **fake_kwargs: Any) -> Harness:
         fake = FakeEndpoint(script=list(script), **fake_kwargs)
+        endpoint = ScriptedEndpoint(fake).start()
+        endpoints.append(endpoint)
+        for name, value in settings_for(endpoint).items():
+            monkeypatch.setenv(name, value)
+        clear_app_caches()
         clock = VirtualClock(start=T0, auto_advance=True)
         orchestrators = {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run),
                          **(extra_orchestrators or {})}
-        engine = Engine(":memory:", orchestrators, activities_for(fake), clock=clock)
+        engine = Engine(":memory:", orchestrators, ACTIVITIES, clock=clock)
         engine.start()
         engines.append(engine)
         return Harness(engine=engine, clock=clock, fake=fake)
@@ -145,3 +168,6 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
     yield make
     for engine in engines:
         engine.stop()
+    for endpoint in endpoints:
+        endpoint.stop()
+    clear_app_caches()
