@@ -13,13 +13,11 @@ episodes run again, activities that were scheduled without a recorded completion
 (at-least-once, as on Azure), timers re-arm.
 """
 
-import inspect
 import json
 import logging
 import sqlite3
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost import episode as episodes
+from devhost.activity import RunCoroutine, invoke_activity
 from devhost.aio import LoopThread
 from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.errors import (
@@ -39,17 +38,13 @@ from devhost.errors import (
 from devhost.history import (
     EVENT_RAISED,
     SUB_ORCH_FAILED,
-    TASK_COMPLETED,
-    TASK_FAILED,
     TERMINAL_STATUSES,
     TIMER_FIRED,
-    decode,
     format_time,
     history_view,
     new_event,
     parse_time,
 )
-from devhost.logs import function_invocation
 from devhost.store import InstanceRow, Store, Tx, WorkRow
 
 __all__ = [
@@ -444,7 +439,9 @@ class Engine:
 
     def _run_activity(self, work: WorkRow) -> None:
         name = work.payload["name"]
-        etype, fields = self._invoke_activity(name, work.payload.get("input"))
+        etype, fields = invoke_activity(
+            name, self.activities.get(name), work.payload.get("input"), self._runner
+        )
         try:
             with self._store.transaction() as tx:
                 if tx.take_work(work.work_id) and _still_current(tx, work):
@@ -459,30 +456,13 @@ class Engine:
                 self._inflight_work.discard(work.work_id)
             self._wake.set()
 
-    def _invoke_activity(self, name: str, input_json: str | None) -> tuple[int, dict[str, Any]]:
-        fn = self.activities.get(name)
-        if fn is None:
-            reason = f"The function '{name}' doesn't exist, is disabled, or is not an activity"
-            return TASK_FAILED, {"Reason": reason, "Details": ""}
-        try:
-            with function_invocation(name, "(null)"):
-                result = fn(decode(input_json))
-                if inspect.isawaitable(result):
-                    result = self._get_loop().run(_await(result))
-                result_json = json.dumps(result)
-        except Exception as exc:
-            reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
-            details = "".join(traceback.format_exception(exc))[-4000:]
-            logger.warning("Activity %s failed: %s", name, exc)
-            return TASK_FAILED, {"Reason": reason, "Details": details}
-        return TASK_COMPLETED, {"Result": result_json}
-
-    def _get_loop(self) -> LoopThread:
+    def _runner(self) -> RunCoroutine:
+        """The asyncio loop's ``run`` (the loop is created on first use)."""
         with self._lock:
             if self._loop is None:
                 self._loop = LoopThread()
                 self._owns_loop = True
-            return self._loop
+            return self._loop.run
 
     # ------------------------------------------------------------------ episodes
 
@@ -612,6 +592,3 @@ def _still_current(tx: Tx, work: WorkRow) -> bool:
         and row.status not in TERMINAL_STATUSES
     )
 
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
