@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from devhost.history import (
     A_CALL_ACTIVITY,
@@ -82,6 +82,25 @@ OrchestratorState = dict[str, Any]
 OrchestratorHandle = Callable[[str], str]
 
 _CALLS = (A_CALL_ACTIVITY, A_CALL_ACTIVITY_RETRY, A_CALL_SUB, A_CALL_SUB_RETRY)
+
+
+class TaskEntry(TypedDict, total=False):
+    """``meta["tasks"][task id]``: what a task id was allocated for."""
+
+    kind: Required[str]  # "activity" | "suborch" | "timer" | "retry_timer"
+    group: str | None  # the with-retry group (its first task id), None for a plain call
+
+
+class CallGroup(TypedDict):
+    """A call to schedule; for ``*_with_retry`` also ``meta["groups"][first task id]``."""
+
+    kind: str  # "activity" | "suborch"
+    name: str
+    input: str | None
+    instance_id: str | None  # sub-orchestrations: the id the orchestrator chose
+    attempts: int
+    max: int
+    first_ms: int  # firstRetryIntervalInMilliseconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,8 +196,8 @@ class _Plan:
         self.episode = episode
         self.now_s = format_time(episode.now)
         self.meta: dict[str, Any] = copy.deepcopy(dict(episode.meta))
-        self.tasks: dict[str, dict[str, Any]] = self.meta.setdefault("tasks", {})
-        self.groups: dict[str, dict[str, Any]] = self.meta.setdefault("groups", {})
+        self.tasks: dict[str, TaskEntry] = self.meta.setdefault("tasks", {})
+        self.groups: dict[str, CallGroup] = self.meta.setdefault("groups", {})
         self.action_ids: list[int | None] = self.meta.setdefault("action_ids", [])
         self.next_id = episode.next_id
         self.work: list[WorkItem] = []
@@ -193,7 +212,7 @@ class _Plan:
         self.next_id += 1
         return task_id
 
-    def schedule_call(self, call: dict[str, Any], task_id: int) -> None:
+    def schedule_call(self, call: CallGroup, task_id: int) -> None:
         if call["kind"] == "activity":
             self.work.append(WorkItem(kind="activity", task_id=task_id, due=self.now_s,
                                       payload={"name": call["name"], "input": call["input"]}))
@@ -267,12 +286,13 @@ def _retry_after_failure(plan: _Plan, event: Event) -> bool:
     if event["EventType"] not in (TASK_FAILED, SUB_ORCH_FAILED):
         return False
     task = plan.tasks.get(str(event["TaskScheduledId"]))
-    if not task or task.get("group") is None:
+    group_key = task.get("group") if task else None
+    if group_key is None:
         return False
-    group = plan.groups[task["group"]]
+    group = plan.groups[group_key]
     timer_id = plan.take_id()
     fire_at = format_time(plan.episode.now + timedelta(milliseconds=group["first_ms"]))
-    plan.tasks[str(timer_id)] = {"kind": "retry_timer", "group": task["group"]}
+    plan.tasks[str(timer_id)] = {"kind": "retry_timer", "group": group_key}
     plan.schedule_timer(timer_id, fire_at)
     return True
 
@@ -282,14 +302,15 @@ def _retry_attempt(plan: _Plan, event: Event) -> bool:
     if event["EventType"] != TIMER_FIRED:
         return False
     task = plan.tasks.get(str(event["TimerId"]))
-    if not task or task.get("kind") != "retry_timer":
+    group_key = task.get("group") if task and task.get("kind") == "retry_timer" else None
+    if group_key is None:
         return False
-    group = plan.groups[task["group"]]
+    group = plan.groups[group_key]
     if group["attempts"] >= group["max"]:
         return False
     attempt_id = plan.take_id()
     group["attempts"] += 1
-    plan.tasks[str(attempt_id)] = {"kind": group["kind"], "group": task["group"]}
+    plan.tasks[str(attempt_id)] = {"kind": group["kind"], "group": group_key}
     plan.schedule_call(group, attempt_id)
     return True
 
@@ -366,9 +387,9 @@ def _new_call(plan: _Plan, action: dict[str, Any]) -> int:
     is_sub = atype in (A_CALL_SUB, A_CALL_SUB_RETRY)
     with_retry = atype in (A_CALL_ACTIVITY_RETRY, A_CALL_SUB_RETRY)
     retry = action.get("retryOptions") if with_retry else None
-    call = {
+    call: CallGroup = {
         "kind": "suborch" if is_sub else "activity",
-        "name": action.get("functionName"),
+        "name": cast(str, action.get("functionName")),  # the SDK always sends it
         "input": action.get("input"),
         "instance_id": action.get("instanceId") if is_sub else None,
         "attempts": 1,
