@@ -7,7 +7,6 @@ touches SQLite, threads or the SDK.
 """
 
 import json
-import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +24,6 @@ __all__ = [
     "new_event",
     "parse_time",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: One history event (DTFx ``HistoryEvent`` JSON).
 Event = dict[str, Any]

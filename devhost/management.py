@@ -18,7 +18,6 @@ Also here: the durable client binding JSON (``client_binding``), whose URLs poin
 """
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,8 +34,6 @@ from devhost.errors import (
 from devhost.history import TERMINAL_STATUSES, parse_time
 
 __all__ = ["MGMT_PREFIX", "ManagementApi", "Response", "client_binding"]
-
-logger = logging.getLogger(__name__)
 
 MGMT_PREFIX = "/runtime/webhooks/durabletask/"
 
