@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import azure.functions as func
@@ -185,26 +186,7 @@ def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool 
     path = app_dir / f"{module_name}.py"
     if not path.exists():
         raise AppLoadError(f"{path} not found (is --app-dir the app's root folder?)")
-    added = str(app_dir) not in sys.path
-    if added:
-        sys.path.insert(0, str(app_dir))
-    saved = sys.modules.pop(module_name, None)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        raise AppLoadError(
-            f"{path}: import failed{where}: {type(exc).__name__}: {exc}"
-        ) from exc
-    finally:
-        if isolate:
-            if added and str(app_dir) in sys.path:
-                sys.path.remove(str(app_dir))
-            if saved is not None:
-                sys.modules[module_name] = saved
-            else:
-                sys.modules.pop(module_name, None)
+    module = _import_app_module(app_dir, module_name, path, isolate=isolate)
     apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
     if not apps:
         raise AppLoadError(f"{path}: defines no FunctionApp/DFApp object")
@@ -216,46 +198,109 @@ def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool 
     index = AppIndex(app=app)
     default_auth = str(_value(getattr(app, "auth_level", "function")) or "function").lower()
     for fn in functions:
-        name = str(fn.get_function_name())
-        trigger = fn.get_trigger()
-        if trigger is None:
-            raise AppLoadError(f"function '{name}': has no trigger")
-        ttype = str(trigger.type)
-        index.functions[name] = ttype
-        user = fn.get_user_function()
-        trig = trigger.get_dict_repr()
-        try:
-            if ttype == "orchestrationTrigger":
-                index.orchestrators[name] = user
-            elif ttype == "activityTrigger":
-                index.activities[name] = _activity_callable(name, user, trig["name"])
-            elif ttype == "httpTrigger":
-                methods = tuple(str(_value(m)).upper() for m in (trig.get("methods") or []))
-                auth = str(_value(trig.get("authLevel") or default_auth)).lower()
-                route = trig.get("route") or name
-                index.http_routes.append(HttpRoute(
-                    function_name=name, route=route.strip("/"), methods=methods,
-                    auth_level=auth, function=fn))
-            elif ttype == "blobTrigger":
-                if not trig.get("path"):
-                    raise AppLoadError(f"function '{name}': blob trigger needs a path")
-                index.blob_triggers.append(BlobTriggerSpec(
-                    function_name=name, path=trig["path"],
-                    connection=trig.get("connection") or "AzureWebJobsStorage",
-                    arg_name=trig["name"], function=fn))
-            elif ttype == "timerTrigger":
-                if not trig.get("schedule"):
-                    raise AppLoadError(f"function '{name}': timer trigger needs a schedule")
-                index.timer_triggers.append(TimerTriggerSpec(
-                    function_name=name, schedule=trig["schedule"],
-                    run_on_startup=bool(trig.get("runOnStartup")),
-                    arg_name=trig["name"], function=fn))
-            else:
-                logger.warning("function '%s': trigger type %s is not served by devhost",
-                               name, ttype)
-        except KeyError as exc:
-            raise AppLoadError(f"function '{name}': binding is missing {exc}") from exc
+        _index_function(index, fn, default_auth)
     return index
+
+
+def _import_app_module(app_dir: Path, module_name: str, path: Path, *, isolate: bool) -> Any:
+    added = str(app_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(app_dir))
+    saved = sys.modules.pop(module_name, None)
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise AppLoadError(
+            f"{path}: import failed{where}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        if isolate:
+            _restore_import_state(app_dir, module_name, added=added, saved=saved)
+
+
+def _restore_import_state(
+    app_dir: Path, module_name: str, *, added: bool, saved: ModuleType | None
+) -> None:
+    if added and str(app_dir) in sys.path:
+        sys.path.remove(str(app_dir))
+    if saved is not None:
+        sys.modules[module_name] = saved
+    else:
+        sys.modules.pop(module_name, None)
+
+
+def _index_function(index: AppIndex, fn: Any, default_auth: str) -> None:
+    name = str(fn.get_function_name())
+    trigger = fn.get_trigger()
+    if trigger is None:
+        raise AppLoadError(f"function '{name}': has no trigger")
+    ttype = str(trigger.type)
+    index.functions[name] = ttype
+    trig = trigger.get_dict_repr()
+    add = _INDEXERS.get(ttype)
+    if add is None:
+        logger.warning("function '%s': trigger type %s is not served by devhost", name, ttype)
+        return
+    try:
+        add(index, name, fn, trig, default_auth)
+    except KeyError as exc:
+        raise AppLoadError(f"function '{name}': binding is missing {exc}") from exc
+
+
+def _add_orchestrator(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    index.orchestrators[name] = fn.get_user_function()
+
+
+def _add_activity(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    index.activities[name] = _activity_callable(name, fn.get_user_function(), trig["name"])
+
+
+def _add_http(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    methods = tuple(str(_value(m)).upper() for m in (trig.get("methods") or []))
+    auth = str(_value(trig.get("authLevel") or default_auth)).lower()
+    route = trig.get("route") or name
+    index.http_routes.append(HttpRoute(
+        function_name=name, route=route.strip("/"), methods=methods,
+        auth_level=auth, function=fn))
+
+
+def _add_blob(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    if not trig.get("path"):
+        raise AppLoadError(f"function '{name}': blob trigger needs a path")
+    index.blob_triggers.append(BlobTriggerSpec(
+        function_name=name, path=trig["path"],
+        connection=trig.get("connection") or "AzureWebJobsStorage",
+        arg_name=trig["name"], function=fn))
+
+
+def _add_timer(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    if not trig.get("schedule"):
+        raise AppLoadError(f"function '{name}': timer trigger needs a schedule")
+    index.timer_triggers.append(TimerTriggerSpec(
+        function_name=name, schedule=trig["schedule"],
+        run_on_startup=bool(trig.get("runOnStartup")),
+        arg_name=trig["name"], function=fn))
+
+
+_INDEXERS: dict[str, Callable[[AppIndex, str, Any, dict[str, Any], str], None]] = {
+    "orchestrationTrigger": _add_orchestrator,
+    "activityTrigger": _add_activity,
+    "httpTrigger": _add_http,
+    "blobTrigger": _add_blob,
+    "timerTrigger": _add_timer,
+}
 
 
 def app_env_defaults() -> dict[str, str]:

@@ -13,7 +13,8 @@ from azure.functions.timer import TimerRequest
 
 from devhost.app_loader import BlobTriggerSpec, TimerTriggerSpec
 from devhost.clock import Clock
-from devhost.engine import Engine, format_time, parse_time
+from devhost.engine import Engine
+from devhost.history import format_time, parse_time
 from devhost.ncrontab import Schedule
 
 __all__ = ["BlobPoller", "TimerScheduler", "blob_path_regex"]

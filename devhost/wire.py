@@ -1,6 +1,6 @@
 """What devhost accepts from the network before any of its own or the app's code runs.
 
-Pure helpers for the HTTP handler in ``devhost.host``: where the request-target's path and
+Pure helpers for the HTTP handler in ``devhost.listener``: where the request-target's path and
 query are, how the body is framed (``Content-Length`` or ``Transfer-Encoding: chunked``), how
 large it may be, and whether a function key matches. Each rejection is a ``RequestRejected``
 carrying the status to answer; the handler answers it and closes the connection.

@@ -1,0 +1,309 @@
+"""The Durable management API as ``handle(method, path, query, body) -> Response``.
+
+Served under ``/runtime/webhooks/durabletask/`` (function key required) on the public listener
+and under ``/durabletask/`` (no key) on the SDK's RPC listener; the listener checks route and
+key, reads the body and sends the ``Response``. Routes, relative to those prefixes::
+
+    POST   orchestrators/{name}[/{id}]           start (202 + management URLs)
+    GET    instances?runtimeStatus&createdTimeFrom&createdTimeTo&top&instanceIdPrefix
+    DELETE instances?...                          purge by filter
+    GET    instances/{id}?showHistory&showHistoryOutput&showInput
+    DELETE instances/{id}                         purge
+    POST   instances/{id}/raiseEvent/{event}
+    POST   instances/{id}/terminate|suspend|resume?reason
+    POST   instances/{id}/restart?restartWithNewInstanceId
+    POST   instances/{id}/rewind                  501
+
+Also here: the durable client binding JSON (``client_binding``), whose URLs point at these routes.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from devhost.engine import Engine
+from devhost.errors import (
+    InstanceExistsError,
+    InstanceGoneError,
+    InstanceNotFoundError,
+    OrchestratorNotFoundError,
+)
+from devhost.history import TERMINAL_STATUSES, parse_time
+
+__all__ = ["MGMT_PREFIX", "ManagementApi", "Response", "client_binding"]
+
+MGMT_PREFIX = "/runtime/webhooks/durabletask/"
+
+Query = dict[str, list[str]]
+
+_BAD_JSON = "The request body must be JSON."
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An answer: status, a JSON body (None: empty) and headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    """One request to an instance route."""
+
+    iid: str
+    rest: list[str]  # the segments after the instance id
+    query: Query
+    body: bytes
+    request_url: str
+
+
+def client_binding(
+    base_url: str, *, task_hub: str, function_key: str, rpc_base_url: str
+) -> dict[str, Any]:
+    """The durable client binding (what the extension passes to a starter).
+
+    Args:
+        base_url: ``http://host:port`` the management URLs point at.
+        task_hub: the task hub name.
+        function_key: the key the URLs carry as ``code``.
+        rpc_base_url: the SDK client's RPC API.
+    """
+    base = f"{base_url}{MGMT_PREFIX.rstrip('/')}"
+    hub = quote(task_hub)
+    qs = f"taskHub={hub}&connection=Storage&code={quote(function_key)}"
+    inst = f"{base}/instances/INSTANCEID"
+    management = {
+        "id": "INSTANCEID",
+        "statusQueryGetUri": f"{inst}?{qs}",
+        "sendEventPostUri": f"{inst}/raiseEvent/{{eventName}}?{qs}",
+        "terminatePostUri": f"{inst}/terminate?reason={{text}}&{qs}",
+        "rewindPostUri": f"{inst}/rewind?reason={{text}}&{qs}",
+        "purgeHistoryDeleteUri": f"{inst}?{qs}",
+        "restartPostUri": f"{inst}/restart?{qs}",
+        "suspendPostUri": f"{inst}/suspend?reason={{text}}&{qs}",
+        "resumePostUri": f"{inst}/resume?reason={{text}}&{qs}",
+    }
+    create = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
+    code = f"code={quote(function_key)}"
+    wait = "timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}"
+    return {
+        "taskHubName": task_hub,
+        "creationUrls": {
+            "createNewInstancePostUri": f"{create}?{code}",
+            "createAndWaitOnNewInstancePostUri": f"{create}?{wait}&{code}",
+        },
+        "managementUrls": management,
+        "baseUrl": base,
+        "requiredQueryStringParameters": qs,
+        "rpcBaseUrl": rpc_base_url,
+        "httpBaseUrl": "",
+    }
+
+
+def _flag(query: Query, name: str) -> bool:
+    return (query.get(name) or ["false"])[0].strip().lower() == "true"
+
+
+def _first(query: Query, name: str) -> str:
+    return (query.get(name) or [""])[0]
+
+
+def _json_text(body: bytes) -> str | None:
+    """The JSON text of an input or event body (None for an empty or ``null`` body).
+
+    Raises:
+        ValueError: the body is not JSON.
+    """
+    if not body.strip():
+        return None
+    try:
+        decoded = json.loads(body)
+    except RecursionError as exc:  # nested deeper than the stack
+        raise ValueError("too deeply nested") from exc
+    if isinstance(decoded, str):
+        # The SDK client posts an already-serialized string as JSON (double-encoded).
+        try:
+            json.loads(decoded)
+            return decoded
+        except (ValueError, RecursionError):
+            return json.dumps(decoded)
+    return None if decoded is None else json.dumps(decoded)
+
+
+class ManagementApi:
+    """The management API of one engine.
+
+    Args:
+        engine: the engine whose instances are managed.
+        urls: ``base_url`` → the client binding's management URLs (``client_binding`` with the
+            host's task hub, key and RPC URL filled in).
+    """
+
+    def __init__(self, engine: Engine, urls: Callable[[str], dict[str, str]]) -> None:
+        self._engine = engine
+        self._urls = urls
+        self._instance_routes: dict[tuple[str, str], Callable[[_Call], Response]] = {
+            ("GET", ""): self._status,
+            ("DELETE", ""): self._purge,
+            ("POST", "raiseEvent/"): self._raise_event,
+            ("POST", "terminate"): self._terminate,
+            ("POST", "suspend"): self._suspend,
+            ("POST", "resume"): self._resume,
+            ("POST", "restart"): self._restart,
+            ("POST", "rewind"): self._rewind,
+        }
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Query,
+        body: bytes,
+        *,
+        origin: str,
+        request_url: str,
+    ) -> Response:
+        """Answer one request.
+
+        Args:
+            method: the HTTP method.
+            path: the decoded path after the API's prefix (``instances/abc``).
+            query: the parsed query string.
+            body: the request body (already read and within the cap).
+            origin: ``http://host:port`` for the management URLs of a started instance.
+            request_url: this request's URL (the ``Location`` of a running instance's status).
+        """
+        segments = [s for s in path.split("/") if s]
+        try:
+            if segments[:1] == ["orchestrators"] and method == "POST":
+                return self._start(segments[1:], body, origin)
+            if segments[:1] != ["instances"]:
+                return Response(404, {"Message": "Not Found"})
+            if len(segments) == 1:
+                return self._list_or_purge(method, query)
+            call = _Call(iid=segments[1], rest=segments[2:], query=query, body=body,
+                         request_url=request_url)
+            route = self._instance_routes.get((method, _operation(call.rest)))
+            return route(call) if route else Response(404, {"Message": "Not Found"})
+        except InstanceNotFoundError as exc:
+            return Response(404, {"Message": str(exc)})
+        except InstanceGoneError as exc:
+            return Response(410, {"Message": str(exc)})
+
+    # ------------------------------------------------------------------ orchestrators
+
+    def _start(self, segments: list[str], body: bytes, origin: str) -> Response:
+        if not segments:
+            message = "orchestrator function name missing"
+            return Response(400, {"Message": message, "ExceptionMessage": message})
+        name = segments[0]
+        iid = segments[1] if len(segments) > 1 else None
+        try:
+            input_json = _json_text(body)
+        except ValueError:
+            return Response(400, {"Message": _BAD_JSON, "ExceptionMessage": _BAD_JSON})
+        try:
+            iid = self._engine.start_new(name, iid, input_json=input_json)
+        except (InstanceExistsError, OrchestratorNotFoundError, ValueError) as exc:
+            return Response(400, {"Message": str(exc), "ExceptionMessage": str(exc),
+                                  "ExceptionType": type(exc).__name__})
+        urls = {k: v.replace("INSTANCEID", iid) for k, v in self._urls(origin).items()}
+        return Response(202, urls, {"Location": urls["statusQueryGetUri"]})
+
+    # ------------------------------------------------------------------ instances
+
+    def _list_or_purge(self, method: str, query: Query) -> Response:
+        try:
+            created_from = _time_arg(query, "createdTimeFrom")
+            created_to = _time_arg(query, "createdTimeTo")
+            top_text = _first(query, "top")
+            top = int(top_text) if top_text else None
+        except ValueError as exc:
+            return Response(400, {"Message": f"bad query parameter: {exc}"})
+        statuses = _first(query, "runtimeStatus") or None
+        if method == "DELETE":
+            count = self._engine.purge_by(created_from, created_to, statuses)
+            return Response(200 if count else 404, {"instancesDeleted": count})
+        if method != "GET":
+            return Response(405, {"Message": "Method not allowed"})
+        result = self._engine.list_instances(
+            statuses, created_from, created_to, top,
+            instance_id_prefix=_first(query, "instanceIdPrefix") or None,
+            show_input=_flag(query, "showInput"),
+        )
+        return Response(200, result)
+
+    def _status(self, call: _Call) -> Response:
+        status = self._engine.get_status(
+            call.iid,
+            show_history=_flag(call.query, "showHistory"),
+            show_history_output=_flag(call.query, "showHistoryOutput"),
+            show_input=(call.query.get("showInput") or ["true"])[0].lower() != "false",
+        )
+        if status is None:
+            return Response(404, {"Message": f"No instance with ID '{call.iid}' found."})
+        if status["runtimeStatus"] in TERMINAL_STATUSES:
+            return Response(200, status)
+        return Response(202, status, {"Location": call.request_url, "Retry-After": "10"})
+
+    def _purge(self, call: _Call) -> Response:
+        if self._engine.purge(call.iid):
+            return Response(200, {"instancesDeleted": 1})
+        return Response(404, {"instancesDeleted": 0})
+
+    def _raise_event(self, call: _Call) -> Response:
+        try:
+            data_json = _json_text(call.body)
+        except ValueError:
+            return Response(400, {"Message": _BAD_JSON})
+        self._engine.raise_event_json(call.iid, call.rest[1], data_json)
+        return Response(202)
+
+    def _terminate(self, call: _Call) -> Response:
+        self._engine.terminate(call.iid, _first(call.query, "reason"))
+        return Response(202)
+
+    def _suspend(self, call: _Call) -> Response:
+        self._engine.suspend(call.iid, _first(call.query, "reason"))
+        return Response(202)
+
+    def _resume(self, call: _Call) -> Response:
+        self._engine.resume(call.iid, _first(call.query, "reason"))
+        return Response(202)
+
+    def _restart(self, call: _Call) -> Response:
+        status = self._engine.get_status(call.iid, show_input=True)
+        if status is None:
+            return Response(404, {"Message": f"No instance with ID '{call.iid}' found."})
+        query = call.query
+        new_id = None if _flag(query, "restartWithNewInstanceId") or (
+            "restartWithNewInstanceId" not in query) else call.iid
+        try:
+            started = self._engine.start_new(status["name"], new_id, status["input"])
+        except InstanceExistsError as exc:
+            return Response(400, {"Message": str(exc)})
+        return Response(202, started)
+
+    def _rewind(self, call: _Call) -> Response:
+        return Response(501, {"Message": "rewind is not supported by devhost"})
+
+
+def _operation(rest: list[str]) -> str:
+    """The operation an instance route names: ``""`` (the instance), ``terminate``, ..."""
+    if not rest:
+        return ""
+    if len(rest) == 1:
+        return rest[0]
+    if len(rest) == 2 and rest[0] == "raiseEvent":
+        return "raiseEvent/"
+    return "/"  # no such route
+
+
+def _time_arg(query: Query, name: str) -> datetime | None:
+    text = _first(query, name)
+    return parse_time(text) if text else None
