@@ -6,13 +6,40 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from activities import jobs
+from batch_runs import load_settings
+from batch_runs.contracts import InvokeInput, JobRef
+from batch_runs.operations import cancel_job, fetch_job, invoke_job
 from devhost.engine import Engine, VirtualClock
 from orchestrators import batch_run
-from tests.orchestration.conftest import FakeEndpoint, activities_for, handle
+from tests.orchestration.conftest import FakeEndpoint, handle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INPUT = {"endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/bench/",
          "endpoint_input_type": "UriFolder", "poll_interval": 10, "timeout": 30 * 86400}
+
+
+SETTINGS = load_settings({
+    "BATCH_ENDPOINT_URI": "https://heart.westeurope.inference.ml.azure.com/jobs",
+    "POLL_INTERVAL_SECONDS": "120",
+    "POLL_INTERVAL_MIN": "1",
+    "RUN_TIMEOUT_SECONDS": "86400",
+})
+
+
+def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
+    """The activity cores with the fake as their client: no HTTP, so the engine is measured."""
+    def factory(_uri: str) -> FakeEndpoint:
+        return fake
+
+    return {
+        jobs.INVOKE_ACTIVITY: lambda p: invoke_job(
+            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory).to_dict(),
+        jobs.GET_ACTIVITY: lambda p: fetch_job(
+            JobRef.from_dict(p), client_factory=factory).to_dict(),
+        jobs.CANCEL_ACTIVITY: lambda p: cancel_job(
+            JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake).to_dict(),
+    }
 
 
 def best_of(repeats: int, fn: Callable[[], Any]) -> float:

@@ -15,7 +15,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from batch_endpoint import BatchJob, HttpError, JobInvocation, RetryableHttpError, TransportError
+from batch_endpoint import (
+    BatchJob,
+    HttpError,
+    JobInvocation,
+    JobStatus,
+    RetryableHttpError,
+    TransportError,
+)
 
 _JOB = re.compile(r"^/jobs/(?P<name>[^/?]+)$")
 _CANCEL = re.compile(r"^/subscriptions/[^?]*/workspaces/[^/]+/jobs/(?P<name>[^/?]+)/cancel\?")
@@ -93,7 +100,7 @@ class ScriptedEndpoint:
                 return 200, _wire(self.fake.get_job(match["name"]))
             if method == "POST" and (match := _CANCEL.match(path)):
                 self.fake.cancel_job(BatchJob(name=match["name"], id=path.split("/cancel")[0],
-                                              status="Running"))
+                                              status=JobStatus.RUNNING))
                 return 202, {}
         except HttpError as exc:
             headers = {"Retry-After": str(int(exc.retry_after))} if (
