@@ -23,8 +23,9 @@ CANCEL_ACTIVITY = "cancel_batch_job"
 @bp.activity_trigger(input_name="payload")
 def invoke_batch_endpoint(payload: dict) -> dict:
     """Validate the run parameters and submit the job; see ``operations.invoke_job``."""
-    return invoke_job(InvokeInput.from_dict(payload), settings=get_settings(),
-                      client_factory=get_client).to_dict()
+    return invoke_job(
+        InvokeInput.from_dict(payload), settings=get_settings(), client_factory=get_client
+    ).to_dict()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -36,5 +37,6 @@ def get_batch_job(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 def cancel_batch_job(payload: dict) -> dict:
     """Request cancellation of the job (ARM); see ``operations.cancel_job``."""
-    return cancel_job(JobRef.from_dict(payload), client_factory=get_client,
-                      jobs_client=get_jobs_client).to_dict()
+    return cancel_job(
+        JobRef.from_dict(payload), client_factory=get_client, jobs_client=get_jobs_client
+    ).to_dict()

@@ -32,30 +32,40 @@ ENV_CONNECTION_STRING = "AML_EMULATOR_STORAGE_CONNECTION_STRING"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m aml_emulator",
-                                     description="Offline Azure ML batch endpoint emulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m aml_emulator", description="Offline Azure ML batch endpoint emulator"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the batch endpoint emulator")
     serve.add_argument("--config", help="JSON config file (see config.example.json)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 5100; 0 = any free port)")
     serve.add_argument("--state", help="SQLite state file (default .emulator/state.sqlite)")
-    serve.add_argument("--storage-connection-string",
-                       help=f"storage account (default: ${ENV_CONNECTION_STRING}, then "
-                            "UseDevelopmentStorage=true)")
-    serve.add_argument("--phase-seconds", type=float,
-                       help="duration of each non-terminal job phase (default 2.0)")
-    serve.add_argument("--log-level", default="INFO",
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--storage-connection-string",
+        help=f"storage account (default: ${ENV_CONNECTION_STRING}, then "
+        "UseDevelopmentStorage=true)",
+    )
+    serve.add_argument(
+        "--phase-seconds", type=float, help="duration of each non-terminal job phase (default 2.0)"
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sample = sub.add_parser("sample-data", help="write (and upload) the sample heart CSVs")
-    sample.add_argument("--out", default=".emulator/sample-data",
-                        help="directory to write into (default .emulator/sample-data)")
-    sample.add_argument("--upload", action="store_true",
-                        help=f"also upload to container {SAMPLE_CONTAINER}, "
-                             f"prefix {SAMPLE_PREFIX}/")
-    sample.add_argument("--storage-connection-string",
-                        help=f"storage account for --upload (default: ${ENV_CONNECTION_STRING}, "
-                             "then UseDevelopmentStorage=true)")
+    sample.add_argument(
+        "--out",
+        default=".emulator/sample-data",
+        help="directory to write into (default .emulator/sample-data)",
+    )
+    sample.add_argument(
+        "--upload",
+        action="store_true",
+        help=f"also upload to container {SAMPLE_CONTAINER}, prefix {SAMPLE_PREFIX}/",
+    )
+    sample.add_argument(
+        "--storage-connection-string",
+        help=f"storage account for --upload (default: ${ENV_CONNECTION_STRING}, "
+        "then UseDevelopmentStorage=true)",
+    )
     sample.add_argument("--container", default=SAMPLE_CONTAINER)
     sample.add_argument("--prefix", default=SAMPLE_PREFIX)
     return parser
@@ -68,7 +78,9 @@ def _connection_string(flag: str | None) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     config = _load_config(args.config) if args.config else EmulatorConfig()
     config = config.with_overrides(
-        host=args.host, port=args.port, state_path=args.state,
+        host=args.host,
+        port=args.port,
+        state_path=args.state,
         storage_connection_string=_connection_string(args.storage_connection_string),
         phase_seconds=args.phase_seconds,
     )
@@ -85,8 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server = EmulatorServer(config).start()
     except OSError as exc:
-        print(f"aml_emulator: cannot listen on {config.host}:{config.port}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"aml_emulator: cannot listen on {config.host}:{config.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return 1
     except ValueError as exc:  # e.g. a malformed storage connection string
         print(f"aml_emulator: config error: storage_connection_string: {exc}", file=sys.stderr)
@@ -114,13 +128,19 @@ def _sample_data(args: argparse.Namespace) -> int:
                 storage.upload(args.container, name, sample.content)
                 print(f"uploaded {args.container}/{name}")
         except Exception as exc:  # storage down: one clear line, no traceback
-            print(f"aml_emulator: upload failed: {type(exc).__name__}: "
-                  f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+            print(
+                f"aml_emulator: upload failed: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                file=sys.stderr,
+            )
             return 1
         finally:
             storage.close()
-        print(f"input URI: azureml://datastores/workspaceblobstore/paths/{prefix}/"
-              if args.container == SAMPLE_CONTAINER else f"container: {args.container}")
+        print(
+            f"input URI: azureml://datastores/workspaceblobstore/paths/{prefix}/"
+            if args.container == SAMPLE_CONTAINER
+            else f"container: {args.container}"
+        )
     return 0
 
 

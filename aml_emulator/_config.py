@@ -216,8 +216,16 @@ def parse_script(value: object, key: str = "script") -> tuple[tuple[str, float],
 
 
 _FAULT_KEYS = {
-    "kind", "count", "route", "endpoint", "status", "retry_after", "seconds", "script",
-    "outcome", "message",
+    "kind",
+    "count",
+    "route",
+    "endpoint",
+    "status",
+    "retry_after",
+    "seconds",
+    "script",
+    "outcome",
+    "message",
 }
 
 
@@ -260,8 +268,15 @@ def parse_fault(obj: object, *, key: str = "fault", endpoint: str | None = None)
         message = _expect(message, str, f"{key}.message", "a string")
     try:
         return FaultSpec(
-            kind=kind, count=count, route=route, endpoint=ep, status=status,
-            retry_after=retry_after, seconds=seconds, script=script, outcome=outcome,
+            kind=kind,
+            count=count,
+            route=route,
+            endpoint=ep,
+            status=status,
+            retry_after=retry_after,
+            seconds=seconds,
+            script=script,
+            outcome=outcome,
             message=message,
         )
     except ConfigError as exc:
@@ -270,7 +285,12 @@ def parse_fault(obj: object, *, key: str = "fault", endpoint: str | None = None)
 
 _ENDPOINT_KEYS = {"deployments", "default_deployment", "reject_audience", "faults"}
 _TOP_KEYS = {
-    "host", "port", "state", "storage_connection_string", "phase_seconds", "datastores",
+    "host",
+    "port",
+    "state",
+    "storage_connection_string",
+    "phase_seconds",
+    "datastores",
     "endpoints",
 }
 
@@ -279,8 +299,12 @@ def _parse_endpoint(name: str, obj: object) -> EndpointConfig:
     key = f"endpoints.{name}"
     data = _expect(obj, dict, key, "an object")
     _check_keys(data, _ENDPOINT_KEYS, key)
-    deps = _expect(data.get("deployments", [DEFAULT_DEPLOYMENT]), list, f"{key}.deployments",
-                   "a list of deployment names")
+    deps = _expect(
+        data.get("deployments", [DEFAULT_DEPLOYMENT]),
+        list,
+        f"{key}.deployments",
+        "a list of deployment names",
+    )
     for i, dep in enumerate(deps):
         if not isinstance(dep, str) or not _NAME_RE.match(dep):
             raise ConfigError(f"{key}.deployments[{i}]: invalid deployment name {dep!r}")
@@ -292,14 +316,18 @@ def _parse_endpoint(name: str, obj: object) -> EndpointConfig:
             )
     else:
         default = deps[0] if deps else None
-    reject = _expect(data.get("reject_audience", False), bool, f"{key}.reject_audience",
-                     "true or false")
+    reject = _expect(
+        data.get("reject_audience", False), bool, f"{key}.reject_audience", "true or false"
+    )
     faults_raw = _expect(data.get("faults", []), list, f"{key}.faults", "a list of fault objects")
     faults = tuple(
         parse_fault(f, key=f"{key}.faults[{i}]", endpoint=name) for i, f in enumerate(faults_raw)
     )
     return EndpointConfig(
-        name=name, deployments=tuple(deps), default_deployment=default, reject_audience=reject,
+        name=name,
+        deployments=tuple(deps),
+        default_deployment=default,
+        reject_audience=reject,
         faults=faults,
     )
 
@@ -330,8 +358,9 @@ def config_from_dict(data: object) -> EmulatorConfig:
     if "datastores" in doc:
         stores = _expect(doc["datastores"], dict, "datastores", "an object {datastore: container}")
         for ds, container in stores.items():
-            if not isinstance(container, str) or not re.match(r"^[a-z0-9](-?[a-z0-9]){2,62}$",
-                                                              container):
+            if not isinstance(container, str) or not re.match(
+                r"^[a-z0-9](-?[a-z0-9]){2,62}$", container
+            ):
                 raise ConfigError(f"datastores.{ds}: invalid container name {container!r}")
         kwargs["datastores"] = {str(k).lower(): v for k, v in stores.items()}
     if "endpoints" in doc:

@@ -43,7 +43,13 @@ _OVERRIDES: Mapping[str, str] = {
     "partitionkeys": "partitionKeys",
 }
 _KNOWN_PROPERTIES = {
-    "inputdata", "outputdata", "name", "tags", "properties", "outputdataset", "dataset",
+    "inputdata",
+    "outputdata",
+    "name",
+    "tags",
+    "properties",
+    "outputdataset",
+    "dataset",
     *_OVERRIDES,
 }
 
@@ -80,11 +86,17 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON form stored in the state file."""
         return {
-            "name": self.name, "input_name": self.input_name, "input_type": self.input_type,
-            "input_uri": self.input_uri, "output_name": self.output_name,
-            "output_type": self.output_type, "output_uri": self.output_uri,
-            "output_file_name": self.output_file_name, "overrides": dict(self.overrides),
-            "tags": dict(self.tags), "properties": dict(self.properties),
+            "name": self.name,
+            "input_name": self.input_name,
+            "input_type": self.input_type,
+            "input_uri": self.input_uri,
+            "output_name": self.output_name,
+            "output_type": self.output_type,
+            "output_uri": self.output_uri,
+            "output_file_name": self.output_file_name,
+            "overrides": dict(self.overrides),
+            "tags": dict(self.tags),
+            "properties": dict(self.properties),
         }
 
     @classmethod
@@ -203,9 +215,7 @@ def _parse_input(props: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(name), input_type, uri
 
 
-def _parse_output(
-    props: Mapping[str, Any], file_name: str | None
-) -> tuple[str, str, str | None]:
+def _parse_output(props: Mapping[str, Any], file_name: str | None) -> tuple[str, str, str | None]:
     legacy = props.get("outputdataset")
     if props.get("outputdata") is None and legacy is not None:
         # azure-ai-ml rewrites the legacy shape the same way.
@@ -252,9 +262,11 @@ def _parse_output(
 
 def _compute(value: object) -> dict[str, Any]:
     count = _obj(value, "properties.compute").get("instancecount")
-    return {} if count is None else {
-        "instanceCount": _int(count, "properties.compute.instanceCount", 1)
-    }
+    return (
+        {}
+        if count is None
+        else {"instanceCount": _int(count, "properties.compute.instanceCount", 1)}
+    )
 
 
 def _retry_settings(value: object) -> dict[str, Any]:
@@ -335,8 +347,9 @@ def parse_job_request(body: object) -> JobSpec:
         RequestError: naming the first bad field.
     """
     if not isinstance(body, dict):
-        raise RequestError("body: must be a JSON object with a 'properties' object",
-                           code="BadRequest")
+        raise RequestError(
+            "body: must be a JSON object with a 'properties' object", code="BadRequest"
+        )
     top = ci(body)
     if top.get("properties") is None:
         raise RequestError("properties: is required", code="BadRequest")
@@ -356,12 +369,20 @@ def parse_job_request(body: object) -> JobSpec:
     tags = _str_map(props["tags"], "properties.tags") if props.get("tags") is not None else {}
     user_props = (
         _str_map(props["properties"], "properties.properties")
-        if props.get("properties") is not None else {}
+        if props.get("properties") is not None
+        else {}
     )
     return JobSpec(
-        name=name, input_name=input_name, input_type=input_type, input_uri=input_uri,
-        output_name=output_name, output_type=output_type, output_uri=output_uri,
-        output_file_name=overrides.get("outputFileName"), overrides=overrides, tags=tags,
+        name=name,
+        input_name=input_name,
+        input_type=input_type,
+        input_uri=input_uri,
+        output_name=output_name,
+        output_type=output_type,
+        output_uri=output_uri,
+        output_file_name=overrides.get("outputFileName"),
+        overrides=overrides,
+        tags=tags,
         properties=user_props,
     )
 

@@ -27,8 +27,19 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 HEART_COLUMNS: tuple[str, ...] = (
-    "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak",
-    "slope", "ca", "thal",
+    "age",
+    "sex",
+    "cp",
+    "trestbps",
+    "chol",
+    "fbs",
+    "restecg",
+    "thalach",
+    "exang",
+    "oldpeak",
+    "slope",
+    "ca",
+    "thal",
 )
 INTERCEPT = -6.2
 COEFFICIENTS: Mapping[str, float] = {

@@ -57,8 +57,21 @@ def _row(rng: random.Random) -> str:
     thal = rng.choices(
         ["normal", "fixed", "reversible"], weights=[27, 9, 64] if sick else [79, 4, 17]
     )[0]
-    values = (age, sex, cp, trestbps, chol, fbs, restecg, thalach, exang, f"{oldpeak:.1f}",
-              slope, ca, thal)
+    values = (
+        age,
+        sex,
+        cp,
+        trestbps,
+        chol,
+        fbs,
+        restecg,
+        thalach,
+        exang,
+        f"{oldpeak:.1f}",
+        slope,
+        ca,
+        thal,
+    )
     return ",".join(str(v) for v in values)
 
 
@@ -73,9 +86,7 @@ def generate_sample_files(seed: int = SEED) -> list[SampleFile]:
             rows[0] = FIRST_ROW
         content = "\n".join([header, *rows]) + "\n"
         files.append(
-            SampleFile(
-                name=FILE_PATTERN.format(index=index), content=content.encode(), rows=count
-            )
+            SampleFile(name=FILE_PATTERN.format(index=index), content=content.encode(), rows=count)
         )
     return files
 

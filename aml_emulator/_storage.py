@@ -218,8 +218,9 @@ class Storage:
             if location.path and container.get_blob_client(location.path).exists():
                 return True
             prefix = location.path.rstrip("/") + "/"
-            return any(True for _ in container.list_blobs(name_starts_with=prefix,
-                                                           results_per_page=1))
+            return any(
+                True for _ in container.list_blobs(name_starts_with=prefix, results_per_page=1)
+            )
         except ResourceNotFoundError:
             return False
         except Exception as exc:
@@ -243,7 +244,9 @@ class Storage:
                     container.create_container()
                 self._created.add(location.container)
             blob.upload_blob(
-                data, overwrite=False, metadata={"emulatorjob": job_name},
+                data,
+                overwrite=False,
+                metadata={"emulatorjob": job_name},
                 content_settings=None,
             )
             return True

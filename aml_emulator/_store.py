@@ -48,9 +48,26 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs (terminal, due_at);
 CREATE INDEX IF NOT EXISTS jobs_request ON jobs (endpoint, request_id);
 """
 _COLUMNS = (
-    "name", "endpoint", "deployment", "spec", "request_id", "created_at", "status", "terminal",
-    "phase_index", "phase_started_at", "script", "outcome", "outcome_message", "prepared",
-    "error_message", "start_time", "end_time", "rows_scored", "files_scored", "version",
+    "name",
+    "endpoint",
+    "deployment",
+    "spec",
+    "request_id",
+    "created_at",
+    "status",
+    "terminal",
+    "phase_index",
+    "phase_started_at",
+    "script",
+    "outcome",
+    "outcome_message",
+    "prepared",
+    "error_message",
+    "start_time",
+    "end_time",
+    "rows_scored",
+    "files_scored",
+    "version",
     "due_at",
 )
 
@@ -61,11 +78,27 @@ class JobExistsError(Exception):
 
 def _to_row(job: JobRecord) -> tuple[Any, ...]:
     return (
-        job.name, job.endpoint, job.deployment, json.dumps(job.spec.to_dict()), job.request_id,
-        job.created_at, job.status, int(job.terminal), job.phase_index, job.phase_started_at,
-        json.dumps([list(p) for p in job.script]), job.outcome, job.outcome_message,
-        int(job.prepared), job.error_message, job.start_time, job.end_time, job.rows_scored,
-        job.files_scored, job.version, _due_at(job),
+        job.name,
+        job.endpoint,
+        job.deployment,
+        json.dumps(job.spec.to_dict()),
+        job.request_id,
+        job.created_at,
+        job.status,
+        int(job.terminal),
+        job.phase_index,
+        job.phase_started_at,
+        json.dumps([list(p) for p in job.script]),
+        job.outcome,
+        job.outcome_message,
+        int(job.prepared),
+        job.error_message,
+        job.start_time,
+        job.end_time,
+        job.rows_scored,
+        job.files_scored,
+        job.version,
+        _due_at(job),
     )
 
 
@@ -79,15 +112,25 @@ def _due_at(job: JobRecord) -> float | None:
 
 def _from_row(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
-        name=row["name"], endpoint=row["endpoint"], deployment=row["deployment"],
-        spec=JobSpec.from_dict(json.loads(row["spec"])), request_id=row["request_id"],
-        created_at=row["created_at"], status=row["status"], phase_index=row["phase_index"],
+        name=row["name"],
+        endpoint=row["endpoint"],
+        deployment=row["deployment"],
+        spec=JobSpec.from_dict(json.loads(row["spec"])),
+        request_id=row["request_id"],
+        created_at=row["created_at"],
+        status=row["status"],
+        phase_index=row["phase_index"],
         phase_started_at=row["phase_started_at"],
         script=tuple((str(s), float(d)) for s, d in json.loads(row["script"])),
-        outcome=row["outcome"], outcome_message=row["outcome_message"],
-        prepared=bool(row["prepared"]), error_message=row["error_message"],
-        start_time=row["start_time"], end_time=row["end_time"], rows_scored=row["rows_scored"],
-        files_scored=row["files_scored"], version=row["version"],
+        outcome=row["outcome"],
+        outcome_message=row["outcome_message"],
+        prepared=bool(row["prepared"]),
+        error_message=row["error_message"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        rows_scored=row["rows_scored"],
+        files_scored=row["files_scored"],
+        version=row["version"],
     )
 
 

@@ -148,8 +148,9 @@ class JobWorker:
                 job = replace(job, prepared=True, start_time=job.start_time or end)
             if job.phase_index + 1 < len(job.script):
                 status, _ = job.script[job.phase_index + 1]
-                nxt = replace(job, phase_index=job.phase_index + 1, status=status,
-                              phase_started_at=end)
+                nxt = replace(
+                    job, phase_index=job.phase_index + 1, status=status, phase_started_at=end
+                )
                 if job.start_time is None and status not in ("NotStarted", "Queued"):
                     nxt = replace(nxt, start_time=end)
                 return self._save(nxt, job.status)
@@ -169,8 +170,9 @@ class JobWorker:
             return False
         if saved.status != previous:
             if saved.status == "Failed":
-                logger.warning("job %s: %s -> Failed: %s", saved.name, previous,
-                               saved.error_message)
+                logger.warning(
+                    "job %s: %s -> Failed: %s", saved.name, previous, saved.error_message
+                )
             else:
                 logger.info("job %s: %s -> %s", saved.name, previous, saved.status)
         return not saved.terminal
@@ -185,7 +187,10 @@ class JobWorker:
         scores = self._score(job)
         self._write(job, scores)
         return replace(
-            job, status="Completed", end_time=self._clock(), files_scored=len(scores),
+            job,
+            status="Completed",
+            end_time=self._clock(),
+            files_scored=len(scores),
             rows_scored=sum(len(s.predictions) for s in scores),
         )
 

@@ -86,24 +86,51 @@ class _Route:
 
 _ROUTES: tuple[_Route, ...] = (
     _Route("GET", re.compile(r"^/healthz$"), "/healthz", "health", None),
-    _Route("POST", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
-           "/endpoints/{endpoint}/jobs", "invoke", "invoke"),
-    _Route("GET", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
-           "/endpoints/{endpoint}/jobs", "list_jobs", "list"),
-    _Route("GET", re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/(?P<name>[^/]+)$"),
-           "/endpoints/{endpoint}/jobs/{name}", "get_job", "get"),
-    _Route("POST", re.compile("^" + _ARM_JOB + "/cancel$", re.IGNORECASE),
-           _ARM_TEMPLATE + "/cancel", "cancel_job", "cancel"),
-    _Route("GET", re.compile("^" + _ARM_JOB + "$", re.IGNORECASE),
-           _ARM_TEMPLATE, "arm_get_job", "get"),
+    _Route(
+        "POST",
+        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
+        "/endpoints/{endpoint}/jobs",
+        "invoke",
+        "invoke",
+    ),
+    _Route(
+        "GET",
+        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
+        "/endpoints/{endpoint}/jobs",
+        "list_jobs",
+        "list",
+    ),
+    _Route(
+        "GET",
+        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/(?P<name>[^/]+)$"),
+        "/endpoints/{endpoint}/jobs/{name}",
+        "get_job",
+        "get",
+    ),
+    _Route(
+        "POST",
+        re.compile("^" + _ARM_JOB + "/cancel$", re.IGNORECASE),
+        _ARM_TEMPLATE + "/cancel",
+        "cancel_job",
+        "cancel",
+    ),
+    _Route(
+        "GET", re.compile("^" + _ARM_JOB + "$", re.IGNORECASE), _ARM_TEMPLATE, "arm_get_job", "get"
+    ),
     _Route("GET", re.compile(r"^/admin/counters$"), "/admin/counters", "admin_counters", None),
-    _Route("POST", re.compile(r"^/admin/reset-counters$"), "/admin/reset-counters",
-           "admin_reset", None),
+    _Route(
+        "POST", re.compile(r"^/admin/reset-counters$"), "/admin/reset-counters", "admin_reset", None
+    ),
     _Route("GET", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_list_faults", None),
     _Route("POST", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_add_fault", None),
     _Route("DELETE", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_clear_faults", None),
-    _Route("POST", re.compile(r"^/admin/jobs/(?P<name>[^/]+)/script$"),
-           "/admin/jobs/{name}/script", "admin_script", None),
+    _Route(
+        "POST",
+        re.compile(r"^/admin/jobs/(?P<name>[^/]+)/script$"),
+        "/admin/jobs/{name}/script",
+        "admin_script",
+        None,
+    ),
 )
 
 
@@ -185,8 +212,7 @@ class EmulatorServer:
         """
         self._store = JobStore(self.config.state_path)
         try:
-            self._storage = Storage(self.config.storage_connection_string,
-                                    self.config.datastores)
+            self._storage = Storage(self.config.storage_connection_string, self.config.datastores)
             handler = type("Handler", (_Handler,), {"emulator": self})
             self._httpd = ThreadingHTTPServer((self.config.host, self.config.port), handler)
         except Exception:
@@ -253,8 +279,7 @@ class EmulatorServer:
             return _Response(exc.status, _error(exc.code, exc.message), exc.headers)
         except Exception:
             logger.exception("unexpected error handling %s %s", method, path)
-            return _Response(500, _error("InternalServerError", "An unexpected error occurred"),
-                             {})
+            return _Response(500, _error("InternalServerError", "An unexpected error occurred"), {})
 
     @staticmethod
     def _match(method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
@@ -268,7 +293,11 @@ class EmulatorServer:
         return None, {"__allowed__": "1"} if allowed else {}
 
     def _data_call(
-        self, route: _Route, params: dict[str, str], query: dict[str, list[str]], headers: Any,
+        self,
+        route: _Route,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        headers: Any,
         body: bytes,
     ) -> _Response:
         self.counters.count_route(f"{route.method} {route.template}")
@@ -288,8 +317,12 @@ class EmulatorServer:
             if fault.retry_after is not None:
                 extra["Retry-After"] = str(math.ceil(fault.retry_after))
             phrase = HTTPStatus(fault.status).phrase
-            raise ApiError(fault.status, phrase.replace(" ", ""),
-                           f"{phrase} (fault injected by aml_emulator)", extra)
+            raise ApiError(
+                fault.status,
+                phrase.replace(" ", ""),
+                f"{phrase} (fault injected by aml_emulator)",
+                extra,
+            )
         token = self._bearer(headers)
         arm = route.handler in ("cancel_job", "arm_get_job")
         if arm:
@@ -300,9 +333,12 @@ class EmulatorServer:
         if endpoint is not None and endpoint.reject_audience:
             expected = ARM_AUDIENCES if arm else DATA_PLANE_AUDIENCES
             if not _token_audiences(token) & expected:
-                raise ApiError(401, "InvalidAuthenticationTokenAudience",
-                               "Audience or service not allowed",
-                               {"WWW-Authenticate": "Bearer"})
+                raise ApiError(
+                    401,
+                    "InvalidAuthenticationTokenAudience",
+                    "Audience or service not allowed",
+                    {"WWW-Authenticate": "Bearer"},
+                )
         result: _Response = getattr(self, "_h_" + route.handler)(
             {**params, "endpoint": endpoint_name}, query, headers, body
         )
@@ -314,7 +350,8 @@ class EmulatorServer:
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(
-                401, "AuthenticationFailed",
+                401,
+                "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is missing or is not a "
                 "Bearer token.",
                 {"WWW-Authenticate": "Bearer"},
@@ -324,11 +361,16 @@ class EmulatorServer:
     def _check_workspace(self, params: dict[str, str]) -> None:
         c = self.config
         if (params["sub"].lower(), params["rg"].lower(), params["ws"].lower()) != (
-            c.subscription_id.lower(), c.resource_group.lower(), c.workspace.lower()
+            c.subscription_id.lower(),
+            c.resource_group.lower(),
+            c.workspace.lower(),
         ):
-            raise ApiError(404, "ResourceNotFound",
-                           f"Workspace '{params['ws']}' was not found in resource group "
-                           f"'{params['rg']}' of subscription '{params['sub']}'")
+            raise ApiError(
+                404,
+                "ResourceNotFound",
+                f"Workspace '{params['ws']}' was not found in resource group "
+                f"'{params['rg']}' of subscription '{params['sub']}'",
+            )
 
     def _endpoint(self, name: str | None) -> EndpointConfig:
         endpoint = self.config.endpoints.get(name or "")
@@ -350,30 +392,31 @@ class EmulatorServer:
     def _h_health(self, *_: Any) -> _Response:
         return _Response(200, {"status": "ok"}, {})
 
-    def _h_invoke(
-        self, params: dict[str, str], _q: Any, headers: Any, body: bytes
-    ) -> _Response:
+    def _h_invoke(self, params: dict[str, str], _q: Any, headers: Any, body: bytes) -> _Response:
         endpoint = self._endpoint(params["endpoint"])
         deployment = self._route_deployment(endpoint, headers)
         try:
             payload = json.loads(body.decode("utf-8")) if body.strip() else None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, "BadRequest", f"body: the request body is not valid JSON ({exc})"
-                           ) from None
+            raise ApiError(
+                400, "BadRequest", f"body: the request body is not valid JSON ({exc})"
+            ) from None
         if payload is None:
             raise ApiError(400, "BadRequest", "body: a JSON object with 'properties' is required")
         try:
             spec = parse_job_request(payload)
         except RequestError as exc:
             raise ApiError(400, exc.code, str(exc)) from None
-        request_id = (headers.get("repeatability_request-id")
-                      or headers.get("repeatability-request-id") or None)
+        request_id = (
+            headers.get("repeatability_request-id")
+            or headers.get("repeatability-request-id")
+            or None
+        )
         with self._create_lock:
             if request_id:
                 earlier = self.store.find_by_request_id(endpoint.name, request_id)
                 if earlier is not None:
-                    logger.info("job %s: repeated request id, returning the same job",
-                                earlier.name)
+                    logger.info("job %s: repeated request id, returning the same job", earlier.name)
                     return self._ok(earlier)
             name = spec.name or str(uuid.uuid4())
             if self.store.get(name) is not None:
@@ -382,8 +425,9 @@ class EmulatorServer:
             try:
                 self.store.insert(job)
             except JobExistsError:
-                raise ApiError(409, "UserError", f"A job with name '{name}' already exists"
-                               ) from None
+                raise ApiError(
+                    409, "UserError", f"A job with name '{name}' already exists"
+                ) from None
         self.counters.job_created()
         assert self._worker is not None
         self._worker.wake()
@@ -395,7 +439,8 @@ class EmulatorServer:
         if requested:
             if requested not in endpoint.deployments:
                 raise ApiError(
-                    400, "UserError",
+                    400,
+                    "UserError",
                     f"azureml-model-deployment: deployment '{requested}' not found for endpoint "
                     f"'{endpoint.name}' (deployments: {', '.join(endpoint.deployments) or 'none'})",
                 )
@@ -405,7 +450,11 @@ class EmulatorServer:
         return endpoint.default_deployment
 
     def _new_job(
-        self, name: str, endpoint: EndpointConfig, deployment: str, spec: Any,
+        self,
+        name: str,
+        endpoint: EndpointConfig,
+        deployment: str,
+        spec: Any,
         request_id: str | None,
     ) -> JobRecord:
         now = time.time()
@@ -418,9 +467,18 @@ class EmulatorServer:
             outcome, message = fault.outcome, fault.message
             logger.info("job %s: job fault applied (outcome %s)", name, outcome)
         return JobRecord(
-            name=name, endpoint=endpoint.name, deployment=deployment, spec=spec,
-            request_id=request_id, created_at=now, status=script[0][0], phase_index=0,
-            phase_started_at=now, script=script, outcome=outcome, outcome_message=message,
+            name=name,
+            endpoint=endpoint.name,
+            deployment=deployment,
+            spec=spec,
+            request_id=request_id,
+            created_at=now,
+            status=script[0][0],
+            phase_index=0,
+            phase_started_at=now,
+            script=script,
+            outcome=outcome,
+            outcome_message=message,
         )
 
     def _h_get_job(self, params: dict[str, str], *_: Any) -> _Response:
@@ -439,19 +497,22 @@ class EmulatorServer:
         if not token.isdigit():
             raise ApiError(400, "BadRequest", "$skiptoken: invalid continuation token")
         offset = int(token)
-        jobs = self.store.list_endpoint(endpoint.name, deployment=deployment, offset=offset,
-                                        limit=LIST_PAGE_SIZE + 1)
+        jobs = self.store.list_endpoint(
+            endpoint.name, deployment=deployment, offset=offset, limit=LIST_PAGE_SIZE + 1
+        )
         next_link = None
         if len(jobs) > LIST_PAGE_SIZE:
             jobs = jobs[:LIST_PAGE_SIZE]
             dep = f"deployment={deployment}&" if deployment else ""
-            next_link = (f"{self.base_url}/endpoints/{endpoint.name}/jobs?{dep}"
-                         f"$skiptoken={offset + LIST_PAGE_SIZE}")
-        return _Response(200, {"value": [render_job(j, self.config) for j in jobs],
-                               "nextLink": next_link}, {})
+            next_link = (
+                f"{self.base_url}/endpoints/{endpoint.name}/jobs?{dep}"
+                f"$skiptoken={offset + LIST_PAGE_SIZE}"
+            )
+        return _Response(
+            200, {"value": [render_job(j, self.config) for j in jobs], "nextLink": next_link}, {}
+        )
 
-    def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes
-                      ) -> _Response:
+    def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes) -> _Response:
         name = params["name"]
         for _ in range(20):
             job = self._job(name)
@@ -461,9 +522,14 @@ class EmulatorServer:
                 break
             cancel_seconds = self.config.phase_seconds
             updated = replace(
-                job, status="CancelRequested", script=(("CancelRequested", cancel_seconds),),
-                phase_index=0, phase_started_at=time.time(), outcome="Canceled",
-                outcome_message=None, prepared=True,
+                job,
+                status="CancelRequested",
+                script=(("CancelRequested", cancel_seconds),),
+                phase_index=0,
+                phase_started_at=time.time(),
+                outcome="Canceled",
+                outcome_message=None,
+                prepared=True,
             )
             if self.store.update(updated) is not None:
                 logger.info("job %s: %s -> CancelRequested", name, job.status)
@@ -504,8 +570,7 @@ class EmulatorServer:
         self.faults.add(fault)
         return _Response(200, {"faults": self.faults.list()}, {})
 
-    def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes
-                        ) -> _Response:
+    def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes) -> _Response:
         payload = _json_body(body)
         if not isinstance(payload, dict):
             raise ApiError(400, "BadRequest", "body: must be an object with 'script'")
@@ -514,19 +579,32 @@ class EmulatorServer:
             raise ApiError(400, "BadRequest", f"body.{sorted(unknown)[0]}: unknown key")
         try:
             script = parse_script(payload.get("script"), "body.script")
-            spec = FaultSpec(kind="job", outcome=payload.get("outcome", "Completed"),
-                             message=payload.get("message"))
+            spec = FaultSpec(
+                kind="job",
+                outcome=payload.get("outcome", "Completed"),
+                message=payload.get("message"),
+            )
         except ConfigError as exc:
-            raise ApiError(400, "BadRequest", str(exc) if str(exc).startswith("body")
-                           else f"body.{exc}") from None
+            raise ApiError(
+                400, "BadRequest", str(exc) if str(exc).startswith("body") else f"body.{exc}"
+            ) from None
         for _ in range(20):
             job = self._job(params["name"])
             if job.terminal:
-                raise ApiError(409, "Conflict",
-                               f"Job {job.name} is already {job.status}; it cannot be re-scripted")
-            updated = replace(job, script=script, phase_index=0, status=script[0][0],
-                              phase_started_at=time.time(), outcome=spec.outcome,
-                              outcome_message=spec.message)
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Job {job.name} is already {job.status}; it cannot be re-scripted",
+                )
+            updated = replace(
+                job,
+                script=script,
+                phase_index=0,
+                status=script[0][0],
+                phase_started_at=time.time(),
+                outcome=spec.outcome,
+                outcome_message=spec.message,
+            )
             saved = self.store.update(updated)
             if saved is not None:
                 assert self._worker is not None
@@ -567,9 +645,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
-            self._send(_Response(413 if length > 0 else 400,
-                                 _error("BadRequest", "Content-Length: invalid or too large"),
-                                 {}), close=True)
+            self._send(
+                _Response(
+                    413 if length > 0 else 400,
+                    _error("BadRequest", "Content-Length: invalid or too large"),
+                    {},
+                ),
+                close=True,
+            )
             return
         body = self.rfile.read(length) if length else b""
         self._send(self.emulator.handle(self.command, self.path, self.headers, body))

@@ -66,8 +66,9 @@ class BatchEndpointClient:
         retry_policy: RetryPolicy | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
     ) -> None:
-        endpoint = self.check_endpoint(endpoint_uri, allowed_hosts=allowed_hosts,
-                                       auth_mode=auth_mode)
+        endpoint = self.check_endpoint(
+            endpoint_uri, allowed_hosts=allowed_hosts, auth_mode=auth_mode
+        )
         self._endpoint = endpoint
         self.endpoint_uri = endpoint.url
         self._host = endpoint.netloc
@@ -80,8 +81,9 @@ class BatchEndpointClient:
         )
 
     @staticmethod
-    def check_endpoint(endpoint_uri: "str | ServiceUrl", *, allowed_hosts: Sequence[str],
-                       auth_mode: str = "azure") -> ServiceUrl:
+    def check_endpoint(
+        endpoint_uri: "str | ServiceUrl", *, allowed_hosts: Sequence[str], auth_mode: str = "azure"
+    ) -> ServiceUrl:
         """Parse a scoring URI and check its host, without building a client.
 
         Returns:

@@ -114,8 +114,15 @@ class Pipeline:
         host: The service's ``host[:port]``, for messages and logs.
     """
 
-    def __init__(self, session: requests.Session, auth: BearerTokenAuth, *,
-                 timeout: tuple[float, float], policy: RetryPolicy, host: str) -> None:
+    def __init__(
+        self,
+        session: requests.Session,
+        auth: BearerTokenAuth,
+        *,
+        timeout: tuple[float, float],
+        policy: RetryPolicy,
+        host: str,
+    ) -> None:
         if len(timeout) != 2 or min(timeout) <= 0:
             raise ValueError(f"timeout must be (connect, read) > 0, got {timeout!r}")
         self._session = session

@@ -51,9 +51,14 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed ``attempt`` (see :func:`backoff_delay`)."""
-        return backoff_delay(attempt, base=self.base_delay, cap=self.max_delay,
-                             retry_after=retry_after, rng=self.rng,
-                             cap_retry_after=self.retry_after_cap)
+        return backoff_delay(
+            attempt,
+            base=self.base_delay,
+            cap=self.max_delay,
+            retry_after=retry_after,
+            rng=self.rng,
+            cap_retry_after=self.retry_after_cap,
+        )
 
 
 def backoff_delay(

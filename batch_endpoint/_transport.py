@@ -154,7 +154,11 @@ class GuardedAdapter(HTTPAdapter):
                     target[1], reason="refused to send a token over plain http through a proxy"
                 )
         return super().send(
-            request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+            request,
+            stream=stream,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
             proxies=dict(proxies or {}),
         )
 

@@ -69,8 +69,9 @@ def create_token_provider(settings: Settings, *, scope: str) -> TokenProvider:
 
 def retry_policy(settings: Settings) -> RetryPolicy:
     """The client retry policy from ``BATCH_ENDPOINT_MAX_ATTEMPTS`` and the retry budget."""
-    return RetryPolicy(max_attempts=settings.http_max_attempts,
-                       budget_seconds=settings.http_retry_budget_seconds)
+    return RetryPolicy(
+        max_attempts=settings.http_max_attempts, budget_seconds=settings.http_retry_budget_seconds
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,8 +88,9 @@ def get_client(endpoint_uri: str) -> BatchEndpointClient:
         HostNotAllowedError: The host fails the allowlist or auth mode.
     """
     settings = get_settings()
-    BatchEndpointClient.check_endpoint(endpoint_uri, allowed_hosts=settings.allowed_hosts,
-                                       auth_mode=settings.auth_mode)
+    BatchEndpointClient.check_endpoint(
+        endpoint_uri, allowed_hosts=settings.allowed_hosts, auth_mode=settings.auth_mode
+    )
     return BatchEndpointClient(
         endpoint_uri,
         create_token_provider(settings, scope=settings.token_scope),

@@ -65,12 +65,14 @@ class InvokeInput:
             datetime.fromisoformat(started)
         except ValueError as exc:
             raise ValueError("InvokeInput.started must be an ISO-8601 timestamp") from exc
-        return cls(run_parameters=params, run_id=_text(d, "run_id", "InvokeInput"),
-                   started=started)
+        return cls(run_parameters=params, run_id=_text(d, "run_id", "InvokeInput"), started=started)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_parameters": dict(self.run_parameters), "run_id": self.run_id,
-                "started": self.started}
+        return {
+            "run_parameters": dict(self.run_parameters),
+            "run_id": self.run_id,
+            "started": self.started,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,13 +91,19 @@ class JobRef:
         job_id = d.get("job_id")
         if job_id is not None and not isinstance(job_id, str):
             raise ValueError("JobRef.job_id must be a string")
-        return cls(endpoint_uri=_text(d, "endpoint_uri", "JobRef"),
-                   job_name=_text(d, "job_name", "JobRef"),
-                   run_id=_text(d, "run_id", "JobRef"), job_id=job_id or None)
+        return cls(
+            endpoint_uri=_text(d, "endpoint_uri", "JobRef"),
+            job_name=_text(d, "job_name", "JobRef"),
+            run_id=_text(d, "run_id", "JobRef"),
+            job_id=job_id or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"endpoint_uri": self.endpoint_uri, "job_name": self.job_name,
-                               "run_id": self.run_id}
+        out: dict[str, Any] = {
+            "endpoint_uri": self.endpoint_uri,
+            "job_name": self.job_name,
+            "run_id": self.run_id,
+        }
         if self.job_id:
             out["job_id"] = self.job_id
         return out
@@ -130,13 +138,18 @@ class ActivityFailure:
             message=str(error.get("message") or "unknown error"),
             retryable=bool(error.get("retryable", False)),
             details=tuple(d for d in details if isinstance(d, Mapping))
-            if isinstance(details, list) else (),
+            if isinstance(details, list)
+            else (),
             extra={k: v for k, v in error.items() if k not in known},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "message": self.message,
-                                 "retryable": self.retryable, **self.extra}
+        error: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "retryable": self.retryable,
+            **self.extra,
+        }
         if self.details:
             error["details"] = [dict(d) for d in self.details]
         return {"ok": False, "error": error}
@@ -159,8 +172,10 @@ class Submitted:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Submitted":
-        return cls(job=BatchJob.from_dict(data.get("job")),
-                   request=RunRequest.from_resolved(data.get("run_parameters")))
+        return cls(
+            job=BatchJob.from_dict(data.get("job")),
+            request=RunRequest.from_resolved(data.get("run_parameters")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "job": self.job.to_dict(), "run_parameters": self.request.to_dict()}

@@ -35,8 +35,13 @@ logger = logging.getLogger(__name__)
 class JobClient(Protocol):
     """What the cores need of a data-plane client (``BatchEndpointClient`` implements it)."""
 
-    def invoke(self, invocation: JobInvocation, *, job_name: str | None = None,
-               request_id: str | None = None) -> BatchJob: ...
+    def invoke(
+        self,
+        invocation: JobInvocation,
+        *,
+        job_name: str | None = None,
+        request_id: str | None = None,
+    ) -> BatchJob: ...
 
     def get_job(self, name: str) -> BatchJob: ...
 
@@ -55,20 +60,27 @@ def failure_of(error: BaseException) -> ActivityFailure:
     """The :class:`ActivityFailure` for a permanent error."""
     if isinstance(error, InvalidRunRequest):
         body = error.to_error_body()["error"]
-        return ActivityFailure(type="InvalidRunRequest", message=body["message"],
-                               details=tuple(body["details"]),
-                               extra={"code": body["code"]})
+        return ActivityFailure(
+            type="InvalidRunRequest",
+            message=body["message"],
+            details=tuple(body["details"]),
+            extra={"code": body["code"]},
+        )
     to_dict = getattr(error, "to_dict", None)
     if callable(to_dict):
         data = to_dict()
         known = {"type", "message", "retryable"}
-        return ActivityFailure(type=str(data["type"]), message=str(data["message"]),
-                               extra={k: v for k, v in data.items() if k not in known})
+        return ActivityFailure(
+            type=str(data["type"]),
+            message=str(data["message"]),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
     return ActivityFailure(type=type(error).__name__, message=str(error))
 
 
-def invoke_job(inp: InvokeInput, *, settings: Settings,
-               client_factory: ClientFactory) -> SubmitOutcome:
+def invoke_job(
+    inp: InvokeInput, *, settings: Settings, client_factory: ClientFactory
+) -> SubmitOutcome:
     """Validate the run parameters and submit the batch job (idempotently).
 
     The job name is derived from the run id and start time, so an activity that runs twice
@@ -83,15 +95,17 @@ def invoke_job(inp: InvokeInput, *, settings: Settings,
     """
     started = datetime.fromisoformat(inp.started)
     try:
-        request = parse_run_request(dict(inp.run_parameters), settings, run_id=inp.run_id,
-                                    now=started)
+        request = parse_run_request(
+            dict(inp.run_parameters), settings, run_id=inp.run_id, now=started
+        )
     except InvalidRunRequest as exc:
         logger.warning("run %s: invalid run parameters: %s", inp.run_id, exc)
         return failure_of(exc)
     job_name = job_name_for(inp.run_id, inp.started)
     try:
-        job = client_factory(request.endpoint_uri).invoke(request.to_invocation(),
-                                                          job_name=job_name)
+        job = client_factory(request.endpoint_uri).invoke(
+            request.to_invocation(), job_name=job_name
+        )
     except BatchEndpointError as exc:
         if exc.retryable:
             raise
@@ -100,8 +114,9 @@ def invoke_job(inp: InvokeInput, *, settings: Settings,
     except ValueError as exc:  # e.g. a refused host (HostNotAllowedError)
         logger.warning("run %s: invoking the batch endpoint failed: %s", inp.run_id, exc)
         return failure_of(exc)
-    logger.info("run %s: submitted batch job %s (status %s)", inp.run_id, job.name,
-                job.status.value)
+    logger.info(
+        "run %s: submitted batch job %s (status %s)", inp.run_id, job.name, job.status.value
+    )
     return Submitted(job=job, request=request)
 
 
@@ -128,8 +143,9 @@ def fetch_job(ref: JobRef, *, client_factory: ClientFactory) -> ReadOutcome:
     return JobRead(job=job)
 
 
-def cancel_job(ref: JobRef, *, client_factory: ClientFactory,
-               jobs_client: Callable[[], JobsClient]) -> CancelOutcome:
+def cancel_job(
+    ref: JobRef, *, client_factory: ClientFactory, jobs_client: Callable[[], JobsClient]
+) -> CancelOutcome:
     """Ask Azure ML to cancel the job (ARM ``.../jobs/{name}/cancel``).
 
     Args:

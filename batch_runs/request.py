@@ -148,10 +148,17 @@ class RunRequest:
             )
 
     def _text_problems(self) -> list[tuple[str, str | None]]:
-        texts = {"endpoint_uri": self.endpoint_uri, "endpoint_input_type": self.input_type,
-                 "endpoint_input_uri": self.input_uri, "endpoint_output_uri": self.output_uri}
-        wrong = [(f, f"must be a string, got {type(t).__name__}")
-                 for f, t in texts.items() if not isinstance(t, str)]
+        texts = {
+            "endpoint_uri": self.endpoint_uri,
+            "endpoint_input_type": self.input_type,
+            "endpoint_input_uri": self.input_uri,
+            "endpoint_output_uri": self.output_uri,
+        }
+        wrong = [
+            (f, f"must be a string, got {type(t).__name__}")
+            for f, t in texts.items()
+            if not isinstance(t, str)
+        ]
         if wrong:
             return list(wrong)
         checks: list[tuple[str, str | None]] = [
@@ -171,7 +178,8 @@ class RunRequest:
         for field, low in _OVERRIDE_INTS.items():
             value = getattr(self, field)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int)
+                isinstance(value, bool)
+                or not isinstance(value, int)
                 or not low <= value <= _INT32_MAX
             ):
                 problems.append(
@@ -222,8 +230,10 @@ class RunRequest:
             InvalidRunRequest: ``d`` is not an object, or a field breaks a rule.
         """
         if not isinstance(d, Mapping):
-            raise InvalidRunRequest([FieldError("run_parameters",
-                                                "run_parameters must be a JSON object")])
+            raise InvalidRunRequest(
+                [FieldError("run_parameters", "run_parameters must be a JSON object")]
+            )
+
         def opt(key: str) -> Any:
             return d.get(key)
 
@@ -387,15 +397,21 @@ class _Parser:
         for key in self.body:
             if key not in _KNOWN_KEYS:
                 name = _field_name(key)
-                self.errors.append(FieldError(
-                    name, f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}"))
+                self.errors.append(
+                    FieldError(
+                        name, f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}"
+                    )
+                )
         for key in _KNOWN_KEYS:
             value = self.body.get(key)
             if not isinstance(value, str):
                 continue
             limit = _MAX_TEXT.get(key, _MAX_OTHER_TEXT)
-            problem = (f"must be at most {limit} characters, got {len(value)}"
-                       if len(value) > limit else character_problem(value))
+            problem = (
+                f"must be at most {limit} characters, got {len(value)}"
+                if len(value) > limit
+                else character_problem(value)
+            )
             if problem:
                 self.bad(key, problem)
 
@@ -454,8 +470,9 @@ class _Parser:
         """``(endpoint_input_type, endpoint_input_uri)``."""
         input_type = self.checked_text("endpoint_input_type", _input_type_problem) or "UriFolder"
         rule_type = input_type if input_type in INPUT_TYPES else "UriFolder"
-        input_uri = self.checked_text("endpoint_input_uri",
-                                      lambda uri: input_uri_problem(uri, rule_type))
+        input_uri = self.checked_text(
+            "endpoint_input_uri", lambda uri: input_uri_problem(uri, rule_type)
+        )
         if input_uri is None and not self.refused("endpoint_input_uri"):
             self.bad("endpoint_input_uri", f"is required: {_INPUT_HINT}")
         return input_type, input_uri
@@ -463,8 +480,9 @@ class _Parser:
     def output(self, *, run_id: str, now: datetime, source_name: str | None) -> str | None:
         output_uri = self.checked_text("endpoint_output_uri", output_uri_problem)
         if output_uri is None and not self.refused("endpoint_output_uri"):
-            output_uri = default_output_uri(self.settings.output_uri_template, run_id=run_id,
-                                            source_name=source_name, now=now)
+            output_uri = default_output_uri(
+                self.settings.output_uri_template, run_id=run_id, source_name=source_name, now=now
+            )
         return output_uri
 
     def timing(self) -> tuple[int, int]:
@@ -474,8 +492,10 @@ class _Parser:
         timeout = self.integer("timeout", 1, s.run_timeout_max_seconds)
         poll_value = poll if poll is not None else s.poll_interval_seconds
         timeout_value = timeout if timeout is not None else s.run_timeout_seconds
-        if not self.refused("poll_interval") and not self.refused("timeout") and (
-            timeout_value < poll_value
+        if (
+            not self.refused("poll_interval")
+            and not self.refused("timeout")
+            and (timeout_value < poll_value)
         ):
             self.bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
         return poll_value, timeout_value
@@ -489,8 +509,9 @@ class _Parser:
         deployment = self.checked_text("deployment_name", _deployment_problem)
         input_name = self.checked_text("input_name", _data_name_problem) or "input_data"
         output_name = self.checked_text("output_name", _data_name_problem) or "score"
-        overrides = {field: self.integer(field, low, _INT32_MAX)
-                     for field, low in _OVERRIDE_INTS.items()}
+        overrides = {
+            field: self.integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
+        }
         output_file_name = self.checked_text("output_file_name", _file_name_problem)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))

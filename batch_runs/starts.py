@@ -55,8 +55,9 @@ def _invalid_body(message: str) -> InvalidRunRequest:
     return InvalidRunRequest([FieldError("body", f"body {message}")])
 
 
-def decode_json_body(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES,
-                     max_depth: int = MAX_JSON_DEPTH) -> object:
+def decode_json_body(
+    raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> object:
     """Decode a request body as JSON within bounds, before anything is started.
 
     The size is checked first, then UTF-8, then the nesting depth (scanned without recursion,
@@ -132,13 +133,16 @@ def blob_source_name(blob_name: str) -> str:
 
 def describe_problems(details: object) -> str:
     """``field: message; field: message`` for an ``InvalidRunRequest``'s details."""
-    parts = [f"{getattr(d, 'field', '?')}: {getattr(d, 'message', d)}"
-             for d in (details if isinstance(details, (list, tuple)) else [])]
+    parts = [
+        f"{getattr(d, 'field', '?')}: {getattr(d, 'message', d)}"
+        for d in (details if isinstance(details, (list, tuple)) else [])
+    ]
     return "; ".join(parts)
 
 
-def error_body(code: str, message: str, details: list[dict[str, str]] | None = None
-               ) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["details"] = details

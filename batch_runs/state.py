@@ -75,15 +75,18 @@ class RunState:
 
     def with_job(self, job: BatchJob) -> "RunState":
         """A successful poll: new job state, one more poll, failure streak reset."""
-        return replace(self, job=job, polls=self.polls + 1, poll_failures=0,
-                       last_poll_error=None)
+        return replace(self, job=job, polls=self.polls + 1, poll_failures=0, last_poll_error=None)
 
     def with_cancel_requested(self) -> "RunState":
         return replace(self, cancel_requested=True)
 
     def with_poll_failure(self, message: str) -> "RunState":
-        return replace(self, polls=self.polls + 1, poll_failures=self.poll_failures + 1,
-                       last_poll_error=message[:300])
+        return replace(
+            self,
+            polls=self.polls + 1,
+            poll_failures=self.poll_failures + 1,
+            last_poll_error=message[:300],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,9 +123,13 @@ class RunState:
     @classmethod
     def begin(cls, *, request: RunRequest, job: BatchJob, started: datetime) -> "RunState":
         """State right after the job was submitted."""
-        return cls(request=request, job=job, started=started,
-                   deadline=deadline_from(started, request.timeout),
-                   poll_interval=request.poll_interval)
+        return cls(
+            request=request,
+            job=job,
+            started=started,
+            deadline=deadline_from(started, request.timeout),
+            poll_interval=request.poll_interval,
+        )
 
 
 def is_done(state: RunState) -> bool:
@@ -138,18 +145,21 @@ def deadline_passed(state: RunState, now: datetime) -> bool:
     return now >= state.deadline
 
 
-def custom_status(state: RunState | None, phase: Phase, *,
-                  next_check_at: datetime | None = None) -> dict[str, Any]:
+def custom_status(
+    state: RunState | None, phase: Phase, *, next_check_at: datetime | None = None
+) -> dict[str, Any]:
     """The small custom status shown by the status routes (well under the 16 KB limit)."""
     status: dict[str, Any] = {"phase": phase.value}
     if state is not None:
-        status.update({
-            "job_name": state.job.name,
-            "job_status": state.job.status.value,
-            "polls": state.polls,
-            "studio_url": state.job.studio_url,
-            "deadline": state.deadline.isoformat(),
-        })
+        status.update(
+            {
+                "job_name": state.job.name,
+                "job_status": state.job.status.value,
+                "polls": state.polls,
+                "studio_url": state.job.studio_url,
+                "deadline": state.deadline.isoformat(),
+            }
+        )
         if state.cancel_requested:
             status["cancel_requested"] = True
         if state.last_poll_error:

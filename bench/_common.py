@@ -15,30 +15,40 @@ from orchestrators import batch_run
 from tests.orchestration.conftest import FakeEndpoint, handle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-INPUT = {"endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/bench/",
-         "endpoint_input_type": "UriFolder", "poll_interval": 10, "timeout": 30 * 86400}
+INPUT = {
+    "endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/bench/",
+    "endpoint_input_type": "UriFolder",
+    "poll_interval": 10,
+    "timeout": 30 * 86400,
+}
 
 
-SETTINGS = load_settings({
-    "BATCH_ENDPOINT_URI": "https://heart.westeurope.inference.ml.azure.com/jobs",
-    "POLL_INTERVAL_SECONDS": "120",
-    "POLL_INTERVAL_MIN": "1",
-    "RUN_TIMEOUT_SECONDS": "86400",
-})
+SETTINGS = load_settings(
+    {
+        "BATCH_ENDPOINT_URI": "https://heart.westeurope.inference.ml.azure.com/jobs",
+        "POLL_INTERVAL_SECONDS": "120",
+        "POLL_INTERVAL_MIN": "1",
+        "RUN_TIMEOUT_SECONDS": "86400",
+    }
+)
 
 
 def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
     """The activity cores with the fake as their client: no HTTP, so the engine is measured."""
+
     def factory(_uri: str) -> FakeEndpoint:
         return fake
 
     return {
         jobs.INVOKE_ACTIVITY: lambda p: invoke_job(
-            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory).to_dict(),
+            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory
+        ).to_dict(),
         jobs.GET_ACTIVITY: lambda p: fetch_job(
-            JobRef.from_dict(p), client_factory=factory).to_dict(),
+            JobRef.from_dict(p), client_factory=factory
+        ).to_dict(),
         jobs.CANCEL_ACTIVITY: lambda p: cancel_job(
-            JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake).to_dict(),
+            JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake
+        ).to_dict(),
     }
 
 
@@ -52,12 +62,18 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def engine_with(script: list[Any], *, per_job: bool = False,
-                **kwargs: Any) -> tuple[Engine, FakeEndpoint]:
+def engine_with(
+    script: list[Any], *, per_job: bool = False, **kwargs: Any
+) -> tuple[Engine, FakeEndpoint]:
     """The product orchestrator on devhost's engine, virtual time, a scripted endpoint."""
     fake = FakeEndpoint(script=list(script), per_job=per_job)
-    engine = Engine(":memory:", {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run)},
-                    activities_for(fake), clock=VirtualClock(start=T0, auto_advance=True), **kwargs)
+    engine = Engine(
+        ":memory:",
+        {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run)},
+        activities_for(fake),
+        clock=VirtualClock(start=T0, auto_advance=True),
+        **kwargs,
+    )
     engine.start()
     return engine, fake
 

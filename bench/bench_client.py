@@ -29,18 +29,33 @@ def main(argv: list[str] | None = None) -> None:
 
     state = Path(tempfile.mkdtemp(prefix="bench-client-")) / "state.sqlite"
     # No storage is needed to read a job; the job fails in the background, which is fine here.
-    config = EmulatorConfig(port=0, state_path=str(state), phase_seconds=3600.0,
-                            storage_connection_string="UseDevelopmentStorage=true")
+    config = EmulatorConfig(
+        port=0,
+        state_path=str(state),
+        phase_seconds=3600.0,
+        storage_connection_string="UseDevelopmentStorage=true",
+    )
     with EmulatorServer(config) as server:
         endpoint = f"{server.base_url}/endpoints/heart-classifier/jobs"
         token = StaticTokenProvider("local-dev")
-        shared = BatchEndpointClient(endpoint, token, session=get_session(),
-                                     allowed_hosts=["127.0.0.1"], auth_mode="none")
-        job = requests.post(endpoint, headers={"Authorization": "Bearer local-dev"}, timeout=10,
-                            json={"properties": {"InputData": {"in": {
-                                "JobInputType": "UriFolder",
-                                "Uri": "azureml://datastores/workspaceblobstore/paths/x/"}}}},
-                            ).json()["name"]
+        shared = BatchEndpointClient(
+            endpoint, token, session=get_session(), allowed_hosts=["127.0.0.1"], auth_mode="none"
+        )
+        job = requests.post(
+            endpoint,
+            headers={"Authorization": "Bearer local-dev"},
+            timeout=10,
+            json={
+                "properties": {
+                    "InputData": {
+                        "in": {
+                            "JobInputType": "UriFolder",
+                            "Uri": "azureml://datastores/workspaceblobstore/paths/x/",
+                        }
+                    }
+                }
+            },
+        ).json()["name"]
 
         def with_shared() -> None:
             for _ in range(args.calls):
@@ -49,13 +64,19 @@ def main(argv: list[str] | None = None) -> None:
         def with_new_session() -> None:
             for _ in range(args.calls):
                 with requests.Session() as session:
-                    BatchEndpointClient(endpoint, token, session=session,
-                                        allowed_hosts=["127.0.0.1"], auth_mode="none").get_job(job)
+                    BatchEndpointClient(
+                        endpoint,
+                        token,
+                        session=session,
+                        allowed_hosts=["127.0.0.1"],
+                        auth_mode="none",
+                    ).get_job(job)
 
         def bare_get() -> None:
             for _ in range(args.calls):
-                requests.get(f"{endpoint}/{job}", headers={"Authorization": "Bearer local-dev"},
-                             timeout=10).json()
+                requests.get(
+                    f"{endpoint}/{job}", headers={"Authorization": "Bearer local-dev"}, timeout=10
+                ).json()
 
         with_shared()  # warm up
         rows = [
@@ -63,8 +84,11 @@ def main(argv: list[str] | None = None) -> None:
             ("new Session per call", best_of(3, with_new_session) * 1000 / args.calls, "ms/call"),
             ("bare requests.get per call", best_of(3, bare_get) * 1000 / args.calls, "ms/call"),
         ]
-    table(f"get_job against the emulator, {args.calls} calls, median of 3 (lower is better)",
-          rows, baseline="shared Session (product)")
+    table(
+        f"get_job against the emulator, {args.calls} calls, median of 3 (lower is better)",
+        rows,
+        baseline="shared Session (product)",
+    )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--polls", type=int, default=200)
     args = parser.parse_args(argv)
-    rows = [(f"POLLS_PER_EXECUTION={n}", ms_per_poll(n, args.polls), "ms/poll")
-            for n in (10, CHOSEN, 50, 100)]
-    table(f"Replay cost per poll over a {args.polls}-poll run (lower is better)", rows,
-          baseline=f"POLLS_PER_EXECUTION={CHOSEN}")
+    rows = [
+        (f"POLLS_PER_EXECUTION={n}", ms_per_poll(n, args.polls), "ms/poll")
+        for n in (10, CHOSEN, 50, 100)
+    ]
+    table(
+        f"Replay cost per poll over a {args.polls}-poll run (lower is better)",
+        rows,
+        baseline=f"POLLS_PER_EXECUTION={CHOSEN}",
+    )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args(argv)
-    rows = [("1 run", runs_per_second(1), "runs/s"),
-            (f"{args.runs} concurrent runs", runs_per_second(args.runs), "runs/s")]
-    table("Engine throughput, product orchestrator, 5 polls per run (higher is better)", rows,
-          baseline="1 run")
+    rows = [
+        ("1 run", runs_per_second(1), "runs/s"),
+        (f"{args.runs} concurrent runs", runs_per_second(args.runs), "runs/s"),
+    ]
+    table(
+        "Engine throughput, product orchestrator, 5 polls per run (higher is better)",
+        rows,
+        baseline="1 run",
+    )
 
 
 if __name__ == "__main__":

@@ -11,23 +11,39 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devhost",
-                                     description="Offline Azure Functions host (Durable).")
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost", description="Offline Azure Functions host (Durable)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="serve the app like `func start`")
-    start.add_argument("--app-dir", type=Path, default=Path("."),
-                       help="folder with function_app.py and host.json (default: .)")
+    start.add_argument(
+        "--app-dir",
+        type=Path,
+        default=Path("."),
+        help="folder with function_app.py and host.json (default: .)",
+    )
     start.add_argument("--port", type=int, default=7071, help="HTTP port (0 = any free port)")
     start.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    start.add_argument("--state", type=Path, default=None,
-                       help="SQLite state file (default <app-dir>/.devhost/state.sqlite)")
-    start.add_argument("--settings", type=Path, default=None,
-                       help="settings file (default <app-dir>/local.settings.json)")
-    start.add_argument("--virtual-clock", action="store_true",
-                       help="virtual time: idle waits jump ahead; POST "
-                            "/admin/devhost/clock/advance?seconds=N")
-    start.add_argument("--no-triggers", action="store_true",
-                       help="do not run blob and timer triggers")
+    start.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="SQLite state file (default <app-dir>/.devhost/state.sqlite)",
+    )
+    start.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="settings file (default <app-dir>/local.settings.json)",
+    )
+    start.add_argument(
+        "--virtual-clock",
+        action="store_true",
+        help="virtual time: idle waits jump ahead; POST /admin/devhost/clock/advance?seconds=N",
+    )
+    start.add_argument(
+        "--no-triggers", action="store_true", help="do not run blob and timer triggers"
+    )
     start.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -40,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         format="[%(asctime)s] %(message)s",
         stream=sys.stdout,
     )
-    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity",
-                  "urllib3", "azure.storage"):
+    for noisy in (
+        "azure.core.pipeline.policies.http_logging_policy",
+        "azure.identity",
+        "urllib3",
+        "azure.storage",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from devhost.host import Host, HostConfig, run_forever
 
@@ -49,15 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --port must be between 0 and 65535", file=sys.stderr)
         return 2
     try:
-        host = Host(HostConfig(
-            app_dir=args.app_dir,
-            host=args.host,
-            port=args.port,
-            state_path=args.state,
-            settings_path=args.settings,
-            virtual_clock=args.virtual_clock,
-            triggers=not args.no_triggers,
-        ))
+        host = Host(
+            HostConfig(
+                app_dir=args.app_dir,
+                host=args.host,
+                port=args.port,
+                state_path=args.state,
+                settings_path=args.settings,
+                virtual_clock=args.virtual_clock,
+                triggers=not args.no_triggers,
+            )
+        )
     except DevhostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -71,8 +71,8 @@ def load_settings_file(path: Path) -> dict[str, str]:
     for key, value in values.items():
         if isinstance(value, (dict, list)):
             raise SettingsError(f"{path}: Values.{key} must be a string, number or boolean")
-        result[str(key)] = "" if value is None else (
-            str(value).lower() if isinstance(value, bool) else str(value)
+        result[str(key)] = (
+            "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
         )
     return result
 
@@ -212,9 +212,7 @@ def _import_app_module(app_dir: Path, module_name: str, path: Path, *, isolate: 
     except Exception as exc:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        raise AppLoadError(
-            f"{path}: import failed{where}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise AppLoadError(f"{path}: import failed{where}: {type(exc).__name__}: {exc}") from exc
     finally:
         if isolate:
             _restore_import_state(app_dir, module_name, added=added, saved=saved)
@@ -261,26 +259,33 @@ def _add_activity(
     index.activities[name] = _activity_callable(name, fn.get_user_function(), trig["name"])
 
 
-def _add_http(
-    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
-) -> None:
+def _add_http(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str) -> None:
     methods = tuple(str(_value(m)).upper() for m in (trig.get("methods") or []))
     auth = str(_value(trig.get("authLevel") or default_auth)).lower()
     route = trig.get("route") or name
-    index.http_routes.append(HttpRoute(
-        function_name=name, route=route.strip("/"), methods=methods,
-        auth_level=auth, function=fn))
+    index.http_routes.append(
+        HttpRoute(
+            function_name=name,
+            route=route.strip("/"),
+            methods=methods,
+            auth_level=auth,
+            function=fn,
+        )
+    )
 
 
-def _add_blob(
-    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
-) -> None:
+def _add_blob(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str) -> None:
     if not trig.get("path"):
         raise AppLoadError(f"function '{name}': blob trigger needs a path")
-    index.blob_triggers.append(BlobTriggerSpec(
-        function_name=name, path=trig["path"],
-        connection=trig.get("connection") or "AzureWebJobsStorage",
-        arg_name=trig["name"], function=fn))
+    index.blob_triggers.append(
+        BlobTriggerSpec(
+            function_name=name,
+            path=trig["path"],
+            connection=trig.get("connection") or "AzureWebJobsStorage",
+            arg_name=trig["name"],
+            function=fn,
+        )
+    )
 
 
 def _add_timer(
@@ -288,10 +293,15 @@ def _add_timer(
 ) -> None:
     if not trig.get("schedule"):
         raise AppLoadError(f"function '{name}': timer trigger needs a schedule")
-    index.timer_triggers.append(TimerTriggerSpec(
-        function_name=name, schedule=trig["schedule"],
-        run_on_startup=bool(trig.get("runOnStartup")),
-        arg_name=trig["name"], function=fn))
+    index.timer_triggers.append(
+        TimerTriggerSpec(
+            function_name=name,
+            schedule=trig["schedule"],
+            run_on_startup=bool(trig.get("runOnStartup")),
+            arg_name=trig["name"],
+            function=fn,
+        )
+    )
 
 
 _INDEXERS: dict[str, Callable[[AppIndex, str, Any, dict[str, Any], str], None]] = {

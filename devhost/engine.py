@@ -207,8 +207,14 @@ class Engine:
         if input_json is None:
             input_json = None if input is None else json.dumps(input)
         with self._store.transaction() as tx:
-            tx.create_instance(name, iid, input_json, None, now_s=self._now_s(),
-                               replace_running=self.replace_running)
+            tx.create_instance(
+                name,
+                iid,
+                input_json,
+                None,
+                now_s=self._now_s(),
+                replace_running=self.replace_running,
+            )
         logger.info("Started orchestration %s (instance %s)", name, iid)
         self._wake.set()
         return iid
@@ -229,8 +235,7 @@ class Engine:
                 return None
             status = row.to_status(show_input=show_input)
             if show_history:
-                status["history"] = history_view(tx.played_events(instance_id),
-                                                 show_history_output)
+                status["history"] = history_view(tx.played_events(instance_id), show_history_output)
         return status
 
     def get_history_events(self, instance_id: str) -> list[dict[str, Any]]:
@@ -431,8 +436,7 @@ class Engine:
         if not _still_current(tx, work):
             return
         now_s = self._now_s()
-        event = new_event(TIMER_FIRED, now_s, TimerId=work.task_id,
-                          FireAt=work.payload["fire_at"])
+        event = new_event(TIMER_FIRED, now_s, TimerId=work.task_id, FireAt=work.payload["fire_at"])
         tx.append_new(work.instance_id, [event], now_s)
 
     # ------------------------------------------------------------------ activities
@@ -565,14 +569,22 @@ class Engine:
         for child in decision.children:
             try:
                 tx.create_instance(
-                    child.name, child.instance_id, child.input_json,
+                    child.name,
+                    child.instance_id,
+                    child.input_json,
                     (iid, execution_id, child.task_id),
-                    now_s=self._now_s(), replace_running=self.replace_running,
+                    now_s=self._now_s(),
+                    replace_running=self.replace_running,
                 )
             except InstanceExistsError as exc:
                 now_s = self._now_s()
-                failed = new_event(SUB_ORCH_FAILED, now_s, TaskScheduledId=child.task_id,
-                                   Reason=str(exc), Details="")
+                failed = new_event(
+                    SUB_ORCH_FAILED,
+                    now_s,
+                    TaskScheduledId=child.task_id,
+                    Reason=str(exc),
+                    Details="",
+                )
                 tx.append_new(iid, [failed], now_s)
 
 
@@ -591,4 +603,3 @@ def _still_current(tx: Tx, work: WorkRow) -> bool:
         and row.execution_id == work.execution_id
         and row.status not in TERMINAL_STATUSES
     )
-

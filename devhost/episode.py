@@ -214,24 +214,45 @@ class _Plan:
 
     def schedule_call(self, call: CallGroup, task_id: int) -> None:
         if call["kind"] == "activity":
-            self.work.append(WorkItem(kind="activity", task_id=task_id, due=self.now_s,
-                                      payload={"name": call["name"], "input": call["input"]}))
-            self.scheduled.append(new_event(TASK_SCHEDULED, self.now_s, task_id,
-                                            Name=call["name"], Input=call["input"]))
+            self.work.append(
+                WorkItem(
+                    kind="activity",
+                    task_id=task_id,
+                    due=self.now_s,
+                    payload={"name": call["name"], "input": call["input"]},
+                )
+            )
+            self.scheduled.append(
+                new_event(
+                    TASK_SCHEDULED, self.now_s, task_id, Name=call["name"], Input=call["input"]
+                )
+            )
             return
         # Without an explicit id the extension picks one; a deterministic "<parent>:<task id>"
         # keeps children easy to find (list_instances(instance_id_prefix=parent + ":")).
         child_iid = call.get("instance_id") or f"{self.episode.instance_id}:{task_id:04d}"
-        self.children.append(ChildStart(name=call["name"], instance_id=child_iid,
-                                        input_json=call["input"], task_id=task_id))
-        self.scheduled.append(new_event(SUB_ORCH_CREATED, self.now_s, task_id, Name=call["name"],
-                                        InstanceId=child_iid, Input=call["input"]))
+        self.children.append(
+            ChildStart(
+                name=call["name"], instance_id=child_iid, input_json=call["input"], task_id=task_id
+            )
+        )
+        self.scheduled.append(
+            new_event(
+                SUB_ORCH_CREATED,
+                self.now_s,
+                task_id,
+                Name=call["name"],
+                InstanceId=child_iid,
+                Input=call["input"],
+            )
+        )
 
     def schedule_timer(self, task_id: int, fire_at: str, *, armed: bool = True) -> None:
         due = format_time(parse_time(fire_at))
         if armed:
-            self.work.append(WorkItem(kind="timer", task_id=task_id, due=due,
-                                      payload={"fire_at": fire_at}))
+            self.work.append(
+                WorkItem(kind="timer", task_id=task_id, due=due, payload={"fire_at": fire_at})
+            )
         self.scheduled.append(new_event(TIMER_CREATED, self.now_s, task_id, FireAt=fire_at))
 
 
@@ -352,8 +373,10 @@ def decide(replay: Replay, state: OrchestratorState) -> Decision:
 
 def _seen_action(plan: _Plan, action: dict[str, Any], task_id: int | None) -> None:
     """An action scheduled by an earlier episode: only a timer cancellation is news."""
-    if action.get("actionType") == A_CREATE_TIMER and action.get("isCanceled") and (
-        task_id is not None
+    if (
+        action.get("actionType") == A_CREATE_TIMER
+        and action.get("isCanceled")
+        and (task_id is not None)
     ):
         plan.canceled_timers.append(task_id)
 

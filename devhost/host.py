@@ -206,12 +206,14 @@ class Host:
             thread.start()
         if self.blob_triggers:
             interval = float(os.environ.get("DEVHOST_BLOB_POLL_SECONDS", "2"))
-            self._blob_poller = BlobPoller(self.engine, self.blob_triggers,
-                                           self.invoke_trigger, interval)
+            self._blob_poller = BlobPoller(
+                self.engine, self.blob_triggers, self.invoke_trigger, interval
+            )
             self._blob_poller.start()
         if self.timer_triggers:
-            self._timers = TimerScheduler(self.engine, self.timer_triggers,
-                                          self.invoke_trigger, self.clock)
+            self._timers = TimerScheduler(
+                self.engine, self.timer_triggers, self.invoke_trigger, self.clock
+            )
             self._timers.start()
 
     def stop(self) -> None:
@@ -253,8 +255,12 @@ class Host:
         return json.dumps(self._binding(origin or self.base_url))
 
     def _binding(self, base_url: str) -> dict[str, Any]:
-        return client_binding(base_url, task_hub=self.task_hub,
-                              function_key=self.function_key, rpc_base_url=self.rpc_base_url)
+        return client_binding(
+            base_url,
+            task_hub=self.task_hub,
+            function_key=self.function_key,
+            rpc_base_url=self.rpc_base_url,
+        )
 
     def find_route(self, path: str, method: str) -> tuple[HttpRoute, dict[str, str]] | None:
         """The HTTP-triggered function serving ``method`` on ``path`` (decoded), with its
@@ -264,7 +270,7 @@ class Host:
         if prefix:
             if not (path == prefix or path.startswith(prefix + "/")):
                 return None
-            path = path[len(prefix):].strip("/")
+            path = path[len(prefix) :].strip("/")
         for template, route in self.routes:
             params = template.match(path)
             if params is not None and (not route.methods or method in route.methods):
@@ -326,8 +332,9 @@ class Host:
         function = route.function
         trigger_name = function.get_trigger().name
         try:
-            with function_invocation(route.function_name, "This function was programmatically "
-                                     "called via the host APIs."):
+            with function_invocation(
+                route.function_name, "This function was programmatically called via the host APIs."
+            ):
                 kwargs = self._binding_kwargs(function, {trigger_name: request})
                 result = self._call_function(function, kwargs)
         except Exception:

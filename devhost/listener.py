@@ -59,8 +59,13 @@ def advance_clock(clock: Clock, query: Query) -> Response:
             raise ValueError
         now = clock.advance(seconds)
     except (ValueError, OverflowError):
-        return Response(400, {"error": "seconds: must be a non-negative number of seconds "
-                                       "that keeps the clock before year 10000"})
+        return Response(
+            400,
+            {
+                "error": "seconds: must be a non-negative number of seconds "
+                "that keeps the clock before year 10000"
+            },
+        )
     return Response(200, {"now": now.isoformat()})
 
 
@@ -102,11 +107,16 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None,
-              raw: bytes | None = None, *, close: bool = False) -> None:
-        data = raw if raw is not None else (
-            b"" if body is None else json.dumps(body).encode()
-        )
+    def _send(
+        self,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         self._responded = True
         self.send_response(status)
         sent_type = False
@@ -202,8 +212,12 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError):
             raise
         except Exception:
-            logger.error("devhost request %s %s failed:\n%s", self.command,
-                         self.path.partition("?")[0], traceback.format_exc())
+            logger.error(
+                "devhost request %s %s failed:\n%s",
+                self.command,
+                self.path.partition("?")[0],
+                traceback.format_exc(),
+            )
             self._refuse(500, {"error": "Internal Server Error"})
 
     def _refuse(self, status: int, body: dict[str, str]) -> None:
@@ -216,8 +230,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _public(self, path: str, raw_path: str, raw_query: str, query: Query) -> None:
         if path == "/admin/host/status":
-            self._send(200, {"state": "Running", "version": "devhost",
-                             "taskHub": self.host.task_hub})
+            self._send(
+                200, {"state": "Running", "version": "devhost", "taskHub": self.host.task_hub}
+            )
         elif path == "/admin/devhost/clock/advance":
             self._clock_advance(query)
         elif path.startswith(MGMT_PREFIX):
@@ -225,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._unauthorized()
                 return
             origin = f"http://{self._host_header()}"
-            self._management(path[len(MGMT_PREFIX):], query, origin)
+            self._management(path[len(MGMT_PREFIX) :], query, origin)
         elif path.startswith(RPC_PREFIX):
             # The keyless SDK API is served on the loopback RPC listener only.
             self._send(404, {"error": "Not Found"})
@@ -246,14 +261,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Origin") is not None:
             raise RequestRejected(403, "the RPC listener serves local SDK clients only")
         # The management URLs of an SDK start_new point at the public listener.
-        self._management(path[len(RPC_PREFIX):], query, self.host.base_url)
+        self._management(path[len(RPC_PREFIX) :], query, self.host.base_url)
 
     def _management(self, rest: str, query: Query, origin: str) -> None:
         body = self._read_body()
         request_url = f"http://{self._host_header()}{self.path}"
-        self._respond(self.host.management.handle(
-            self.command, rest, query, body, origin=origin, request_url=request_url
-        ))
+        self._respond(
+            self.host.management.handle(
+                self.command, rest, query, body, origin=origin, request_url=request_url
+            )
+        )
 
     def _clock_advance(self, query: Query) -> None:
         if self.command != "POST":

@@ -186,8 +186,9 @@ class ManagementApi:
                 return Response(404, {"Message": "Not Found"})
             if len(segments) == 1:
                 return self._list_or_purge(method, query)
-            call = _Call(iid=segments[1], rest=segments[2:], query=query, body=body,
-                         request_url=request_url)
+            call = _Call(
+                iid=segments[1], rest=segments[2:], query=query, body=body, request_url=request_url
+            )
             route = self._instance_routes.get((method, _operation(call.rest)))
             return route(call) if route else Response(404, {"Message": "Not Found"})
         except InstanceNotFoundError as exc:
@@ -210,8 +211,14 @@ class ManagementApi:
         try:
             iid = self._engine.start_new(name, iid, input_json=input_json)
         except (InstanceExistsError, OrchestratorNotFoundError, ValueError) as exc:
-            return Response(400, {"Message": str(exc), "ExceptionMessage": str(exc),
-                                  "ExceptionType": type(exc).__name__})
+            return Response(
+                400,
+                {
+                    "Message": str(exc),
+                    "ExceptionMessage": str(exc),
+                    "ExceptionType": type(exc).__name__,
+                },
+            )
         urls = {k: v.replace("INSTANCEID", iid) for k, v in self._urls(origin).items()}
         return Response(202, urls, {"Location": urls["statusQueryGetUri"]})
 
@@ -232,7 +239,10 @@ class ManagementApi:
         if method != "GET":
             return Response(405, {"Message": "Method not allowed"})
         result = self._engine.list_instances(
-            statuses, created_from, created_to, top,
+            statuses,
+            created_from,
+            created_to,
+            top,
             instance_id_prefix=_first(query, "instanceIdPrefix") or None,
             show_input=_flag(query, "showInput"),
         )
@@ -281,8 +291,11 @@ class ManagementApi:
         if status is None:
             return Response(404, {"Message": f"No instance with ID '{call.iid}' found."})
         query = call.query
-        new_id = None if _flag(query, "restartWithNewInstanceId") or (
-            "restartWithNewInstanceId" not in query) else call.iid
+        new_id = (
+            None
+            if _flag(query, "restartWithNewInstanceId") or ("restartWithNewInstanceId" not in query)
+            else call.iid
+        )
         try:
             started = self._engine.start_new(status["name"], new_id, status["input"])
         except InstanceExistsError as exc:

@@ -11,8 +11,12 @@ from datetime import datetime, timedelta
 
 __all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "parse_schedule"]
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    )
+}
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 
 _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
@@ -139,8 +143,9 @@ def parse_schedule(expression: str) -> Schedule:
         pieces = body.split(":")
         if len(pieces) != 3 or not all(p.isdigit() for p in pieces):
             raise ValueError(f"schedule {expression!r}: invalid TimeSpan (use hh:mm:ss)")
-        interval = timedelta(days=days, hours=int(pieces[0]), minutes=int(pieces[1]),
-                             seconds=int(pieces[2]))
+        interval = timedelta(
+            days=days, hours=int(pieces[0]), minutes=int(pieces[1]), seconds=int(pieces[2])
+        )
         if interval <= timedelta(0):
             raise ValueError(f"schedule {expression!r}: interval must be positive")
         return IntervalSchedule(text, interval)

@@ -346,8 +346,13 @@ class Tx:
         self._db.execute("DELETE FROM instances WHERE instance_id = ?", (iid,))
 
     def finish(
-        self, row: InstanceRow, status: str, output_json: str | None, error: str | None,
-        *, now_s: str,
+        self,
+        row: InstanceRow,
+        status: str,
+        output_json: str | None,
+        error: str | None,
+        *,
+        now_s: str,
     ) -> None:
         """End the execution (Completed, Failed or Terminated) and tell a parent.
 
@@ -372,7 +377,11 @@ class Tx:
         logger.info("Instance %s (%s) is %s", iid, row.name, status)
 
     def _tell_parent(
-        self, row: InstanceRow, status: str, output_json: str | None, error: str | None,
+        self,
+        row: InstanceRow,
+        status: str,
+        output_json: str | None,
+        error: str | None,
         now_s: str,
     ) -> None:
         parent = row.parent_instance_id
@@ -386,12 +395,18 @@ class Tx:
         ):
             return
         if status == "Completed":
-            event = new_event(SUB_ORCH_COMPLETED, now_s,
-                              TaskScheduledId=row.parent_task_id, Result=output_json)
+            event = new_event(
+                SUB_ORCH_COMPLETED, now_s, TaskScheduledId=row.parent_task_id, Result=output_json
+            )
         else:
             reason = error or f"Sub-orchestration '{row.instance_id}' was {status.lower()}"
-            event = new_event(SUB_ORCH_FAILED, now_s,
-                              TaskScheduledId=row.parent_task_id, Reason=reason, Details="")
+            event = new_event(
+                SUB_ORCH_FAILED,
+                now_s,
+                TaskScheduledId=row.parent_task_id,
+                Reason=reason,
+                Details="",
+            )
         self.append_new(parent, [event], now_s)
 
     def continue_as_new(self, row: InstanceRow, input_json: str | None, *, now_s: str) -> None:
@@ -495,7 +510,12 @@ class Tx:
     # ------------------------------------------------------------------ work
 
     def add_work(
-        self, iid: str, execution_id: str, kind: str, task_id: int, due: str,
+        self,
+        iid: str,
+        execution_id: str,
+        kind: str,
+        task_id: int,
+        due: str,
         payload: dict[str, Any],
     ) -> None:
         """Schedule an activity or a timer (``kind``) due at ``due`` (``format_time``)."""

@@ -91,8 +91,9 @@ class BlobPoller:
                 try:
                     self.scan(spec, path, conn)
                 except Exception as exc:
-                    logger.warning("blob trigger %s: scan of %s failed: %s",
-                                   spec.function_name, path, exc)
+                    logger.warning(
+                        "blob trigger %s: scan of %s failed: %s", spec.function_name, path, exc
+                    )
                 if self._stop.is_set():
                     return
             self._stop.wait(self._interval)
@@ -105,8 +106,9 @@ class BlobPoller:
         if not container_client.exists():
             return 0
         fired = 0
-        for item in container_client.list_blobs(name_starts_with=prefix or None,
-                                                include=["metadata"]):
+        for item in container_client.list_blobs(
+            name_starts_with=prefix or None, include=["metadata"]
+        ):
             match = regex.fullmatch(item.name)
             if match is None:
                 continue
@@ -118,11 +120,16 @@ class BlobPoller:
             attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
             blob_client = container_client.get_blob_client(item.name)
             try:
-                data = blob_client.download_blob(etag=item.etag, match_condition=_if_match()
-                                                  ).readall()
+                data = blob_client.download_blob(
+                    etag=item.etag, match_condition=_if_match()
+                ).readall()
             except Exception as exc:
-                logger.info("blob %s/%s changed while reading (%s); next scan retries",
-                            container, item.name, type(exc).__name__)
+                logger.info(
+                    "blob %s/%s changed while reading (%s); next scan retries",
+                    container,
+                    item.name,
+                    type(exc).__name__,
+                )
                 continue
             stream = InputStream(
                 data=data,
@@ -140,16 +147,22 @@ class BlobPoller:
                 },
                 metadata=dict(item.metadata or {}),
             )
-            binding_data = {"name": match.groupdict().get("name", item.name),
-                            **match.groupdict()}
+            binding_data = {"name": match.groupdict().get("name", item.name), **match.groupdict()}
             try:
-                self._invoke(spec, f"New blob detected: {container}/{item.name}",
-                             {spec.arg_name: stream, "_binding_data": binding_data})
+                self._invoke(
+                    spec,
+                    f"New blob detected: {container}/{item.name}",
+                    {spec.arg_name: stream, "_binding_data": binding_data},
+                )
             except Exception:
                 self._engine.kv_set(attempts_key, str(attempts))
                 if attempts >= MAX_BLOB_ATTEMPTS:
-                    logger.error("blob %s/%s failed %d times: poisoned (no more retries)",
-                                 container, item.name, attempts)
+                    logger.error(
+                        "blob %s/%s failed %d times: poisoned (no more retries)",
+                        container,
+                        item.name,
+                        attempts,
+                    )
                     self._engine.kv_set(key, json.dumps({"poison": True}))
                 continue
             self._engine.kv_set(key, json.dumps({"at": format_time(self._engine.clock.now())}))
@@ -179,8 +192,12 @@ class TimerScheduler:
         self._clock = clock
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, args=(spec, schedule),
-                             name=f"devhost-timer-{spec.function_name}", daemon=True)
+            threading.Thread(
+                target=self._run,
+                args=(spec, schedule),
+                name=f"devhost-timer-{spec.function_name}",
+                daemon=True,
+            )
             for spec, schedule in triggers
         ]
 
@@ -196,14 +213,22 @@ class TimerScheduler:
             if thread.is_alive():
                 thread.join(timeout=30)
 
-    def _fire(self, spec: TimerTriggerSpec, schedule: Schedule, scheduled: datetime,
-              past_due: bool, reason: str) -> None:
+    def _fire(
+        self,
+        spec: TimerTriggerSpec,
+        schedule: Schedule,
+        scheduled: datetime,
+        past_due: bool,
+        reason: str,
+    ) -> None:
         last_key = f"timer:last:{spec.function_name}"
         request = TimerRequest(
             past_due=past_due,
-            schedule_status={"Last": self._engine.kv_get(last_key),
-                             "Next": format_time(schedule.next_after(scheduled)),
-                             "LastUpdated": format_time(self._clock.now())},
+            schedule_status={
+                "Last": self._engine.kv_get(last_key),
+                "Next": format_time(schedule.next_after(scheduled)),
+                "LastUpdated": format_time(self._clock.now()),
+            },
             schedule={"AdjustForDST": True},
         )
         try:
@@ -229,8 +254,7 @@ class TimerScheduler:
             now = self._clock.now()
             if now >= upcoming:
                 late = now - upcoming > timedelta(seconds=15)
-                self._fire(spec, schedule, upcoming, late,
-                           f"Timer fired at {format_time(now)}")
+                self._fire(spec, schedule, upcoming, late, f"Timer fired at {format_time(now)}")
                 upcoming = schedule.next_after(max(upcoming, self._clock.now()))
                 continue
             wait = (upcoming - now).total_seconds()

@@ -208,8 +208,9 @@ def key_matches(given: str | None, expected: str) -> bool:
     """
     if not given:
         return False
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                               expected.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def split_target(target: str) -> tuple[str, str]:

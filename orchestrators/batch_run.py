@@ -58,8 +58,9 @@ ORCHESTRATOR_NAME = "batch_endpoint_run"
 
 #: Activity retries (fixed interval: 1.x has no backoff). Worst case per call: the client's
 #: 3 HTTP attempts (with Retry-After honoured) x 4 activity attempts, 15 s apart.
-ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000,
-                                 max_number_of_attempts=4)
+ACTIVITY_RETRY = df.RetryOptions(
+    first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=4
+)
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -114,10 +115,12 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
 def _submit(context: df.DurableOrchestrationContext, params: dict):
     started = context.current_utc_datetime
     context.set_custom_status(custom_status(None, Phase.SUBMITTING))
-    invoke = InvokeInput(run_parameters=params, run_id=context.instance_id,
-                         started=started.isoformat())
-    outcome = read_submit_outcome((yield context.call_activity_with_retry(
-        INVOKE_ACTIVITY, ACTIVITY_RETRY, invoke.to_dict())))
+    invoke = InvokeInput(
+        run_parameters=params, run_id=context.instance_id, started=started.isoformat()
+    )
+    outcome = read_submit_outcome(
+        (yield context.call_activity_with_retry(INVOKE_ACTIVITY, ACTIVITY_RETRY, invoke.to_dict()))
+    )
     if isinstance(outcome, ActivityFailure):
         context.set_custom_status(custom_status(None, Phase.FAILED))
         raise RunFailed(outcome.describe("Submitting the batch job"))
@@ -128,8 +131,9 @@ def _submit(context: df.DurableOrchestrationContext, params: dict):
 
 def _poll(context: df.DurableOrchestrationContext, state: RunState):
     context.set_custom_status(custom_status(state, Phase.POLLING))
-    ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
-                 run_id=context.instance_id).to_dict()
+    ref = JobRef(
+        endpoint_uri=state.endpoint_uri, job_name=state.job.name, run_id=context.instance_id
+    ).to_dict()
     try:
         raw = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
@@ -146,8 +150,12 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
 
 def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
     """Ask for the job's cancellation; a failure is logged, never raised (best effort)."""
-    ref = JobRef(endpoint_uri=state.endpoint_uri, job_name=state.job.name,
-                 run_id=context.instance_id, job_id=state.job.id or None).to_dict()
+    ref = JobRef(
+        endpoint_uri=state.endpoint_uri,
+        job_name=state.job.name,
+        run_id=context.instance_id,
+        job_id=state.job.id or None,
+    ).to_dict()
     try:
         raw = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:

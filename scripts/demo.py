@@ -55,16 +55,26 @@ def _say(text: str = "") -> None:
 
 def _upload_samples(stack: Stack, out_dir: Path) -> list[Path]:
     subprocess.run(
-        [PYTHON, "-m", "aml_emulator", "sample-data", "--out", str(out_dir), "--upload",
-         "--storage-connection-string", stack.connection_string],
-        check=True, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+        [
+            PYTHON,
+            "-m",
+            "aml_emulator",
+            "sample-data",
+            "--out",
+            str(out_dir),
+            "--upload",
+            "--storage-connection-string",
+            stack.connection_string,
+        ],
+        check=True,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
     )
     return sorted(out_dir.glob("*.csv"))
 
 
 def _start_http_run(stack: Stack) -> str:
-    body = {"endpoint_input_uri": INPUT_URI, "endpoint_input_type": "UriFolder",
-            "poll_interval": 2}
+    body = {"endpoint_input_uri": INPUT_URI, "endpoint_input_type": "UriFolder", "poll_interval": 2}
     resp = stack.api("POST", "runs", json=body)
     if resp.status_code != 202:
         raise RuntimeError(f"POST /api/runs answered {resp.status_code}: {resp.text}")
@@ -132,8 +142,10 @@ def _summary(stack: Stack, runs: list[Run]) -> bool:
         v = run.view or {}
         _say(f"  {run.how} run {run.instance_id}")
         _say(f"    job          {v.get('job_name')}  ({v.get('studio_url')})")
-        _say(f"    final status {run.status} / job {v.get('job_status')} "
-             f"after {v.get('polls')} polls")
+        _say(
+            f"    final status {run.status} / job {v.get('job_status')} "
+            f"after {v.get('polls')} polls"
+        )
         if run.status == "Completed":
             output_uri = (v.get("output") or {}).get("output_uri", "")
             rows, rate = _predictions(stack, output_uri)
@@ -162,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Stop every child on Ctrl-C / SIGTERM too, not only on a normal exit.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    _say("Demo timings are shortened: poll interval 2 s, emulator job phases 1 s, "
-         "schedule every 20 s (production default poll interval: 120 s).")
+    _say(
+        "Demo timings are shortened: poll interval 2 s, emulator job phases 1 s, "
+        "schedule every 20 s (production default poll interval: 120 s)."
+    )
     try:
         _say("Starting Azurite, the batch endpoint emulator and devhost ...")
         stack.start()
@@ -178,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"1. HTTP      POST /api/runs -> run {runs[0].instance_id}")
         _upload_trigger_blob(stack, samples[0])
         runs[1].instance_id = _wait_for_instance(stack, "blob-", timeout=30)
-        _say(f"2. blob      uploaded {TRIGGER_CONTAINER}/demo-{samples[0].name} -> run "
-             f"{runs[1].instance_id}")
+        _say(
+            f"2. blob      uploaded {TRIGGER_CONTAINER}/demo-{samples[0].name} -> run "
+            f"{runs[1].instance_id}"
+        )
         runs[2].instance_id = _wait_for_instance(stack, "schedule-", timeout=45)
         _say(f"3. schedule  '*/20 * * * * *' fired -> run {runs[2].instance_id}")
 

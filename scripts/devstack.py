@@ -64,8 +64,9 @@ def pick_port(preferred: int | None) -> int:
     return free_port()
 
 
-def wait_until(probe: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.05,
-               what: str = "") -> None:
+def wait_until(
+    probe: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> None:
     """Poll ``probe`` until it returns True; raise TimeoutError naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout
     while True:
@@ -89,8 +90,15 @@ def http_ready(url: str, *, ok: Callable[[int], bool] = lambda s: s < 500) -> Ca
 class ManagedProcess:
     """A child process with its output in a log file, stopped for sure on ``stop()``."""
 
-    def __init__(self, args: list[str], *, name: str, log_dir: Path | None = None,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        name: str,
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.args = args
         self.name = name
         self.env = {**os.environ, **(env or {})}
@@ -102,8 +110,14 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -165,15 +179,28 @@ def azurite_command() -> list[str]:
 
 
 def connection_string(blob_port: int) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{blob_port}/{DEV_ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob_port}/{DEV_ACCOUNT};"
+    )
 
 
 def start_azurite(*, port: int, location: Path, log_dir: Path) -> ManagedProcess:
     proc = ManagedProcess(
-        [*azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--location", str(location), "--skipApiVersionCheck", "--loose", "--silent"],
-        name="azurite", log_dir=log_dir,
+        [
+            *azurite_command(),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+        ],
+        name="azurite",
+        log_dir=log_dir,
     ).start()
     proc.wait_ready(http_ready(f"http://127.0.0.1:{port}/{DEV_ACCOUNT}", ok=lambda s: s > 0))
     return proc
@@ -184,7 +211,7 @@ def read_predictions(connection_string: str, output_uri: str) -> list[list[str]]
     if not output_uri.startswith(_DATASTORE_PREFIX):
         raise ValueError(f"not a workspaceblobstore path: {output_uri}")
     service = BlobServiceClient.from_connection_string(connection_string)
-    blob = service.get_blob_client(DATASTORE_CONTAINER, output_uri[len(_DATASTORE_PREFIX):])
+    blob = service.get_blob_client(DATASTORE_CONTAINER, output_uri[len(_DATASTORE_PREFIX) :])
     data = blob.download_blob().readall()
     return [line.split(",") for line in data.decode().splitlines() if line.strip()]
 
@@ -267,32 +294,59 @@ class Stack:
     # -- lifecycle ---------------------------------------------------------------------------
     def start_azurite(self) -> None:
         assert self.azurite_port
-        self.azurite = start_azurite(port=self.azurite_port, location=self.run_dir / "azurite",
-                                     log_dir=self.run_dir)
+        self.azurite = start_azurite(
+            port=self.azurite_port, location=self.run_dir / "azurite", log_dir=self.run_dir
+        )
 
     def start_emulator(self) -> None:
         self.emulator = ManagedProcess(
-            [PYTHON, "-m", "aml_emulator", "serve", "--port", str(self.emulator_port),
-             "--state", str(self.run_dir / "emulator.sqlite"),
-             "--storage-connection-string", self.connection_string,
-             "--phase-seconds", str(self.phase_seconds)],
-            name="emulator", log_dir=self.run_dir,
+            [
+                PYTHON,
+                "-m",
+                "aml_emulator",
+                "serve",
+                "--port",
+                str(self.emulator_port),
+                "--state",
+                str(self.run_dir / "emulator.sqlite"),
+                "--storage-connection-string",
+                self.connection_string,
+                "--phase-seconds",
+                str(self.phase_seconds),
+            ],
+            name="emulator",
+            log_dir=self.run_dir,
         ).start()
         self.emulator.wait_ready(http_ready(f"{self.emulator_url}/healthz", ok=lambda s: s == 200))
 
     def start_devhost(self) -> None:
         settings_file = self.run_dir / "local.settings.json"
-        settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": self.app_settings()},
-                                            indent=2))
+        settings_file.write_text(
+            json.dumps({"IsEncrypted": False, "Values": self.app_settings()}, indent=2)
+        )
         self.devhost = ManagedProcess(
-            [PYTHON, "-m", "devhost", "start", "--app-dir", str(self.app_dir),
-             "--port", str(self.devhost_port), "--state", str(self.run_dir / "devhost.sqlite"),
-             "--settings", str(settings_file), *self.devhost_args],
-            name="devhost", log_dir=self.run_dir,
+            [
+                PYTHON,
+                "-m",
+                "devhost",
+                "start",
+                "--app-dir",
+                str(self.app_dir),
+                "--port",
+                str(self.devhost_port),
+                "--state",
+                str(self.run_dir / "devhost.sqlite"),
+                "--settings",
+                str(settings_file),
+                *self.devhost_args,
+            ],
+            name="devhost",
+            log_dir=self.run_dir,
             env={"DEVHOST_FUNCTION_KEY": self.function_key, "DEVHOST_BLOB_POLL_SECONDS": "1"},
         ).start()
         self.devhost.wait_ready(
-            http_ready(f"{self.devhost_url}/admin/host/status", ok=lambda s: s == 200))
+            http_ready(f"{self.devhost_url}/admin/host/status", ok=lambda s: s == 200)
+        )
 
     def start(self, *, devhost: bool = True) -> Stack:
         """Start the parts (with ``external_azurite``, Azurite already listens on its port)."""
@@ -322,8 +376,13 @@ class Stack:
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the app's HTTP API with the function key."""
         headers = {"x-functions-key": self.function_key, **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.devhost_url}/api/{path.lstrip('/')}",
-                                headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs)
+        return requests.request(
+            method,
+            f"{self.devhost_url}/api/{path.lstrip('/')}",
+            headers=headers,
+            timeout=kwargs.pop("timeout", 10),
+            **kwargs,
+        )
 
     def run_view(self, instance_id: str) -> dict[str, Any]:
         resp = self.api("GET", f"runs/{instance_id}")
@@ -349,8 +408,9 @@ class Stack:
         params = {"code": self.function_key}
         if prefix:
             params["instanceIdPrefix"] = prefix
-        resp = requests.get(f"{self.devhost_url}/runtime/webhooks/durabletask/instances",
-                            params=params, timeout=5)
+        resp = requests.get(
+            f"{self.devhost_url}/runtime/webhooks/durabletask/instances", params=params, timeout=5
+        )
         resp.raise_for_status()
         data = resp.json()
         return list(data if isinstance(data, list) else data.get("value", []))

@@ -49,8 +49,9 @@ JSON = "application/json"
 
 
 def _json(body: dict, status: int, headers: dict | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=JSON,
-                             headers=headers or {})
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype=JSON, headers=headers or {}
+    )
 
 
 def _invalid(field: str, message: str) -> func.HttpResponse:
@@ -70,8 +71,13 @@ def _run_uri(req: func.HttpRequest, instance_id: str) -> str:
     return f"{root}/runs/{instance_id}"
 
 
-def _accepted(req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str,
-              *, replayed: bool = False) -> func.HttpResponse:
+def _accepted(
+    req: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    instance_id: str,
+    *,
+    replayed: bool = False,
+) -> func.HttpResponse:
     """202 with the Durable check-status payload, plus our own run view URL."""
     check = client.create_check_status_response(req, instance_id)
     body = json.loads(check.get_body())
@@ -82,16 +88,20 @@ def _accepted(req: func.HttpRequest, client: df.DurableOrchestrationClient, inst
     return _json(body, 202, headers)
 
 
-async def _find_run(req: func.HttpRequest, client: df.DurableOrchestrationClient
-                    ) -> tuple[str, Any, func.HttpResponse | None]:
+async def _find_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> tuple[str, Any, func.HttpResponse | None]:
     """``(instance_id, status, None)`` for a known run, else ``(.., .., error response)``."""
     instance_id = req.route_params.get("instance_id", "")
     if not is_valid_instance_id(instance_id):
         return instance_id, None, _invalid("instance_id", "instance_id is not a valid run id")
     status = await client.get_status(instance_id)
     if not status:
-        return instance_id, None, _json(
-            error_body("RunNotFound", f"No run with id '{instance_id}'."), 404)
+        return (
+            instance_id,
+            None,
+            _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404),
+        )
     return instance_id, status, None
 
 
@@ -119,8 +129,7 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     except SettingsError as exc:
         return _misconfigured(exc)
     try:
-        request = parse_run_request(body, settings, run_id=instance_id,
-                                    now=datetime.now(UTC))
+        request = parse_run_request(body, settings, run_id=instance_id, now=datetime.now(UTC))
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
@@ -134,8 +143,7 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
             return _accepted(req, client, instance_id, replayed=True)
         logger.warning("run %s: could not start: %s", instance_id, exc)
         return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
-    logger.info("run %s: started (%s on %s)", instance_id, request.input_type,
-                request.endpoint_uri)
+    logger.info("run %s: started (%s on %s)", instance_id, request.input_type, request.endpoint_uri)
     return _accepted(req, client, instance_id)
 
 
@@ -167,12 +175,19 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     if status.name != ORCHESTRATOR_NAME:
         return _json(error_body("NotABatchRun", f"Run '{instance_id}' is not a batch run."), 409)
     if runtime not in ACTIVE_STATUSES:
-        return _json(error_body("RunNotActive",
-                                f"Run '{instance_id}' is {runtime}; there is nothing to cancel."),
-                     409)
-    await client.raise_event(instance_id, CANCEL_EVENT,
-                             {"requested_at": datetime.now(UTC).isoformat()})
+        return _json(
+            error_body(
+                "RunNotActive", f"Run '{instance_id}' is {runtime}; there is nothing to cancel."
+            ),
+            409,
+        )
+    await client.raise_event(
+        instance_id, CANCEL_EVENT, {"requested_at": datetime.now(UTC).isoformat()}
+    )
     logger.info("run %s: cancel requested", instance_id)
     run_uri = _run_uri(req, instance_id)
-    return _json({"id": instance_id, "cancel_requested": True, "runStatusUri": run_uri}, 202,
-                 {"Location": run_uri})
+    return _json(
+        {"id": instance_id, "cancel_requested": True, "runStatusUri": run_uri},
+        202,
+        {"Location": run_uri},
+    )

@@ -40,21 +40,24 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
     if timer.past_due:
         logger.info("schedule slot %s is past due; running it now", instance_id)
 
-    active = await client.get_status_by(runtime_status=_ACTIVE,
-                                        instance_id_prefix=SCHEDULE_PREFIX)
+    active = await client.get_status_by(runtime_status=_ACTIVE, instance_id_prefix=SCHEDULE_PREFIX)
     if active:
-        logger.warning("previous scheduled run %s is still %s; slot %s skipped (no overlap)",
-                       active[0].instance_id,
-                       getattr(active[0].runtime_status, "value", active[0].runtime_status),
-                       instance_id)
+        logger.warning(
+            "previous scheduled run %s is still %s; slot %s skipped (no overlap)",
+            active[0].instance_id,
+            getattr(active[0].runtime_status, "value", active[0].runtime_status),
+            instance_id,
+        )
         return
     if await client.get_status(instance_id):
         logger.info("schedule slot %s already has a run; skipped", instance_id)
         return
     try:
         request = parse_run_request(
-            {"endpoint_input_uri": settings.scheduled_input_uri,
-             "endpoint_input_type": settings.scheduled_input_type},
+            {
+                "endpoint_input_uri": settings.scheduled_input_uri,
+                "endpoint_input_type": settings.scheduled_input_type,
+            },
             settings,
             run_id=instance_id,
             now=slot,

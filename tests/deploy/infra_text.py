@@ -23,8 +23,10 @@ def read(relative: str) -> str:
 
 
 def bicep_files() -> dict[str, str]:
-    return {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
-            for p in sorted(INFRA.rglob("*.bicep"))}
+    return {
+        str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
+        for p in sorted(INFRA.rglob("*.bicep"))
+    }
 
 
 def object_block(text: str, opener: str) -> str:
@@ -40,7 +42,7 @@ def object_block(text: str, opener: str) -> str:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[start + 1:i]
+                return text[start + 1 : i]
     raise AssertionError(f"unbalanced braces after {opener!r}")
 
 
@@ -71,8 +73,10 @@ def app_settings() -> dict[str, str]:
 
 def param_defaults(text: str) -> dict[str, str]:
     """``param name type = 'default'`` string defaults of one Bicep file."""
-    return {m.group(1): m.group(2) for m in
-            re.finditer(r"^param\s+(\w+)\s+string\s*=\s*'([^']*)'", text, re.M)}
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^param\s+(\w+)\s+string\s*=\s*'([^']*)'", text, re.M)
+    }
 
 
 def role_assignments() -> list[tuple[str, str, str]]:
@@ -80,11 +84,18 @@ def role_assignments() -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for name, text in bicep_files().items():
         guids = dict(re.findall(rf"^var\s+(\w+)\s*=\s*'({_GUID})'", text, re.M))
-        for m in re.finditer(r"^resource\s+(\w+)\s+'Microsoft\.Authorization/roleAssignments@"
-                             r"[\w-]+'", text, re.M):
-            body = object_block(text[m.start():], r"=\s*(?:if\s*\([^\n]*\)\s*)?\{")
-            ref = re.search(r"roleDefinitionId:\s*subscriptionResourceId\("
-                            r"'Microsoft\.Authorization/roleDefinitions',\s*(\w+|'[^']+')\)", body)
+        for m in re.finditer(
+            r"^resource\s+(\w+)\s+'Microsoft\.Authorization/roleAssignments@"
+            r"[\w-]+'",
+            text,
+            re.M,
+        ):
+            body = object_block(text[m.start() :], r"=\s*(?:if\s*\([^\n]*\)\s*)?\{")
+            ref = re.search(
+                r"roleDefinitionId:\s*subscriptionResourceId\("
+                r"'Microsoft\.Authorization/roleDefinitions',\s*(\w+|'[^']+')\)",
+                body,
+            )
             if ref is None:
                 raise AssertionError(f"{name}: {m.group(1)} has no built-in roleDefinitionId")
             token = ref.group(1).strip("'")
@@ -97,8 +108,9 @@ def role_assignments() -> list[tuple[str, str, str]]:
 
 def documented_roles() -> dict[str, str]:
     """Rows of the roles table in docs/deploy.md: role name -> built-in id."""
-    rows = re.findall(rf"^\|\s*([^|]+?)\s*\|\s*`({_GUID})`\s*\|", DOCS.read_text(encoding="utf-8"),
-                      re.M)
+    rows = re.findall(
+        rf"^\|\s*([^|]+?)\s*\|\s*`({_GUID})`\s*\|", DOCS.read_text(encoding="utf-8"), re.M
+    )
     return dict(rows)
 
 
@@ -139,7 +151,13 @@ def indexed_functions() -> dict[str, dict[str, Any]]:
     (The SDK refuses a second ``get_functions()`` in one process, and the unit tests own the
     first one.)
     """
-    out = subprocess.run([sys.executable, "-c", _INDEX], cwd=ROOT, check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _INDEX],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     functions: dict[str, dict[str, Any]] = json.loads(out)
     return functions

@@ -27,16 +27,26 @@ OUTPUTS = {  # what azd puts in the hook's environment from infra/main.bicep's o
 pytestmark = pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 
 
-def _run_postdeploy(tmp_path: Path, **extra: str) -> tuple[subprocess.CompletedProcess[str],
-                                                             list[list[str]]]:
+def _run_postdeploy(
+    tmp_path: Path, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "az").write_text(FAKE_AZ)
     (bin_dir / "az").chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "AZ_LOG": str(tmp_path / "az"), **OUTPUTS,
-           **extra}
-    done = subprocess.run(["sh", str(ROOT / "infra/hooks/postdeploy.sh")], env=env, text=True,
-                          capture_output=True, timeout=30)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "AZ_LOG": str(tmp_path / "az"),
+        **OUTPUTS,
+        **extra,
+    }
+    done = subprocess.run(
+        ["sh", str(ROOT / "infra/hooks/postdeploy.sh")],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=30,
+    )
     calls = [p.read_text().splitlines() for p in sorted(tmp_path.glob("az.*"))]
     return done, calls
 
@@ -49,9 +59,11 @@ def test_postdeploy_subscribes_blob_created_to_the_blob_extension_webhook(tmp_pa
     assert keys[:3] == ["functionapp", "keys", "list"]
     assert create[:4] == ["eventgrid", "system-topic", "event-subscription", "create"]
     args = dict(zip(create[4::2], create[5::2], strict=False))
-    assert args["--endpoint"] == ("https://func-abc.azurewebsites.net/runtime/webhooks/blobs"
-                                  "?functionName=Host.Functions.start_run_on_blob"
-                                  "&code=blobs-extension-key")
+    assert args["--endpoint"] == (
+        "https://func-abc.azurewebsites.net/runtime/webhooks/blobs"
+        "?functionName=Host.Functions.start_run_on_blob"
+        "&code=blobs-extension-key"
+    )
     assert args["--endpoint-type"] == "webhook"
     assert args["--included-event-types"] == "Microsoft.Storage.BlobCreated"
     assert args["--subject-begins-with"] == "/blobServices/default/containers/scoring-input/"
@@ -74,9 +86,13 @@ def test_prepackage_hook_puts_the_backend_host_json_in_place(tmp_path, backend):
     shutil.copy(ROOT / "infra" / "hooks" / "select-host-json.sh", copy / "infra" / "hooks")
     shutil.copy(ROOT / "host.json", copy / "host.json")
 
-    done = subprocess.run(["sh", str(copy / "infra/hooks/select-host-json.sh")], text=True,
-                          capture_output=True, timeout=30,
-                          env={"PATH": os.environ["PATH"], "DURABLE_BACKEND": backend})
+    done = subprocess.run(
+        ["sh", str(copy / "infra/hooks/select-host-json.sh")],
+        text=True,
+        capture_output=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"], "DURABLE_BACKEND": backend},
+    )
 
     assert done.returncode == 0, done.stderr
     expected = (copy / f"infra/host/host.{backend}.json").read_text()
@@ -84,8 +100,12 @@ def test_prepackage_hook_puts_the_backend_host_json_in_place(tmp_path, backend):
 
 
 def test_prepackage_hook_refuses_an_unknown_backend(tmp_path):
-    done = subprocess.run(["sh", str(ROOT / "infra/hooks/select-host-json.sh")], text=True,
-                          capture_output=True, timeout=30,
-                          env={"PATH": os.environ["PATH"], "DURABLE_BACKEND": "netherite"})
+    done = subprocess.run(
+        ["sh", str(ROOT / "infra/hooks/select-host-json.sh")],
+        text=True,
+        capture_output=True,
+        timeout=30,
+        env={"PATH": os.environ["PATH"], "DURABLE_BACKEND": "netherite"},
+    )
     assert done.returncode == 1
     assert "netherite" in done.stderr

@@ -18,11 +18,27 @@ import pytest
 
 from tests.deploy.infra_text import ROOT
 
-EXCLUDED_DIRS = ("devhost", "aml_emulator", "tests", "bench", "scripts", "docs", "infra",
-                 ".azure", "node_modules", ".venv")
+EXCLUDED_DIRS = (
+    "devhost",
+    "aml_emulator",
+    "tests",
+    "bench",
+    "scripts",
+    "docs",
+    "infra",
+    ".azure",
+    "node_modules",
+    ".venv",
+)
 EXPECTED_FUNCTIONS = {
-    "batch_endpoint_run", "invoke_batch_endpoint", "get_batch_job", "cancel_batch_job",
-    "start_run_http", "get_run_http", "cancel_run_http", "start_run_on_blob",
+    "batch_endpoint_run",
+    "invoke_batch_endpoint",
+    "get_batch_job",
+    "cancel_batch_job",
+    "start_run_http",
+    "get_run_http",
+    "cancel_run_http",
+    "start_run_on_blob",
     "start_run_on_schedule",
 }
 
@@ -58,8 +74,11 @@ def build_package(destination: Path) -> list[str]:
         for dirpath, dirnames, filenames in os.walk(ROOT):
             rel_dir = Path(dirpath).relative_to(ROOT).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = sorted(d for d in dirnames if not ignored(rel_dir + d, patterns)
-                                 and not (Path(dirpath) / d).is_symlink())
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not ignored(rel_dir + d, patterns) and not (Path(dirpath) / d).is_symlink()
+            )
             for filename in sorted(filenames):
                 rel = rel_dir + filename
                 if ignored(rel, patterns) or filename == "local.settings.json":
@@ -86,8 +105,13 @@ def test_the_package_keeps_dev_tools_out_and_the_app_in(tmp_path):
     assert top.isdisjoint(EXCLUDED_DIRS), sorted(top & set(EXCLUDED_DIRS))
     assert {"function_app.py", "host.json", "requirements.txt"} <= top
     assert {"batch_endpoint", "batch_runs", "triggers", "orchestrators", "activities"} <= top
-    assert not [n for n in names if n.endswith((".pyc", ".sqlite"))
-                or "/__pycache__/" in n or n.startswith((".git", ".hypothesis", ".mypy"))]
+    assert not [
+        n
+        for n in names
+        if n.endswith((".pyc", ".sqlite"))
+        or "/__pycache__/" in n
+        or n.startswith((".git", ".hypothesis", ".mypy"))
+    ]
     assert "azure.yaml" not in top
     assert "local.settings.json" not in top
 
@@ -102,12 +126,27 @@ def test_the_package_imports_and_indexes_on_its_own_in_a_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     # No pip inside the venv (ensurepip is slow): the dev venv's pip installs into it. The venv
     # sees only its own site-packages (no --system-site-packages), so dev dependencies can't leak.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
+    )
     python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--disable-pip-version-check", "-r", str(app_dir / "requirements.txt")],
-                   check=True, timeout=240, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(app_dir / "requirements.txt"),
+        ],
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
 
     probe = """
 import json, sys
@@ -126,8 +165,14 @@ print(json.dumps({"functions": functions, "foreign": foreign,
                                if m in sys.modules]}))
 """
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    done = subprocess.run([str(python), "-E", "-s", "-c", probe], cwd=app_dir, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(python), "-E", "-s", "-c", probe],
+        cwd=app_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -136,5 +181,11 @@ print(json.dumps({"functions": functions, "foreign": foreign,
     assert result["foreign"] == []  # nothing imported from outside the package and its venv
     assert result["dev_only"] == []
     with pytest.raises(subprocess.CalledProcessError):  # and the dev tools are really absent
-        subprocess.run([str(python), "-E", "-s", "-c", "import devhost"], cwd=app_dir, env=env,
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [str(python), "-E", "-s", "-c", "import devhost"],
+            cwd=app_dir,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )

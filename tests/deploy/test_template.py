@@ -38,8 +38,12 @@ BUILT_IN_ROLES = {
 }
 # What the issue requires at least (host storage for Durable, telemetry, the workspace, data).
 REQUIRED_ROLES = {
-    "Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor",
-    "Monitoring Metrics Publisher", "AzureML Data Scientist", "Storage Blob Data Contributor",
+    "Storage Blob Data Owner",
+    "Storage Queue Data Contributor",
+    "Storage Table Data Contributor",
+    "Monitoring Metrics Publisher",
+    "AzureML Data Scientist",
+    "Storage Blob Data Contributor",
     "Durable Task Data Contributor",
 }
 
@@ -64,8 +68,8 @@ def _host_expressions() -> set[str]:
 def _documented_settings() -> dict[str, str]:
     """docs/deploy.md's settings table: each name of the first column -> the rest of its row."""
     text = DOCS.read_text(encoding="utf-8")
-    table = text[text.index("## App settings"):]
-    table = table[:table.index("\n## ", 1)]
+    table = text[text.index("## App settings") :]
+    table = table[: table.index("\n## ", 1)]
     rows: dict[str, str] = {}
     for line in table.splitlines():
         cells = line.split("|")
@@ -104,8 +108,11 @@ def test_every_host_expression_and_connection_is_set_by_the_template():
     for name in connections:  # a connection string, or an identity-based setting collection
         assert name in settings or f"{name}__accountName" in settings, name
     identity = {k: v for k, v in app_settings().items() if k.startswith("AzureWebJobsStorage")}
-    assert set(identity) == {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential",
-                             "AzureWebJobsStorage__clientId"}  # no keys, no connection string
+    assert set(identity) == {
+        "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__credential",
+        "AzureWebJobsStorage__clientId",
+    }  # no keys, no connection string
     assert identity["AzureWebJobsStorage__credential"] == "'managedidentity'"
 
 
@@ -152,9 +159,10 @@ def test_every_documented_role_is_assigned_by_its_built_in_id_and_every_assignme
 
 def test_role_assignments_are_idempotent_and_name_their_principal_type():
     for name, text in bicep_files().items():
-        for m in re.finditer(r"^resource\s+(\w+)\s+'Microsoft\.Authorization/roleAssignments@",
-                             text, re.M):
-            body = object_block(text[m.start():], r"=\s*(?:if\s*\([^\n]*\)\s*)?\{")
+        for m in re.finditer(
+            r"^resource\s+(\w+)\s+'Microsoft\.Authorization/roleAssignments@", text, re.M
+        ):
+            body = object_block(text[m.start() :], r"=\s*(?:if\s*\([^\n]*\)\s*)?\{")
             assert re.search(r"name:\s*guid\(", body), (name, m.group(1))
             principal = re.search(r"principalType:\s*'(ServicePrincipal|User)'", body)
             assert principal, (name, m.group(1))
@@ -175,20 +183,27 @@ def test_flex_consumption_python_311_with_a_user_assigned_identity():
 
 def test_the_postdeploy_hook_subscribes_the_blob_extension_webhook_of_the_indexed_function():
     fns = indexed_functions()
-    (blob,) = [name for name, fn in fns.items()
-               if any(b["type"] == "blobTrigger" for b in fn["bindings"])]
+    (blob,) = [
+        name for name, fn in fns.items() if any(b["type"] == "blobTrigger" for b in fn["bindings"])
+    ]
     for hook in ("infra/hooks/postdeploy.sh", "infra/hooks/postdeploy.ps1"):
         text = read(hook)
-        assert re.search(r"webhookPath = '/runtime/webhooks/blobs'|WEBHOOK_PATH=\"/runtime/"
-                         r"webhooks/blobs\"", text), hook
+        assert re.search(
+            r"webhookPath = '/runtime/webhooks/blobs'|WEBHOOK_PATH=\"/runtime/"
+            r"webhooks/blobs\"",
+            text,
+        ), hook
         assert f"Host.Functions.{blob}" in text, hook
         assert "Microsoft.Storage.BlobCreated" in text, hook
         assert "blobs_extension" in text, hook
 
 
 def test_devhost_serves_the_webhook_path_the_template_subscribes():
-    served = [p for p in (ROOT / "devhost").rglob("*.py")
-              if "/runtime/webhooks/blobs" in p.read_text(encoding="utf-8")]
+    served = [
+        p
+        for p in (ROOT / "devhost").rglob("*.py")
+        if "/runtime/webhooks/blobs" in p.read_text(encoding="utf-8")
+    ]
     if not served:
         pytest.skip("devhost does not serve /runtime/webhooks/blobs yet (devhost work in progress)")
     text = "".join(p.read_text(encoding="utf-8") for p in served)
@@ -204,11 +219,19 @@ def _bundle_range(spec: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-@pytest.mark.parametrize(("backend", "provider"), [
-    ("azureStorage", {"connectionName": "AzureWebJobsStorage"}),
-    ("durableTaskScheduler", {"type": "azureManaged",
-                              "connectionStringName": "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"}),
-])
+@pytest.mark.parametrize(
+    ("backend", "provider"),
+    [
+        ("azureStorage", {"connectionName": "AzureWebJobsStorage"}),
+        (
+            "durableTaskScheduler",
+            {
+                "type": "azureManaged",
+                "connectionStringName": "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
+            },
+        ),
+    ],
+)
 def test_host_json_per_backend_is_valid_for_the_extension_bundle_range(backend, provider):
     host = json.loads(read(f"infra/host/host.{backend}.json"))
     durable = host["extensions"]["durableTask"]
@@ -222,8 +245,13 @@ def test_host_json_per_backend_is_valid_for_the_extension_bundle_range(backend, 
     assert _bundle_range(host["extensionBundle"]["version"]) == (4, 5)
     assert durable["storageProvider"] == provider
     assert durable["hubName"] == "%TASKHUB_NAME%"
-    assert set(durable) <= {"hubName", "storageProvider", "maxConcurrentActivityFunctions",
-                            "maxConcurrentOrchestratorFunctions", "tracing"}
+    assert set(durable) <= {
+        "hubName",
+        "storageProvider",
+        "maxConcurrentActivityFunctions",
+        "maxConcurrentOrchestratorFunctions",
+        "tracing",
+    }
 
 
 def test_host_json_variants_differ_only_in_the_storage_provider_and_the_root_is_azure_storage():

@@ -25,9 +25,13 @@ def make_engine(sample_index: AppIndex, tmp_path: Path) -> Iterator[Callable[...
     """Factory of started engines (stopped at teardown); defaults: auto-advancing virtual clock."""
     engines: list[Engine] = []
 
-    def make(*, clock: VirtualClock | None = None, state: Path | None = None,
-             activities: dict[str, Callable[[Any], Any]] | None = None,
-             **kwargs: Any) -> Engine:
+    def make(
+        *,
+        clock: VirtualClock | None = None,
+        state: Path | None = None,
+        activities: dict[str, Callable[[Any], Any]] | None = None,
+        **kwargs: Any,
+    ) -> Engine:
         engine = Engine(
             state_path=state or tmp_path / "state.sqlite",
             orchestrators=sample_index.orchestrators,

@@ -30,8 +30,7 @@ class DevhostProcess:
         self.events = self.workdir / "events"
         self.events.mkdir(parents=True, exist_ok=True)
         self.settings_path = self.workdir / "local.settings.json"
-        self.settings_path.write_text(json.dumps({"IsEncrypted": False,
-                                                  "Values": settings or {}}))
+        self.settings_path.write_text(json.dumps({"IsEncrypted": False, "Values": settings or {}}))
         self.state = self.workdir / "state.sqlite"
         self.port = free_port()
         self.app_dir = app_dir
@@ -61,13 +60,26 @@ class DevhostProcess:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        return [PYTHON, "-m", "devhost", "start", "--app-dir", str(self.app_dir),
-                "--port", str(self.port), "--state", str(self.state),
-                "--settings", str(self.settings_path), *self.extra_args]
+        return [
+            PYTHON,
+            "-m",
+            "devhost",
+            "start",
+            "--app-dir",
+            str(self.app_dir),
+            "--port",
+            str(self.port),
+            "--state",
+            str(self.state),
+            "--settings",
+            str(self.settings_path),
+            *self.extra_args,
+        ]
 
     def start(self) -> "DevhostProcess":
-        self.proc = ManagedProcess(self.command(), name="devhost", env=self.env,
-                                   log_dir=self.workdir).start()
+        self.proc = ManagedProcess(
+            self.command(), name="devhost", env=self.env, log_dir=self.workdir
+        ).start()
         self.proc.wait_ready(http_ready(f"{self.base}/admin/host/status", ok=lambda s: s == 200))
         wait_until(lambda: "devhost ready on" in self.log(), timeout=10, what="ready line")
         return self
@@ -89,8 +101,13 @@ class DevhostProcess:
 
     def mgmt(self, method: str, rest: str, **kwargs: Any) -> requests.Response:
         params = {"code": KEY, **kwargs.pop("params", {})}
-        return requests.request(method, f"{self.base}/runtime/webhooks/durabletask/{rest}",
-                                params=params, timeout=10, **kwargs)
+        return requests.request(
+            method,
+            f"{self.base}/runtime/webhooks/durabletask/{rest}",
+            params=params,
+            timeout=10,
+            **kwargs,
+        )
 
     def wait_status(self, iid: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
         found: dict[str, Any] = {}

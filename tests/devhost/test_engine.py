@@ -159,7 +159,8 @@ def test_concurrent_with_retry_calls_allocate_ids_as_the_sdk_does(make_engine):
     # i=3 fails 3 times with 3 attempts: the task_all fails fast once its retries are exhausted.
     assert status["runtimeStatus"] == "Completed", status
     assert status["output"]["first"] == (
-        "Activity function 'flaky' failed: RuntimeError: flaky failure 3 ")
+        "Activity function 'flaky' failed: RuntimeError: flaky failure 3 "
+    )
     assert status["output"]["second"] == ["ok after 2", "ok after 2"]
 
 
@@ -305,11 +306,21 @@ def test_recorded_history_replays_through_the_sdk_to_the_same_result(
     status = engine.wait_for_completion(iid, timeout=10)
     history = [e for e in engine.get_history_events(iid) if e["EventType"] not in (1, 2, 3)]
     context = {
-        "history": [*history, {"EventType": 12, "EventId": -1, "IsPlayed": False,
-                               "Timestamp": "2030-01-01T00:00:00.000000Z"}],
-        "instanceId": iid, "isReplaying": False, "parentInstanceId": None,
+        "history": [
+            *history,
+            {
+                "EventType": 12,
+                "EventId": -1,
+                "IsPlayed": False,
+                "Timestamp": "2030-01-01T00:00:00.000000Z",
+            },
+        ],
+        "instanceId": iid,
+        "isReplaying": False,
+        "parentInstanceId": None,
         "input": json.dumps(input_) if input_ is not None else None,
-        "upperSchemaVersion": 1, "upperSchemaVersionNew": 2,
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
     }
 
     state = json.loads(sample_index.orchestrators[name](json.dumps(context)))
@@ -338,17 +349,22 @@ def test_throughput_hundreds_of_concurrent_instances(make_engine, capsys):
     count = 300
     started = time.monotonic()
 
-    ids = [engine.start_new("with_retry" if i % 3 == 0 else "chain",
-                            input={"key": f"tp-{i}", "fail_times": 1, "attempts": 2}
-                            if i % 3 == 0 else i)
-           for i in range(count)]
+    ids = [
+        engine.start_new(
+            "with_retry" if i % 3 == 0 else "chain",
+            input={"key": f"tp-{i}", "fail_times": 1, "attempts": 2} if i % 3 == 0 else i,
+        )
+        for i in range(count)
+    ]
     statuses = [engine.wait_for_completion(i, timeout=120) for i in ids]
     elapsed = time.monotonic() - started
 
     assert all(s["runtimeStatus"] == "Completed" for s in statuses)
     with capsys.disabled():
-        print(f"\n[devhost throughput] {count} instances in {elapsed:.1f}s "
-              f"({count / elapsed:.0f} instances/s)")
+        print(
+            f"\n[devhost throughput] {count} instances in {elapsed:.1f}s "
+            f"({count / elapsed:.0f} instances/s)"
+        )
 
 
 def test_engine_rejects_bad_configuration(tmp_path):
@@ -367,8 +383,9 @@ def test_wait_for_completion_times_out_for_running_instance(make_engine):
 def test_concurrent_raise_events_all_delivered(make_engine):
     engine = make_engine(clock=VirtualClock(start=START))
     ids = [engine.start_new("waiter") for _ in range(20)]
-    threads = [threading.Thread(target=engine.raise_event, args=(i, "Go", n))
-               for n, i in enumerate(ids)]
+    threads = [
+        threading.Thread(target=engine.raise_event, args=(i, "Go", n)) for n, i in enumerate(ids)
+    ]
 
     for t in threads:
         t.start()

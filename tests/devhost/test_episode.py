@@ -41,16 +41,23 @@ IID = "inst1"
 
 
 def _started(name: str, input_json: str | None) -> Event:
-    return new_event(EXECUTION_STARTED, format_time(START), Name=name, Input=input_json,
-                     Version="", OrchestrationInstance={"InstanceId": IID, "ExecutionId": "e1"},
-                     ParentInstance=None)
+    return new_event(
+        EXECUTION_STARTED,
+        format_time(START),
+        Name=name,
+        Input=input_json,
+        Version="",
+        OrchestrationInstance={"InstanceId": IID, "ExecutionId": "e1"},
+        ParentInstance=None,
+    )
 
 
 class _Run:
     """One instance's episodes, fed by hand."""
 
-    def __init__(self, handle: Callable[[str], str] | None, name: str,
-                 input_json: str | None = None) -> None:
+    def __init__(
+        self, handle: Callable[[str], str] | None, name: str, input_json: str | None = None
+    ) -> None:
         self.handle = handle
         self.name = name
         self.input_json = input_json
@@ -59,9 +66,17 @@ class _Run:
         self.next_id = 0
 
     def episode(self, new: list[Event], at: datetime = START) -> EpisodeInput:
-        return EpisodeInput(instance_id=IID, name=self.name, input_json=self.input_json,
-                            parent_instance_id=None, past=list(self.past), new=new,
-                            meta=self.meta, next_id=self.next_id, now=at)
+        return EpisodeInput(
+            instance_id=IID,
+            name=self.name,
+            input_json=self.input_json,
+            parent_instance_id=None,
+            past=list(self.past),
+            new=new,
+            meta=self.meta,
+            next_id=self.next_id,
+            now=at,
+        )
 
     def step(self, new: list[Event], at: datetime = START) -> Decision:
         decision = run_episode(self.episode(new, at), self.handle)
@@ -85,14 +100,20 @@ def test_replay_that_completes_activities_ends_completed(sample_index: AppIndex)
     first = run.start()
     second = run.step([new_event(TASK_COMPLETED, now_s, TaskScheduledId=0, Result="2")])
     third = run.step([new_event(TASK_COMPLETED, now_s, TaskScheduledId=1, Result="3")])
-    last = run.step([new_event(TASK_COMPLETED, now_s, TaskScheduledId=2,
-                               Result=json.dumps({"echo": {"b": 3}}))])
+    last = run.step(
+        [new_event(TASK_COMPLETED, now_s, TaskScheduledId=2, Result=json.dumps({"echo": {"b": 3}}))]
+    )
 
     assert first.outcome is None
-    assert first.work == [WorkItem(kind="activity", task_id=0, due=now_s,
-                                   payload={"name": "add_one", "input": "1"})]
+    assert first.work == [
+        WorkItem(kind="activity", task_id=0, due=now_s, payload={"name": "add_one", "input": "1"})
+    ]
     assert [e["EventType"] for e in first.played] == [
-        ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, ORCHESTRATOR_COMPLETED]
+        ORCHESTRATOR_STARTED,
+        EXECUTION_STARTED,
+        TASK_SCHEDULED,
+        ORCHESTRATOR_COMPLETED,
+    ]
     assert [w.task_id for w in second.work + third.work] == [1, 2]
     assert second.work[0].payload == {"name": "add_one", "input": "2"}
     assert last.work == []
@@ -105,12 +126,12 @@ def test_timer_is_scheduled_then_fires(sample_index: AppIndex) -> None:
 
     armed = run.start()
     fire_at = armed.work[0].payload["fire_at"]
-    fired = run.step([new_event(TIMER_FIRED, format_time(due), TimerId=0, FireAt=fire_at)],
-                     at=due)
+    fired = run.step([new_event(TIMER_FIRED, format_time(due), TimerId=0, FireAt=fire_at)], at=due)
 
     assert armed.outcome is None
-    assert armed.work == [WorkItem(kind="timer", task_id=0, due=format_time(due),
-                                   payload={"fire_at": fire_at})]
+    assert armed.work == [
+        WorkItem(kind="timer", task_id=0, due=format_time(due), payload={"fire_at": fire_at})
+    ]
     assert [e["EventType"] for e in armed.played][2] == TIMER_CREATED
     assert fired.outcome == Completed("30.0")
 
@@ -119,8 +140,9 @@ def test_external_event_wins_and_cancels_the_timeout(sample_index: AppIndex) -> 
     run = _run(sample_index, "approval")
     waiting = run.start()
 
-    approved = run.step([new_event(EVENT_RAISED, format_time(START), Name="Approve",
-                                   Input=json.dumps("yes"))])
+    approved = run.step(
+        [new_event(EVENT_RAISED, format_time(START), Name="Approve", Input=json.dumps("yes"))]
+    )
 
     assert waiting.outcome is None
     assert waiting.custom_status == {"phase": "waiting"}
@@ -136,8 +158,9 @@ def test_continue_as_new_carries_the_next_input(sample_index: AppIndex) -> None:
     fire_at = armed.work[0].payload["fire_at"]
     later = START + timedelta(seconds=10)
 
-    decision = run.step([new_event(TIMER_FIRED, format_time(later), TimerId=0,
-                                   FireAt=fire_at)], at=later)
+    decision = run.step(
+        [new_event(TIMER_FIRED, format_time(later), TimerId=0, FireAt=fire_at)], at=later
+    )
 
     assert decision.outcome == ContinuedAsNew(json.dumps({"n": 1}))
     assert decision.custom_status == {"n": 1}
@@ -151,36 +174,48 @@ def test_retry_arms_a_timer_then_reattempts_with_the_sdks_task_ids(
     retry_at = START + timedelta(milliseconds=5000)
 
     run.start()
-    failed = run.step([new_event(TASK_FAILED, now_s, TaskScheduledId=0, Reason="flaky",
-                                 Details="")])
+    failed = run.step(
+        [new_event(TASK_FAILED, now_s, TaskScheduledId=0, Reason="flaky", Details="")]
+    )
     fire_at = failed.work[0].payload["fire_at"]
-    again = run.step([new_event(TIMER_FIRED, format_time(retry_at), TimerId=1,
-                                FireAt=fire_at)], at=retry_at)
-    after = run.step([new_event(TASK_COMPLETED, now_s, TaskScheduledId=2,
-                                Result=json.dumps("ok after 2"))], at=retry_at)
+    again = run.step(
+        [new_event(TIMER_FIRED, format_time(retry_at), TimerId=1, FireAt=fire_at)], at=retry_at
+    )
+    after = run.step(
+        [new_event(TASK_COMPLETED, now_s, TaskScheduledId=2, Result=json.dumps("ok after 2"))],
+        at=retry_at,
+    )
 
-    assert failed.work == [WorkItem(kind="timer", task_id=1, due=format_time(retry_at),
-                                    payload={"fire_at": format_time(retry_at)})]
+    assert failed.work == [
+        WorkItem(
+            kind="timer",
+            task_id=1,
+            due=format_time(retry_at),
+            payload={"fire_at": format_time(retry_at)},
+        )
+    ]
     assert failed.outcome is None
     assert [(w.kind, w.task_id, w.payload["name"]) for w in again.work] == [
-        ("activity", 2, "flaky")]
+        ("activity", 2, "flaky")
+    ]
     assert run.meta["groups"]["0"]["attempts"] == 2
-    assert [(w.task_id, w.payload) for w in after.work] == [
-        (3, {"name": "add_one", "input": "41"})]
+    assert [(w.task_id, w.payload) for w in after.work] == [(3, {"name": "add_one", "input": "41"})]
 
 
 def test_failed_orchestrator_and_unknown_name_are_failures(sample_index: AppIndex) -> None:
     boom = _run(sample_index, "boom")
     boom.start()
 
-    raised = boom.step([new_event(TASK_COMPLETED, format_time(START), TaskScheduledId=0,
-                                  Result="2")])
+    raised = boom.step(
+        [new_event(TASK_COMPLETED, format_time(START), TaskScheduledId=0, Result="2")]
+    )
     missing = _Run(None, "nope").start()
 
     assert isinstance(raised.outcome, Failed)
     assert raised.outcome.message.startswith("Orchestrator function 'boom' failed: kaput")
-    assert missing.outcome == Failed("Orchestrator function 'nope' failed: "
-                                     "orchestrator 'nope' not found")
+    assert missing.outcome == Failed(
+        "Orchestrator function 'nope' failed: orchestrator 'nope' not found"
+    )
 
 
 def test_decide_schedules_only_new_actions_and_refuses_unsupported_ones() -> None:
@@ -189,10 +224,22 @@ def test_decide_schedules_only_new_actions_and_refuses_unsupported_ones() -> Non
     replay = begin(episode)
 
     first = decide(replay, {"isDone": False, "actions": [[call]]})
-    again = decide(begin(EpisodeInput(
-        instance_id=IID, name="fake", input_json=None, parent_instance_id=None,
-        past=first.played, new=[], meta=first.meta, next_id=first.next_id, now=START,
-    )), {"isDone": False, "actions": [[call], [{"actionType": 8}]]})
+    again = decide(
+        begin(
+            EpisodeInput(
+                instance_id=IID,
+                name="fake",
+                input_json=None,
+                parent_instance_id=None,
+                past=first.played,
+                new=[],
+                meta=first.meta,
+                next_id=first.next_id,
+                now=START,
+            )
+        ),
+        {"isDone": False, "actions": [[call], [{"actionType": 8}]]},
+    )
 
     assert [w.task_id for w in first.work] == [0]
     assert episode.meta == {}  # the input is not mutated

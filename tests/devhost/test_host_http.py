@@ -31,8 +31,13 @@ def test_banner_lists_functions_urls_and_ready_line(host):
 
 
 def test_route_params_query_headers_body_and_response_headers(host):
-    r = requests.put(f"{host.base}/api/echo/42/extra", params={"q": "v"}, data=b"hello",
-                     headers={"x-sample": "hdr"}, timeout=10)
+    r = requests.put(
+        f"{host.base}/api/echo/42/extra",
+        params={"q": "v"},
+        data=b"hello",
+        headers={"x-sample": "hdr"},
+        timeout=10,
+    )
 
     assert r.status_code == 200
     assert r.headers["x-echo"] == "yes"
@@ -113,8 +118,9 @@ def test_sdk_client_start_new_on_running_id_raises_in_starter(host):
 def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
     started = host.mgmt("POST", "orchestrators/waiter/mgmt-1", json={"ignored": True})
     duplicate = host.mgmt("POST", "orchestrators/waiter/mgmt-1")
-    unauthorised = requests.get(f"{host.base}/runtime/webhooks/durabletask/instances/mgmt-1",
-                                timeout=10)
+    unauthorised = requests.get(
+        f"{host.base}/runtime/webhooks/durabletask/instances/mgmt-1", timeout=10
+    )
     host.wait_status("mgmt-1", {"Running"})
     suspend = host.mgmt("POST", "instances/mgmt-1/suspend", params={"reason": "pause"})
     suspended = host.mgmt("GET", "instances/mgmt-1").json()["runtimeStatus"]
@@ -123,8 +129,9 @@ def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
     raised = requests.post(event_url, json={"n": 1}, timeout=10)
     done = host.wait_status("mgmt-1", {"Completed"})
     gone = host.mgmt("POST", "instances/mgmt-1/terminate", params={"reason": "late"})
-    history = host.mgmt("GET", "instances/mgmt-1",
-                        params={"showHistory": "true", "showHistoryOutput": "true"}).json()
+    history = host.mgmt(
+        "GET", "instances/mgmt-1", params={"showHistory": "true", "showHistoryOutput": "true"}
+    ).json()
     listed = host.mgmt("GET", "instances", params={"runtimeStatus": "Completed"}).json()
     purged = host.mgmt("DELETE", "instances/mgmt-1")
     purged_again = host.mgmt("DELETE", "instances/mgmt-1")
@@ -139,7 +146,10 @@ def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
     assert done["output"] == {"n": 1}
     assert gone.status_code == 410
     assert [h["EventType"] for h in history["history"]] == [
-        "ExecutionStarted", "EventRaised", "ExecutionCompleted"]
+        "ExecutionStarted",
+        "EventRaised",
+        "ExecutionCompleted",
+    ]
     assert "mgmt-1" in {s["instanceId"] for s in listed}
     assert (purged.status_code, purged.json()) == (200, {"instancesDeleted": 1})
     assert purged_again.status_code == 404
@@ -148,8 +158,12 @@ def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
 
 def test_management_api_terminate_running_and_bad_event_body(host):
     host.mgmt("POST", "orchestrators/waiter/mgmt-2")
-    bad = host.mgmt("POST", "instances/mgmt-2/raiseEvent/Go", data=b"{not json",
-                    headers={"Content-Type": "application/json"})
+    bad = host.mgmt(
+        "POST",
+        "instances/mgmt-2/raiseEvent/Go",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     terminated = host.mgmt("POST", "instances/mgmt-2/terminate", params={"reason": "bye"})
     status = host.wait_status("mgmt-2", {"Terminated"})
     unknown = host.mgmt("POST", "instances/nope/terminate", params={"reason": "x"})
@@ -161,25 +175,34 @@ def test_management_api_terminate_running_and_bad_event_body(host):
 
 
 def test_clock_advance_requires_virtual_clock(host):
-    r = requests.post(f"{host.base}/admin/devhost/clock/advance",
-                      params={"seconds": "5", "code": KEY}, timeout=10)
+    r = requests.post(
+        f"{host.base}/admin/devhost/clock/advance", params={"seconds": "5", "code": KEY}, timeout=10
+    )
 
     assert r.status_code == 400
     assert "virtual clock" in r.json()["error"]
 
 
 def test_virtual_clock_host_runs_long_timers_instantly_and_advances():
-    proc = DevhostProcess(settings={"SAMPLE_HUB": "vhub"},
-                          args=["--no-triggers", "--virtual-clock"]).start()
+    proc = DevhostProcess(
+        settings={"SAMPLE_HUB": "vhub"}, args=["--no-triggers", "--virtual-clock"]
+    ).start()
     try:
         started = proc.mgmt("POST", "orchestrators/sleeper", json=86400)
         status = proc.wait_status(started.json()["id"], {"Completed"}, timeout=20)
-        advanced = requests.post(f"{proc.base}/admin/devhost/clock/advance",
-                                 params={"seconds": "60", "code": KEY}, timeout=10)
-        no_key = requests.post(f"{proc.base}/admin/devhost/clock/advance",
-                               params={"seconds": "60"}, timeout=10)
-        negative = requests.post(f"{proc.base}/admin/devhost/clock/advance",
-                                 params={"seconds": "-1", "code": KEY}, timeout=10)
+        advanced = requests.post(
+            f"{proc.base}/admin/devhost/clock/advance",
+            params={"seconds": "60", "code": KEY},
+            timeout=10,
+        )
+        no_key = requests.post(
+            f"{proc.base}/admin/devhost/clock/advance", params={"seconds": "60"}, timeout=10
+        )
+        negative = requests.post(
+            f"{proc.base}/admin/devhost/clock/advance",
+            params={"seconds": "-1", "code": KEY},
+            timeout=10,
+        )
     finally:
         proc.stop()
 
@@ -191,11 +214,13 @@ def test_virtual_clock_host_runs_long_timers_instantly_and_advances():
 
 
 def test_rpc_listener_serves_without_key_and_restart_works(host):
-    started = requests.post(f"{host.rpc_base_url}orchestrators/chain/rpc-1",
-                            json="3", timeout=10)  # the SDK's double-encoded input
+    started = requests.post(
+        f"{host.rpc_base_url}orchestrators/chain/rpc-1", json="3", timeout=10
+    )  # the SDK's double-encoded input
     done = host.wait_status("rpc-1", {"Completed"})
-    restarted = host.mgmt("POST", "instances/rpc-1/restart",
-                          params={"restartWithNewInstanceId": "false"})
+    restarted = host.mgmt(
+        "POST", "instances/rpc-1/restart", params={"restartWithNewInstanceId": "false"}
+    )
     again = host.wait_status("rpc-1", {"Completed"})
     rewind = host.mgmt("POST", "instances/rpc-1/rewind", params={"reason": "x"})
 
@@ -212,8 +237,9 @@ def test_concurrent_starters_through_the_sdk_client_all_complete(host):
     from concurrent.futures import ThreadPoolExecutor
 
     def start(n: int) -> requests.Response:
-        return requests.post(f"{host.base}/api/start/fan_out", params={"code": KEY}, json=n,
-                             timeout=30)
+        return requests.post(
+            f"{host.base}/api/start/fan_out", params={"code": KEY}, json=n, timeout=30
+        )
 
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(start, range(1, 41)))

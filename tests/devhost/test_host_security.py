@@ -42,8 +42,9 @@ class Answer:
     raw: bytes
 
 
-def raw_request(port: int, head: bytes, *, body: bytes = b"", filler: int = 0,
-                timeout: float = 10) -> Answer:
+def raw_request(
+    port: int, head: bytes, *, body: bytes = b"", filler: int = 0, timeout: float = 10
+) -> Answer:
     """Send ``head`` (request line + headers, CRLFs included), ``body``, then ``filler`` bytes.
 
     The sending stops quietly if devhost has closed its side; the answer is read either way.
@@ -104,8 +105,10 @@ def test_non_ascii_function_key_is_a_plain_401(host, where, path):
     method = "POST" if path.startswith("/api/") else "GET"
     key_part = {"query": "?code=cl%C3%A9", "query-invalid-utf8": "?code=%ff%fe"}.get(where, "")
     key_header = "x-functions-key: cl\xe9\r\n" if where == "header" else ""
-    head = (f"{method} {path}{key_part} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key_header}"
-            "Content-Length: 0\r\n\r\n").encode("latin-1")
+    head = (
+        f"{method} {path}{key_part} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key_header}"
+        "Content-Length: 0\r\n\r\n"
+    ).encode("latin-1")
 
     log_from = len(host.log())
 
@@ -119,10 +122,12 @@ def test_non_ascii_function_key_is_a_plain_401(host, where, path):
 def test_key_header_wins_over_query_as_in_the_functions_host(host):
     url = f"{host.base}{MGMT}/instances"
 
-    wrong_header = requests.get(url, params={"code": KEY}, headers={"x-functions-key": "nope"},
-                                timeout=10)
-    right_header = requests.get(url, params={"code": "nope"}, headers={"x-functions-key": KEY},
-                                timeout=10)
+    wrong_header = requests.get(
+        url, params={"code": KEY}, headers={"x-functions-key": "nope"}, timeout=10
+    )
+    right_header = requests.get(
+        url, params={"code": "nope"}, headers={"x-functions-key": KEY}, timeout=10
+    )
 
     assert wrong_header.status_code == 401
     assert right_header.status_code == 200
@@ -138,13 +143,17 @@ def test_management_api_needs_the_key_from_loopback_callers_too(host):
 # --------------------------------------------------------------------- 2. body before key, cap
 
 
-@pytest.mark.parametrize("path", ["/api/start/chain", f"{MGMT}/orchestrators/chain",
-                                  "/admin/devhost/clock/advance?seconds=1"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/start/chain", f"{MGMT}/orchestrators/chain", "/admin/devhost/clock/advance?seconds=1"],
+)
 def test_unauthenticated_200_mb_body_is_refused_unread(host, path):
     warm = raw_request(host.port, f"POST {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     before = vm_rss_kib(host.pid)
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {200 * 1024 * 1024}\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {200 * 1024 * 1024}\r\n\r\n"
+    ).encode()
 
     answer = raw_request(host.port, head, filler=16 * 1024 * 1024)
     after = vm_rss_kib(host.pid)
@@ -155,12 +164,14 @@ def test_unauthenticated_200_mb_body_is_refused_unread(host, path):
     assert after - before < 8 * 1024, (before, after)  # 16 MiB were sent; none was kept
 
 
-@pytest.mark.parametrize(("path", "key"), [("/api/echo/1", ""), (f"{MGMT}/orchestrators/chain",
-                                                                   f"?code={KEY}")])
+@pytest.mark.parametrize(
+    ("path", "key"), [("/api/echo/1", ""), (f"{MGMT}/orchestrators/chain", f"?code={KEY}")]
+)
 def test_body_over_the_cap_is_413_before_it_is_read(host, path, key):
     before = vm_rss_kib(host.pid)
-    head = (f"PUT {path}{key} HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Length: {200 * 1024 * 1024}\r\n\r\n").encode()
+    head = (
+        f"PUT {path}{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {200 * 1024 * 1024}\r\n\r\n"
+    ).encode()
     if "orchestrators" in path:
         head = head.replace(b"PUT ", b"POST ", 1)
 
@@ -181,8 +192,10 @@ def test_body_cap_follows_functions_request_body_size_limit(host):
 
 
 def test_expect_100_continue_is_not_granted_before_the_key_check(host):
-    head = (f"POST {MGMT}/orchestrators/chain?code=nope HTTP/1.1\r\nHost: x\r\n"
-            "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n").encode()
+    head = (
+        f"POST {MGMT}/orchestrators/chain?code=nope HTTP/1.1\r\nHost: x\r\n"
+        "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
 
     answer = raw_request(host.port, head)
 
@@ -191,8 +204,10 @@ def test_expect_100_continue_is_not_granted_before_the_key_check(host):
 
 
 def test_expect_100_continue_is_granted_once_the_body_is_wanted(host):
-    head = (b"PUT /api/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-            b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+    head = (
+        b"PUT /api/echo/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
 
     answer = raw_request(host.port, head, body=b"hello")
 
@@ -210,8 +225,9 @@ def test_default_body_cap_is_the_functions_host_default_and_bad_values_stop_devh
 # --------------------------------------------------------------------- 3. framing
 
 
-@pytest.mark.parametrize("lengths", [["abc"], ["-1"], ["+5"], ["0x10"], ["1", "2"], ["1, 2"],
-                                     ["5", "5"]])
+@pytest.mark.parametrize(
+    "lengths", [["abc"], ["-1"], ["+5"], ["0x10"], ["1", "2"], ["1, 2"], ["5", "5"]]
+)
 def test_malformed_or_repeated_content_length_is_400(host, lengths):
     fields = "".join(f"Content-Length: {value}\r\n" for value in lengths)
     head = f"PUT /api/echo/1 HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode()
@@ -254,13 +270,16 @@ def test_chunked_body_over_the_cap_is_413(host):
     assert answer.status_code == 413
 
 
-@pytest.mark.parametrize(("extra", "body", "status"), [
-    ("Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n", 400),  # bad chunk size
-    ("Transfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n", 400),  # no CRLF after data
-    ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n", 400),  # smuggling
-    ("Transfer-Encoding: gzip\r\n", b"hello", 400),  # length unknowable: chunked not last
-    ("Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501),  # unknown coding
-])
+@pytest.mark.parametrize(
+    ("extra", "body", "status"),
+    [
+        ("Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n", 400),  # bad chunk size
+        ("Transfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n", 400),  # no CRLF after data
+        ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n", 400),  # smuggling
+        ("Transfer-Encoding: gzip\r\n", b"hello", 400),  # length unknowable: chunked not last
+        ("Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", 501),  # unknown coding
+    ],
+)
 def test_bad_transfer_encoding_is_refused(host, extra, body, status):
     head = f"PUT /api/echo/1 HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
 
@@ -272,8 +291,10 @@ def test_bad_transfer_encoding_is_refused(host, extra, body, status):
 
 def test_unread_body_is_never_parsed_as_the_next_request(host):
     smuggled = b"GET /admin/host/status HTTP/1.1\r\nHost: x\r\n\r\n"
-    head = (f"POST {MGMT}/orchestrators/chain HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Length: {len(smuggled)}\r\n\r\n").encode()
+    head = (
+        f"POST {MGMT}/orchestrators/chain HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {len(smuggled)}\r\n\r\n"
+    ).encode()
 
     answer = raw_request(host.port, head, body=smuggled)
 
@@ -313,8 +334,9 @@ def test_public_port_answers_404_for_the_rpc_api(host, key):
     params = {"code": key} if key else {}
 
     status = requests.get(f"{host.base}/durabletask/instances", params=params, timeout=10)
-    start = requests.post(f"{host.base}/durabletask/orchestrators/chain", params=params,
-                          json=1, timeout=10)
+    start = requests.post(
+        f"{host.base}/durabletask/orchestrators/chain", params=params, json=1, timeout=10
+    )
 
     assert (status.status_code, start.status_code) == (404, 404)
 
@@ -324,13 +346,15 @@ def test_rpc_listener_serves_only_the_rpc_api_to_local_sdk_clients(host):
     rpc_port = int(rpc.split(":")[2].split("/")[0])
 
     listed = requests.get(f"{rpc}instances", timeout=10)
-    mgmt = requests.get(f"http://127.0.0.1:{rpc_port}{MGMT}/instances", params={"code": KEY},
-                        timeout=10)
+    mgmt = requests.get(
+        f"http://127.0.0.1:{rpc_port}{MGMT}/instances", params={"code": KEY}, timeout=10
+    )
     api = requests.get(f"http://127.0.0.1:{rpc_port}/api/echo/1", timeout=10)
-    rebound = raw_request(rpc_port, f"GET /durabletask/instances HTTP/1.1\r\n"
-                                    f"Host: evil.example:{rpc_port}\r\n\r\n".encode())
-    browser = requests.get(f"{rpc}instances", headers={"Origin": "http://evil.example"},
-                           timeout=10)
+    rebound = raw_request(
+        rpc_port,
+        f"GET /durabletask/instances HTTP/1.1\r\nHost: evil.example:{rpc_port}\r\n\r\n".encode(),
+    )
+    browser = requests.get(f"{rpc}instances", headers={"Origin": "http://evil.example"}, timeout=10)
 
     assert listed.status_code == 200
     assert (mgmt.status_code, api.status_code) == (404, 404)
@@ -338,8 +362,9 @@ def test_rpc_listener_serves_only_the_rpc_api_to_local_sdk_clients(host):
 
 
 def test_sdk_client_in_a_starter_reaches_the_rpc_listener(host):
-    started = requests.post(f"{host.base}/api/start/chain", params={"code": KEY}, json=1,
-                            timeout=10)
+    started = requests.post(
+        f"{host.base}/api/start/chain", params={"code": KEY}, json=1, timeout=10
+    )
     status = requests.get(f"{host.base}/api/status/{started.json()['id']}", timeout=10)
 
     assert started.status_code == 202
@@ -349,29 +374,55 @@ def test_sdk_client_in_a_starter_reaches_the_rpc_listener(host):
 # --------------------------------------------------------------------- 5. malformed requests
 
 
-@pytest.mark.parametrize("head", [
-    b"GET /api/echo/%zz%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /api/echo/1?a=%zz&&=&;b=%ff&code HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET " + MGMT.encode() + b"/instances/%ff%00?code=" + KEY.encode()
-    + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET " + MGMT.encode() + b"/instances?top=" + b"9" * 5000 + b"&createdTimeFrom=%ff&code="
-    + KEY.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET //evil.example/api/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET nonsense HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET http://[::1/api/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /api/echo/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
-    b"GET /api/echo/1 HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(150))
-    + b"\r\n",
-    b"GET /api/echo/1?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"POST /admin/devhost/clock/advance?seconds=inf&code=" + KEY.encode()
-    + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"POST /admin/devhost/clock/advance?seconds=1e300&code=" + KEY.encode()
-    + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-], ids=["bad-percent-path", "bad-query", "mgmt-bad-id", "mgmt-bad-list-query",
-        "double-slash-target", "asterisk-target", "garbage-target", "bad-absolute-target",
-        "header-line-too-long", "too-many-headers", "request-line-too-long", "clock-inf",
-        "clock-overflow"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /api/echo/%zz%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/echo/1?a=%zz&&=&;b=%ff&code HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET "
+        + MGMT.encode()
+        + b"/instances/%ff%00?code="
+        + KEY.encode()
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET "
+        + MGMT.encode()
+        + b"/instances?top="
+        + b"9" * 5000
+        + b"&createdTimeFrom=%ff&code="
+        + KEY.encode()
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET //evil.example/api/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET nonsense HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://[::1/api/echo/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/echo/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+        b"GET /api/echo/1 HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: a\r\n" % i for i in range(150))
+        + b"\r\n",
+        b"GET /api/echo/1?" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /admin/devhost/clock/advance?seconds=inf&code="
+        + KEY.encode()
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /admin/devhost/clock/advance?seconds=1e300&code="
+        + KEY.encode()
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=[
+        "bad-percent-path",
+        "bad-query",
+        "mgmt-bad-id",
+        "mgmt-bad-list-query",
+        "double-slash-target",
+        "asterisk-target",
+        "garbage-target",
+        "bad-absolute-target",
+        "header-line-too-long",
+        "too-many-headers",
+        "request-line-too-long",
+        "clock-inf",
+        "clock-overflow",
+    ],
+)
 def test_malformed_request_is_answered_without_500(host, head):
     log_from = len(host.log())
 
@@ -381,13 +432,18 @@ def test_malformed_request_is_answered_without_500(host, head):
     assert_no_devhost_failure(host, answer, log_from)
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[" * 100_000],
-                         ids=["invalid", "not-utf8", "deeply-nested"])
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"\xff\xfe", b"[" * 100_000],
+    ids=["invalid", "not-utf8", "deeply-nested"],
+)
 @pytest.mark.parametrize("target", ["orchestrators/chain", "instances/sec-wait/raiseEvent/Go"])
 def test_invalid_json_to_the_management_api_is_400(host, body, target):
     host.mgmt("POST", "orchestrators/waiter/sec-wait")
-    head = (f"POST {MGMT}/{target}?code={KEY} HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST {MGMT}/{target}?code={KEY} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     log_from = len(host.log())
 
     answer = raw_request(host.port, head, body=body)

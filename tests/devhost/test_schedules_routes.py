@@ -19,8 +19,11 @@ T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Thursday
         ("*/5 * * * * *", T0, T0 + timedelta(seconds=5)),
         ("0 */5 * * * *", T0, T0 + timedelta(minutes=5)),
         ("0 30 9 * * *", T0, datetime(2026, 1, 1, 9, 30, tzinfo=UTC)),
-        ("0 0 9 * * MON-FRI", datetime(2026, 1, 2, 10, tzinfo=UTC),
-         datetime(2026, 1, 5, 9, tzinfo=UTC)),
+        (
+            "0 0 9 * * MON-FRI",
+            datetime(2026, 1, 2, 10, tzinfo=UTC),
+            datetime(2026, 1, 5, 9, tzinfo=UTC),
+        ),
         ("0 0 0 1 JAN,JUL *", T0, datetime(2026, 7, 1, tzinfo=UTC)),
         ("0 0 12 * * 0", T0, datetime(2026, 1, 4, 12, tzinfo=UTC)),
         ("0 0 12 * * 7", T0, datetime(2026, 1, 4, 12, tzinfo=UTC)),
@@ -105,11 +108,19 @@ def test_timer_scheduler_past_due_on_restart_then_on_schedule(tmp_path):
     engine = Engine(tmp_path / "t.sqlite", {}, {}, clock=clock)
     engine.kv_set("timer:last:tick", format_time(T0))  # the last run was 5 minutes ago
     calls: list[tuple[str, bool]] = []
-    spec = TimerTriggerSpec(function_name="tick", schedule="0 * * * * *", run_on_startup=False,
-                            arg_name="timer", function=None)
+    spec = TimerTriggerSpec(
+        function_name="tick",
+        schedule="0 * * * * *",
+        run_on_startup=False,
+        arg_name="timer",
+        function=None,
+    )
     scheduler = TimerScheduler(
-        engine, [(spec, parse_schedule(spec.schedule))],
-        lambda s, reason, kwargs: calls.append((reason, kwargs["timer"].past_due)), clock)
+        engine,
+        [(spec, parse_schedule(spec.schedule))],
+        lambda s, reason, kwargs: calls.append((reason, kwargs["timer"].past_due)),
+        clock,
+    )
     try:
         scheduler.start()
         wait_until(lambda: len(calls) == 1, timeout=5, what="past-due run")
@@ -156,11 +167,19 @@ def test_timer_scheduler_run_on_startup(tmp_path):
     clock = VirtualClock(start=T0)
     engine = Engine(tmp_path / "t.sqlite", {}, {}, clock=clock)
     calls: list[tuple[str, bool]] = []
-    spec = TimerTriggerSpec(function_name="boot", schedule="0 0 0 * * *", run_on_startup=True,
-                            arg_name="timer", function=None)
+    spec = TimerTriggerSpec(
+        function_name="boot",
+        schedule="0 0 0 * * *",
+        run_on_startup=True,
+        arg_name="timer",
+        function=None,
+    )
     scheduler = TimerScheduler(
-        engine, [(spec, parse_schedule(spec.schedule))],
-        lambda s, reason, kwargs: calls.append((reason, kwargs["timer"].past_due)), clock)
+        engine,
+        [(spec, parse_schedule(spec.schedule))],
+        lambda s, reason, kwargs: calls.append((reason, kwargs["timer"].past_due)),
+        clock,
+    )
     try:
         scheduler.start()
         wait_until(lambda: len(calls) == 1, timeout=5, what="startup run")

@@ -30,8 +30,9 @@ def test_blob_trigger_fires_once_per_blob_version_also_across_restart(azurite, t
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     container = service.get_container_client("samples")
     container.create_container()
-    proc = DevhostProcess(workdir=tmp_path, settings=_settings(azurite),
-                          env={"DEVHOST_BLOB_POLL_SECONDS": "0.2"}).start()
+    proc = DevhostProcess(
+        workdir=tmp_path, settings=_settings(azurite), env={"DEVHOST_BLOB_POLL_SECONDS": "0.2"}
+    ).start()
     try:
         container.upload_blob("a.csv", b"x,y\n1,2\n")
         wait_until(lambda: _blob_names(proc) == ["samples/a.csv"], timeout=20, what="blob a")
@@ -40,8 +41,11 @@ def test_blob_trigger_fires_once_per_blob_version_also_across_restart(azurite, t
         container.upload_blob("b.csv", b"1")
         wait_until(lambda: "samples/b.csv" in _blob_names(proc), timeout=20, what="blob b")
         container.upload_blob("a.csv", b"x,y\n3,4\n5,6\n", overwrite=True)  # new version
-        wait_until(lambda: _blob_names(proc).count("samples/a.csv") == 2, timeout=20,
-                   what="a.csv new version")
+        wait_until(
+            lambda: _blob_names(proc).count("samples/a.csv") == 2,
+            timeout=20,
+            what="a.csv new version",
+        )
         proc.stop()
         proc.start()
         container.upload_blob("c.csv", b"22")
@@ -53,8 +57,12 @@ def test_blob_trigger_fires_once_per_blob_version_also_across_restart(azurite, t
         container.delete_container()
         service.close()
 
-    assert sorted(_blob_names(proc)) == ["samples/a.csv", "samples/a.csv", "samples/b.csv",
-                                         "samples/c.csv"]
+    assert sorted(_blob_names(proc)) == [
+        "samples/a.csv",
+        "samples/a.csv",
+        "samples/b.csv",
+        "samples/c.csv",
+    ]
     assert first["length"] == 8
     assert first["size"] == 8
     assert first["uri"].endswith("/samples/a.csv")
@@ -64,8 +72,9 @@ def test_blob_trigger_fires_once_per_blob_version_also_across_restart(azurite, t
 
 
 def test_timer_trigger_fires_on_its_schedule(azurite, tmp_path):
-    proc = DevhostProcess(workdir=tmp_path,
-                          settings=_settings(azurite, SAMPLE_SCHEDULE="*/1 * * * * *")).start()
+    proc = DevhostProcess(
+        workdir=tmp_path, settings=_settings(azurite, SAMPLE_SCHEDULE="*/1 * * * * *")
+    ).start()
     try:
         wait_until(lambda: len(proc.events_lines("timer.log")) >= 2, timeout=20, what="2 ticks")
     finally:
@@ -101,8 +110,9 @@ def test_bad_setting_is_a_clear_error_naming_it(tmp_path):
     proc = DevhostProcess(workdir=tmp_path, settings={"SAMPLE_HUB": "h"})
     import subprocess
 
-    result = subprocess.run(proc.command(), env={**proc.env, **_clean_env()},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        proc.command(), env={**proc.env, **_clean_env()}, capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 1
     assert "SAMPLE_BLOB_PATH" in result.stderr
@@ -114,8 +124,9 @@ def test_missing_app_is_a_clear_error(tmp_path):
     import subprocess
 
     proc = DevhostProcess(workdir=tmp_path, app_dir=tmp_path)
-    result = subprocess.run(proc.command(), env={**proc.env, **_clean_env()},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        proc.command(), env={**proc.env, **_clean_env()}, capture_output=True, text=True, timeout=60
+    )
 
     assert result.returncode == 1
     assert "function_app.py not found" in result.stderr

@@ -41,12 +41,25 @@ SECRET = "S3KR1T"
 #: characters that must not be echoed, or is too long to be echoed whole).
 ANY_UNKNOWN = "<any unknown parameter>"
 
-KNOWN_PARAMETERS = frozenset({
-    "endpoint_uri", "endpoint_input_uri", "endpoint_input_type", "endpoint_output_uri",
-    "poll_interval", "timeout", "deployment_name", "input_name", "output_name",
-    "mini_batch_size", "instance_count", "error_threshold", "max_retries", "retry_timeout",
-    "output_file_name",
-})
+KNOWN_PARAMETERS = frozenset(
+    {
+        "endpoint_uri",
+        "endpoint_input_uri",
+        "endpoint_input_type",
+        "endpoint_output_uri",
+        "poll_interval",
+        "timeout",
+        "deployment_name",
+        "input_name",
+        "output_name",
+        "mini_batch_size",
+        "instance_count",
+        "error_threshold",
+        "max_retries",
+        "retry_timeout",
+        "output_file_name",
+    }
+)
 
 HOST = f"127.0.0.1:{PORT}"
 JOBS_PATH = "/endpoints/heart-classifier/jobs"
@@ -148,15 +161,27 @@ def _add(case: BadInput) -> None:
     CASES.append(case)
 
 
-def _param(case_id: str, field: str, value: object, *, fields: tuple[str, ...] | None = None,
-          pad_to: int | None = None) -> None:
+def _param(
+    case_id: str,
+    field: str,
+    value: object,
+    *,
+    fields: tuple[str, ...] | None = None,
+    pad_to: int | None = None,
+) -> None:
     """A run request: :data:`BASE_BODY` with ``field`` set to ``value``; 400 naming ``field``."""
     body = {**BASE_BODY, field: value}
     _add(BadInput(id=case_id, body=_encode(body), fields=fields or (field,), pad_to=pad_to))
 
 
-def _raw(case_id: str, body: bytes, *, fields: tuple[str, ...] = ("body",), status: int = 400,
-        code: str | None = None) -> None:
+def _raw(
+    case_id: str,
+    body: bytes,
+    *,
+    fields: tuple[str, ...] = ("body",),
+    status: int = 400,
+    code: str | None = None,
+) -> None:
     """A run request with exactly these body bytes."""
     _add(BadInput(id=case_id, body=body, fields=fields, status=(status,), code=code))
 
@@ -169,12 +194,26 @@ def _with_base(field: str, json_value: str) -> bytes:
 
 # Characters inserted into every string field. Each is refused wherever it appears.
 BAD_CHARS: tuple[tuple[str, str], ...] = (
-    ("nul", "\x00"), ("bell", "\x07"), ("esc", "\x1b"), ("del", "\x7f"), ("c1-nel", "\x85"),
+    ("nul", "\x00"),
+    ("bell", "\x07"),
+    ("esc", "\x1b"),
+    ("del", "\x7f"),
+    ("c1-nel", "\x85"),
     ("c1-csi", "\x9b"),
-    ("zwsp", "\u200b"), ("zwnj", "\u200c"), ("zwj", "\u200d"), ("word-joiner", "\u2060"),
+    ("zwsp", "\u200b"),
+    ("zwnj", "\u200c"),
+    ("zwj", "\u200d"),
+    ("word-joiner", "\u2060"),
     ("bom", "\ufeff"),
-    ("lre", "\u202a"), ("rle", "\u202b"), ("pdf", "\u202c"), ("lro", "\u202d"), ("rlo", "\u202e"),
-    ("lri", "\u2066"), ("rli", "\u2067"), ("fsi", "\u2068"), ("pdi", "\u2069"),
+    ("lre", "\u202a"),
+    ("rle", "\u202b"),
+    ("pdf", "\u202c"),
+    ("lro", "\u202d"),
+    ("rlo", "\u202e"),
+    ("lri", "\u2066"),
+    ("rli", "\u2067"),
+    ("fsi", "\u2068"),
+    ("pdi", "\u2069"),
 )
 # Controls at the ends of a value: a lenient parser strips them (str.strip() does) and accepts.
 EDGE_CONTROLS: tuple[tuple[str, str, str], ...] = (
@@ -203,8 +242,12 @@ for _field, (_head, _tail) in STRING_FIELDS.items():
         _param(f"{_field}-{_name}-{_u(_char)}", _field, _head + _char + _tail)
     for _name, _prefix, _suffix in EDGE_CONTROLS:
         _param(f"{_field}-{_name}", _field, _prefix + _head + _tail + _suffix)
-    for _kind, _wrong in (("number", 42), ("true", True), ("list", [_head + _tail]),
-                          ("object", {"value": _head + _tail})):
+    for _kind, _wrong in (
+        ("number", 42),
+        ("true", True),
+        ("list", [_head + _tail]),
+        ("object", {"value": _head + _tail}),
+    ):
         _param(f"{_field}-not-a-string-{_kind}", _field, _wrong)
 
 # ------------------------------------------------------------------------------ endpoint_uri
@@ -280,10 +323,14 @@ ENDPOINT_URIS: tuple[tuple[str, str], ...] = (
     ("ipv4-in-brackets", f"http://[127.0.0.1]:{PORT}{JOBS_PATH}"),
     ("ipv4-dotless-octal", f"http://017700000001:{PORT}{JOBS_PATH}"),
     ("ipv4-prefixed-label", f"http://evil.127.0.0.1:{PORT}{JOBS_PATH}"),
-    ("localhost-circled-letters",
-     f"http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:{PORT}{JOBS_PATH}"),
-    ("localhost-fullwidth",
-     f"http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:{PORT}{JOBS_PATH}"),
+    (
+        "localhost-circled-letters",
+        f"http://\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3:{PORT}{JOBS_PATH}",
+    ),
+    (
+        "localhost-fullwidth",
+        f"http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:{PORT}{JOBS_PATH}",
+    ),
     # IPv6 literals
     ("ipv6-loopback-not-allowlisted", f"http://[::1]:{PORT}{JOBS_PATH}"),
     ("ipv6-v4-mapped-loopback", f"http://[::ffff:127.0.0.1]:{PORT}{JOBS_PATH}"),
@@ -367,8 +414,9 @@ ENDPOINT_URIS: tuple[tuple[str, str], ...] = (
 )
 
 for _name, _uri in ENDPOINT_URIS:
-    _param(f"endpoint_uri-{_name}", "endpoint_uri", _uri,
-           pad_to=MAX_URI + 1 if PAD in _uri else None)
+    _param(
+        f"endpoint_uri-{_name}", "endpoint_uri", _uri, pad_to=MAX_URI + 1 if PAD in _uri else None
+    )
 
 
 # ----------------------------------------------------------- endpoint_input_uri / output_uri
@@ -454,8 +502,13 @@ for _name, _uri in OUTPUT_URIS:
 
 # --------------------------------------------------------------------- other string fields
 
-for _field, _long in (("deployment_name", "d"), ("input_name", "i"), ("output_name", "o"),
-                      ("output_file_name", "p"), ("endpoint_input_type", "UriFolder")):
+for _field, _long in (
+    ("deployment_name", "d"),
+    ("input_name", "i"),
+    ("output_name", "o"),
+    ("output_file_name", "p"),
+    ("endpoint_input_type", "UriFolder"),
+):
     for _size in (5000, 50000):
         _param(f"{_field}-length-{_size}", _field, (_long * _size)[:_size])
 _param("deployment_name-length-33", "deployment_name", "d" * 33)
@@ -522,9 +575,13 @@ for _field, (_below, _above) in INT_FIELDS.items():
     _raw(f"{_field}-infinity-literal", _with_base(_field, "-Infinity"), fields=(_field, "body"))
     # int() refuses more than 4300 digits, so a parser may fail on the body as a whole.
     _raw(f"{_field}-5000-digit-literal", _with_base(_field, "9" * 5000), fields=(_field, "body"))
-_add(BadInput(id="timeout-below-poll-interval-both-given",
-              body=_encode({**BASE_BODY, "poll_interval": 60, "timeout": 30}),
-              fields=("timeout",)))
+_add(
+    BadInput(
+        id="timeout-below-poll-interval-both-given",
+        body=_encode({**BASE_BODY, "poll_interval": 60, "timeout": 30}),
+        fields=("timeout",),
+    )
+)
 
 # ---------------------------------------------------------------------- unknown parameters
 
@@ -548,8 +605,13 @@ for _name, _key, _fields in (
     ("bom", "\ufeffpoll_interval", (ANY_UNKNOWN,)),
     ("lri", "\u2066evil", (ANY_UNKNOWN,)),
 ):
-    _add(BadInput(id=f"unknown-parameter-{_name}",
-                  body=_encode({**BASE_BODY, _key: f"{SECRET}-value"}), fields=_fields))
+    _add(
+        BadInput(
+            id=f"unknown-parameter-{_name}",
+            body=_encode({**BASE_BODY, _key: f"{SECRET}-value"}),
+            fields=_fields,
+        )
+    )
 
 # ------------------------------------------------------------------------------- the body
 
@@ -588,12 +650,10 @@ for _name, _bytes in (
     ("utf16-le", _VALID.decode().encode("utf-16-le")),
     ("utf16-with-bom", _VALID.decode().encode("utf-16")),
     ("utf32", _VALID.decode().encode("utf-32")),
-    ("nested-1000-under-endpoint_uri",
-     b'{"endpoint_uri": ' + b"[" * 1000 + b"]" * 1000 + b"}"),
+    ("nested-1000-under-endpoint_uri", b'{"endpoint_uri": ' + b"[" * 1000 + b"]" * 1000 + b"}"),
     ("nested-1000-arrays", b"[" * 1000 + b"]" * 1000),
     ("nested-1000-objects", b'{"a": ' * 1000 + b"1" + b"}" * 1000),
-    ("nested-9000-objects-under-unknown-key",
-     b'{"x": ' + b'{"a": ' * 9000 + b"1" + b"}" * 9001),
+    ("nested-9000-objects-under-unknown-key", b'{"x": ' + b'{"a": ' * 9000 + b"1" + b"}" * 9001),
     ("nested-30000-arrays", b"[" * 30000 + b"]" * 30000),
     ("nested-30000-unclosed", b"[" * 30000),
 ):
@@ -608,8 +668,10 @@ for _name, _bytes in (
     ("65537-bytes-of-padding", _VALID[:-1] + b" " * (MAX_BODY + 1 - len(_VALID)) + b"}"),
     ("1MiB", _VALID[:-1] + b" " * (2**20 - len(_VALID)) + b"}"),
     ("long-string-value", _encode({**BASE_BODY, "deployment_name": "d" * 70000})),
-    ("long-sas-value", _encode({**BASE_BODY,
-                                "endpoint_input_uri": f"{BLOB}/d/x.csv?sig={SECRET}" * 3000})),
+    (
+        "long-sas-value",
+        _encode({**BASE_BODY, "endpoint_input_uri": f"{BLOB}/d/x.csv?sig={SECRET}" * 3000}),
+    ),
     ("nested-100000-arrays", b"[" * 100000 + b"]" * 100000),
     ("not-json-over-limit", b"x" * (MAX_BODY + 1)),
 ):
@@ -638,8 +700,14 @@ for _name, _header_value in (
     ("latin1-byte", b"caf\xe9"),
     ("sas-like", f"sig={SECRET}".encode()),
 ):
-    _add(BadInput(id=f"idempotency-key-{_name}", body=_VALID,
-                  headers=(("Idempotency-Key", _header_value),), fields=("Idempotency-Key",)))
+    _add(
+        BadInput(
+            id=f"idempotency-key-{_name}",
+            body=_VALID,
+            headers=(("Idempotency-Key", _header_value),),
+            fields=("Idempotency-Key",),
+        )
+    )
 
 # -------------------------------------------------------- GET /runs/{id}, POST /runs/{id}/cancel
 
@@ -675,8 +743,14 @@ RUN_IDS: tuple[tuple[str, str], ...] = (  # already percent-encoded for the requ
 )
 for _name, _encoded in RUN_IDS:
     for _method, _suffix, _label in (("GET", "", "get-run"), ("POST", "/cancel", "cancel-run")):
-        _add(BadInput(id=f"{_label}-{_name}", method=_method,
-                      path=f"/api/runs/{_encoded}{_suffix}", fields=("instance_id",),
-                      status=(400, 404)))
+        _add(
+            BadInput(
+                id=f"{_label}-{_name}",
+                method=_method,
+                path=f"/api/runs/{_encoded}{_suffix}",
+                fields=("instance_id",),
+                status=(400, 404),
+            )
+        )
 
 BAD_INPUTS: tuple[BadInput, ...] = tuple(CASES)

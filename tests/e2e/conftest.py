@@ -24,18 +24,35 @@ def sample_data(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> l
     import sys
 
     out = tmp_path_factory.mktemp("sample-data")
-    subprocess.run([sys.executable, "-m", "aml_emulator", "sample-data", "--out", str(out),
-                    "--upload", "--storage-connection-string", azurite.connection_string],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aml_emulator",
+            "sample-data",
+            "--out",
+            str(out),
+            "--upload",
+            "--storage-connection-string",
+            azurite.connection_string,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return sorted(out.glob("*.csv"))
 
 
 @pytest.fixture(scope="module")
-def stack(azurite: Azurite, sample_data: list[Path],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    azurite: Azurite, sample_data: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """One devhost + emulator for a test module; the schedule is off (no SCHEDULED_INPUT_URI)."""
-    s = make_stack(tmp_path_factory.mktemp("stack"), azurite, phase_seconds=0.3,
-                   settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1"})
+    s = make_stack(
+        tmp_path_factory.mktemp("stack"),
+        azurite,
+        phase_seconds=0.3,
+        settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1"},
+    )
     try:
         yield s
     finally:

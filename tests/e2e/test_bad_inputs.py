@@ -133,9 +133,16 @@ class StartWatch:
 def bad_stack(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: no schedule and a blob path nobody writes to, so nothing else
     starts a run while the battery counts instances."""
-    stack = make_stack(tmp_path_factory.mktemp("bad-inputs"), azurite, phase_seconds=0.3,
-                       settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1",
-                                 "SCORING_BLOB_PATH": "bad-inputs-never-written/{name}"})
+    stack = make_stack(
+        tmp_path_factory.mktemp("bad-inputs"),
+        azurite,
+        phase_seconds=0.3,
+        settings={
+            "SCHEDULED_INPUT_URI": "",
+            "POLL_INTERVAL_SECONDS": "1",
+            "SCORING_BLOB_PATH": "bad-inputs-never-written/{name}",
+        },
+    )
     try:
         yield stack
     finally:
@@ -177,12 +184,14 @@ def _echo_problems(text: str, decoded: Any) -> list[str]:
     lowered = text.lower()
     found += [f"echoes {marker!r}" for marker in FORBIDDEN if marker in lowered]
     # Raw JSON text may hold tab/CR/LF only as whitespace between tokens; all else is refused.
-    raw_bad = sorted({f"U+{ord(c):04X}" for c in text
-                      if is_dangerous_char(c) and c not in "\t\r\n"})
+    raw_bad = sorted(
+        {f"U+{ord(c):04X}" for c in text if is_dangerous_char(c) and c not in "\t\r\n"}
+    )
     if raw_bad:
         found.append(f"raw dangerous characters in the response: {raw_bad}")
-    decoded_bad = sorted({f"U+{ord(c):04X}" for s in _strings(decoded) for c in s
-                          if is_dangerous_char(c)})
+    decoded_bad = sorted(
+        {f"U+{ord(c):04X}" for s in _strings(decoded) for c in s if is_dangerous_char(c)}
+    )
     if decoded_bad:
         found.append(f"dangerous characters inside the JSON strings: {decoded_bad}")
     return found
@@ -202,9 +211,15 @@ def _shape_problems(case: BadInput, status: int, decoded: Any) -> list[str]:
         found.append(f"error.code is {code!r}, expected {case.code!r}")
     if not isinstance(message, str) or not message:
         found.append("error.message is not a non-empty string")
-    if not isinstance(details, list) or not details or not all(
-        isinstance(d, dict) and isinstance(d.get("field"), str)
-        and isinstance(d.get("message"), str) for d in details
+    if (
+        not isinstance(details, list)
+        or not details
+        or not all(
+            isinstance(d, dict)
+            and isinstance(d.get("field"), str)
+            and isinstance(d.get("message"), str)
+            for d in details
+        )
     ):
         return [*found, 'error.details is not a non-empty list of {"field", "message"}']
     named = [d["field"] for d in details]
@@ -251,14 +266,14 @@ def test_the_whole_battery_started_nothing(bad_stack: Stack, watch: StartWatch):
     assert (new, jobs) == ([], 0), f"the battery started {len(new)} run(s) and {jobs} job(s)"
 
 
-def test_the_base_request_is_good_and_the_watch_sees_it_start(bad_stack: Stack, wire: Wire,
-                                                               watch: StartWatch):
+def test_the_base_request_is_good_and_the_watch_sees_it_start(
+    bad_stack: Stack, wire: Wire, watch: StartWatch
+):
     """Positive control, last: every case is BASE_BODY plus one bad thing, so BASE_BODY (with
     the allowlisted endpoint spelled out) must start a run, and the watch must notice."""
     assert bad_stack.emulator_port is not None
     body = {**BASE_BODY, "endpoint_uri": GOOD_ENDPOINT}
-    good = BadInput(id="good", body=json.dumps(body).encode()).materialize(
-        bad_stack.emulator_port)
+    good = BadInput(id="good", body=json.dumps(body).encode()).materialize(bad_stack.emulator_port)
     assert PORT not in good.body.decode()
 
     status, data = wire.send(good)

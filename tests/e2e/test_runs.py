@@ -18,8 +18,14 @@ def _start(stack: Stack, body: dict, **headers: str) -> requests.Response:
 
 
 def test_http_run_scores_the_folder_and_reports_its_output(stack: Stack, azurite: Azurite):
-    resp = _start(stack, {"endpoint_input_uri": INPUT_FOLDER, "endpoint_input_type": "UriFolder",
-                          "poll_interval": 1})
+    resp = _start(
+        stack,
+        {
+            "endpoint_input_uri": INPUT_FOLDER,
+            "endpoint_input_type": "UriFolder",
+            "poll_interval": 1,
+        },
+    )
     assert resp.status_code == 202
     body = resp.json()
     assert resp.headers["Location"] == body["statusQueryGetUri"]
@@ -27,7 +33,9 @@ def test_http_run_scores_the_folder_and_reports_its_output(stack: Stack, azurite
     # The Durable status URL from the 202 can be followed as is (it carries its key).
     def durable_done() -> bool:
         return requests.get(body["statusQueryGetUri"], timeout=5).json()["runtimeStatus"] in (
-            "Completed", "Failed")
+            "Completed",
+            "Failed",
+        )
 
     wait_until(durable_done, timeout=60, interval=0.2, what="durable status Completed")
     durable = requests.get(body["statusQueryGetUri"], timeout=5).json()
@@ -49,8 +57,14 @@ def test_http_run_scores_the_folder_and_reports_its_output(stack: Stack, azurite
 def test_bad_request_is_400_naming_fields_and_starts_nothing(stack: Stack):
     before = len(stack.list_instances())
     jobs_before = stack.emulator_counters()["jobs_created"]
-    resp = _start(stack, {"endpoint_input_uri": "file:///etc/passwd", "poll_interval": "soon",
-                          "endpoint_uri": "https://evil.example.com/jobs"})
+    resp = _start(
+        stack,
+        {
+            "endpoint_input_uri": "file:///etc/passwd",
+            "poll_interval": "soon",
+            "endpoint_uri": "https://evil.example.com/jobs",
+        },
+    )
     assert resp.status_code == 400
     fields = {d["field"] for d in resp.json()["error"]["details"]}
     assert fields == {"endpoint_input_uri", "poll_interval", "endpoint_uri"}
@@ -67,10 +81,13 @@ def test_failed_job_fails_the_run_with_the_service_message(stack: Stack, azurite
     existing = "azureml://datastores/workspaceblobstore/paths/e2e/existing/predictions.csv"
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     service.get_blob_client("azureml-blobstore", "e2e/existing/predictions.csv").upload_blob(
-        b"already here\n", overwrite=True)
+        b"already here\n", overwrite=True
+    )
 
-    resp = _start(stack, {"endpoint_input_uri": INPUT_FOLDER, "endpoint_output_uri": existing,
-                          "poll_interval": 1})
+    resp = _start(
+        stack,
+        {"endpoint_input_uri": INPUT_FOLDER, "endpoint_output_uri": existing, "poll_interval": 1},
+    )
     assert resp.status_code == 202
     view = stack.wait_run(resp.json()["id"])
 
@@ -96,13 +113,24 @@ def test_idempotency_key_starts_one_run_and_one_job(stack: Stack):
 
 
 def test_cancel_cancels_the_azure_ml_job(stack: Stack):
-    requests.post(f"{stack.emulator_url}/admin/faults", timeout=5, json={
-        "endpoint": "heart-classifier", "kind": "job", "count": 1,
-        "script": [["Queued", 600.0]], "outcome": "Completed"}).raise_for_status()
+    requests.post(
+        f"{stack.emulator_url}/admin/faults",
+        timeout=5,
+        json={
+            "endpoint": "heart-classifier",
+            "kind": "job",
+            "count": 1,
+            "script": [["Queued", 600.0]],
+            "outcome": "Completed",
+        },
+    ).raise_for_status()
     resp = _start(stack, {"endpoint_input_uri": INPUT_FOLDER, "poll_interval": 1})
     run_id = resp.json()["id"]
-    wait_until(lambda: stack.run_view(run_id).get("job_status") == "Queued", timeout=30,
-               what="the job to be Queued")
+    wait_until(
+        lambda: stack.run_view(run_id).get("job_status") == "Queued",
+        timeout=30,
+        what="the job to be Queued",
+    )
 
     cancel = stack.api("POST", f"runs/{run_id}/cancel")
     assert cancel.status_code == 202
@@ -123,8 +151,9 @@ def test_blob_upload_starts_exactly_one_run(stack: Stack, azurite: Azurite, samp
     container.upload_blob("e2e-one.csv", sample_data[1].read_bytes(), overwrite=True)
     container.upload_blob("e2e-empty.csv", b"", overwrite=True)
 
-    wait_until(lambda: len(stack.list_instances("blob-")) >= 1, timeout=30,
-               what="a blob-triggered run")
+    wait_until(
+        lambda: len(stack.list_instances("blob-")) >= 1, timeout=30, what="a blob-triggered run"
+    )
     (instance,) = stack.list_instances("blob-")
     view = stack.wait_run(instance["instanceId"])
     assert view["runtime_status"] == "Completed"
@@ -138,13 +167,21 @@ def test_blob_upload_starts_exactly_one_run(stack: Stack, azurite: Azurite, samp
 
 
 def test_schedule_fires_and_runs_never_overlap(azurite: Azurite, sample_data, tmp_path):
-    stack = make_stack(tmp_path, azurite, phase_seconds=0.5, settings={
-        "SCORING_SCHEDULE": "*/2 * * * * *", "POLL_INTERVAL_SECONDS": "1",
-        "SCORING_BLOB_PATH": "schedule-test-input/{name}",
-        "SCHEDULED_INPUT_URI": INPUT_FOLDER})
+    stack = make_stack(
+        tmp_path,
+        azurite,
+        phase_seconds=0.5,
+        settings={
+            "SCORING_SCHEDULE": "*/2 * * * * *",
+            "POLL_INTERVAL_SECONDS": "1",
+            "SCORING_BLOB_PATH": "schedule-test-input/{name}",
+            "SCHEDULED_INPUT_URI": INPUT_FOLDER,
+        },
+    )
     try:
-        wait_until(lambda: len(stack.list_instances("schedule-")) >= 1, timeout=30,
-                   what="a scheduled run")
+        wait_until(
+            lambda: len(stack.list_instances("schedule-")) >= 1, timeout=30, what="a scheduled run"
+        )
         first = sorted(i["instanceId"] for i in stack.list_instances("schedule-"))[0]
         view = stack.wait_run(first, timeout=60)
         assert view["runtime_status"] == "Completed"
@@ -157,16 +194,25 @@ def test_schedule_fires_and_runs_never_overlap(azurite: Azurite, sample_data, tm
         stack.stop()
 
 
-def test_kill9_during_polling_resumes_with_exactly_one_job(azurite: Azurite, sample_data,
-                                                           tmp_path):
-    stack = make_stack(tmp_path, azurite, phase_seconds=1.5,
-                       settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1",
-                                 "SCORING_BLOB_PATH": "kill9-test-input/{name}"})
+def test_kill9_during_polling_resumes_with_exactly_one_job(azurite: Azurite, sample_data, tmp_path):
+    stack = make_stack(
+        tmp_path,
+        azurite,
+        phase_seconds=1.5,
+        settings={
+            "SCHEDULED_INPUT_URI": "",
+            "POLL_INTERVAL_SECONDS": "1",
+            "SCORING_BLOB_PATH": "kill9-test-input/{name}",
+        },
+    )
     try:
         body = {"endpoint_input_uri": INPUT_FOLDER, "poll_interval": 1}
         run_id = _start(stack, body).json()["id"]
-        wait_until(lambda: stack.run_view(run_id).get("polls", 0) >= 2, timeout=30,
-                   what="the run to be polling")
+        wait_until(
+            lambda: stack.run_view(run_id).get("polls", 0) >= 2,
+            timeout=30,
+            what="the run to be polling",
+        )
         assert stack.devhost is not None
         stack.devhost.kill9()
         stack.start_devhost()

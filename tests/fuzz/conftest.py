@@ -70,13 +70,19 @@ def api_schema() -> OpenApiSchema:
 def fuzz_env(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzEnv]:
     """One devhost + emulator for the fuzz package, on the session's Azurite."""
     _upload_tiny_folder(azurite.connection_string)
-    stack = Stack(run_dir=tmp_path_factory.mktemp("fuzz-stack"), azurite_port=azurite.port,
-                  external_azurite=True, phase_seconds=0.2, settings=DEFAULT_BOUNDS)
+    stack = Stack(
+        run_dir=tmp_path_factory.mktemp("fuzz-stack"),
+        azurite_port=azurite.port,
+        external_azurite=True,
+        phase_seconds=0.2,
+        settings=DEFAULT_BOUNDS,
+    )
     stack.start()
     try:
         # Started first so that it has completed (first poll after 10 s) by the last test.
-        started = stack.api("POST", "runs", json={"endpoint_input_uri": TINY_INPUT,
-                                                  "poll_interval": 10})
+        started = stack.api(
+            "POST", "runs", json={"endpoint_input_uri": TINY_INPUT, "poll_interval": 10}
+        )
         assert started.status_code == 202, started.text
         yield FuzzEnv(stack=stack, completing_run=started.json()["id"])
     finally:

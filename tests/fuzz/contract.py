@@ -56,8 +56,20 @@ KEY_QUERY = "code"
 #: How a request authenticates. Most use the key (header or query); the rest must get 401,
 #: including keys with non-ASCII characters (a header is sent as Latin-1, a query as UTF-8).
 AUTH_MODES: tuple[str, ...] = (
-    "header", "header", "header", "header", "header", "header", "query", "query", "query",
-    "missing", "wrong-header", "wrong-query", "non-ascii-header", "non-ascii-query",
+    "header",
+    "header",
+    "header",
+    "header",
+    "header",
+    "header",
+    "query",
+    "query",
+    "query",
+    "missing",
+    "wrong-header",
+    "wrong-query",
+    "non-ascii-header",
+    "non-ascii-query",
 )
 AUTHENTICATED = frozenset({"header", "query"})
 
@@ -141,10 +153,14 @@ class Findings:
             self.add(sent.route, sent.status, problem, sent.request)
 
     def report(self) -> str:
-        seen = "; ".join(f"{route}: {dict(sorted(counts.items()))}"
-                         for route, counts in sorted(self.statuses.items()))
-        lines = [f"{len(self.found)} kind(s) of contract violation in {self.sent} requests "
-                 f"(statuses seen: {seen})"]
+        seen = "; ".join(
+            f"{route}: {dict(sorted(counts.items()))}"
+            for route, counts in sorted(self.statuses.items())
+        )
+        lines = [
+            f"{len(self.found)} kind(s) of contract violation in {self.sent} requests "
+            f"(statuses seen: {seen})"
+        ]
         lines += [f.render() for f in self.found.values()]
         return "\n".join(lines)
 
@@ -187,8 +203,11 @@ class Sent:
 
     def is_invalid_request_naming(self, name: str) -> bool:
         """A 400 ``InvalidRunRequest`` whose details name ``name``."""
-        return (self.status == 400 and self.error_code == "InvalidRunRequest"
-                and name in self.error_fields)
+        return (
+            self.status == 400
+            and self.error_code == "InvalidRunRequest"
+            and name in self.error_fields
+        )
 
 
 def _error(body: object) -> Mapping[str, Any] | None:
@@ -218,8 +237,9 @@ def _with_auth(request: str, auth: str) -> str:
 
 def problem_of(failure: Failure) -> str:
     """A stable one-line name of a failure (title + first line of the message)."""
-    detail = next((line.strip() for line in (failure.message or "").splitlines()
-                   if line.strip()), "")
+    detail = next(
+        (line.strip() for line in (failure.message or "").splitlines() if line.strip()), ""
+    )
     return f"{failure.title}: {detail}" if detail else failure.title
 
 
@@ -240,17 +260,31 @@ def auth_parts(stack: Stack, mode: str) -> tuple[dict[str, str], dict[str, str]]
     return {}, {}
 
 
-def _validate(case: Case, response: Response | requests.Response, findings: Findings,
-              sent: Sent, auth: str, checks: list[CheckFunction] | None) -> None:
+def _validate(
+    case: Case,
+    response: Response | requests.Response,
+    findings: Findings,
+    sent: Sent,
+    auth: str,
+    checks: list[CheckFunction] | None,
+) -> None:
     findings.saw(sent.route, sent.status)
     if TRACE:
-        mode = "/".join(sorted({c.mode.value[:3] for c in case.meta.components.values()})
-                        ) if case.meta else "fixed"
-        print(f"FUZZ {mode} {sent.request} -> {sent.status} "
-              f"{sent.response.content[:160]!r}", file=sys.stderr)
+        mode = (
+            "/".join(sorted({c.mode.value[:3] for c in case.meta.components.values()}))
+            if case.meta
+            else "fixed"
+        )
+        print(
+            f"FUZZ {mode} {sent.request} -> {sent.status} {sent.response.content[:160]!r}",
+            file=sys.stderr,
+        )
     if auth not in AUTHENTICATED:
-        findings.expect(sent.status == 401, sent,
-                        "a request without the right function key was not answered 401")
+        findings.expect(
+            sent.status == 401,
+            sent,
+            "a request without the right function key was not answered 401",
+        )
     try:
         case.validate_response(response, checks=checks if checks is not None else CHECKS)
     except FailureGroup as group:
@@ -260,8 +294,9 @@ def _validate(case: Case, response: Response | requests.Response, findings: Find
         findings.add(sent.route, sent.status, problem_of(failure), sent.request)
 
 
-def send_case(case: Case, stack: Stack, session: requests.Session, findings: Findings,
-              *, auth: str = "header") -> Sent | None:
+def send_case(
+    case: Case, stack: Stack, session: requests.Session, findings: Findings, *, auth: str = "header"
+) -> Sent | None:
     """Send a generated ``case`` with the key as ``auth`` says; check the response."""
     # Whatever key the generator drew (the spec declares both places) gives way to ``auth``.
     case.headers.pop(KEY_HEADER, None)
@@ -287,10 +322,19 @@ def encode_path_value(value: str) -> str:
     return quote(value, safe="").replace(".", "%2E")
 
 
-def send_raw(case: Case, stack: Stack, session: requests.Session, findings: Findings, *,
-             path: str, data: bytes | None = None, headers: Mapping[str, str] | None = None,
-             auth: str = "header", shown_body: object = None,
-             checks: list[CheckFunction] | None = None) -> Sent | None:
+def send_raw(
+    case: Case,
+    stack: Stack,
+    session: requests.Session,
+    findings: Findings,
+    *,
+    path: str,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: str = "header",
+    shown_body: object = None,
+    checks: list[CheckFunction] | None = None,
+) -> Sent | None:
     """Send exactly ``path`` (already encoded) and ``data``; check the response as ``case``'s.
 
     ``case`` (built with ``operation.Case(...)``) names the operation whose documented
@@ -307,8 +351,14 @@ def send_raw(case: Case, stack: Stack, session: requests.Session, findings: Find
         request += f" headers={shorten(dict(headers))}"
     request = _with_auth(request, auth)
     try:
-        raw = session.request(case.method.upper(), f"{stack.devhost_url}{path}", data=data,
-                              headers=all_headers, params=auth_query, timeout=15)
+        raw = session.request(
+            case.method.upper(),
+            f"{stack.devhost_url}{path}",
+            data=data,
+            headers=all_headers,
+            params=auth_query,
+            timeout=15,
+        )
     except requests.RequestException as exc:
         findings.add(route, 0, f"no response: {type(exc).__name__}", request)
         return None

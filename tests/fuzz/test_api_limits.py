@@ -37,8 +37,16 @@ FORBIDDEN_EXAMPLES = 80
 DEPTHS = (100, 1000, 20000)
 #: Bodies that are not JSON objects (or not JSON), each a 400 naming ``body``.
 NOT_JSON: tuple[bytes, ...] = (
-    b"", b"{", b'{"endpoint_input_uri": }', b"\xff\xfe\x00", b"\xef\xbb\xbf{}", b"[]",
-    b'"azureml://datastores/workspaceblobstore/paths/x/"', b"null", b"42", b"NaN",
+    b"",
+    b"{",
+    b'{"endpoint_input_uri": }',
+    b"\xff\xfe\x00",
+    b"\xef\xbb\xbf{}",
+    b"[]",
+    b'"azureml://datastores/workspaceblobstore/paths/x/"',
+    b"null",
+    b"42",
+    b"NaN",
     b'{"endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/x/", '
     b'"poll_interval": NaN}',
     b'{"endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/x/", '
@@ -107,7 +115,7 @@ def _padded(value: str, length: int, *, numeric: bool) -> str:
         return "0" * extra + value  # leading zeros: the same number
     cut = value.rstrip("/").rfind("/")
     if cut >= 0 and "://" in value:  # a URI: one more path segment before the last one
-        return value[: cut + 1] + "a" * (extra - 1) + "/" + value[cut + 1:]
+        return value[: cut + 1] + "a" * (extra - 1) + "/" + value[cut + 1 :]
     return value[:1] + "a" * extra + value[1:]  # a name: more letters after the first
 
 
@@ -115,17 +123,23 @@ def _valid_body(env: FuzzEnv, **params: Any) -> dict[str, Any]:
     return {"endpoint_input_uri": TINY_INPUT, **params}
 
 
-def _post(env: FuzzEnv, operation_case: Case, http: requests.Session, findings: Findings,
-          data: bytes, shown: object = None) -> Sent | None:
-    return send_raw(operation_case, env.stack, http, findings, path=ROUTE, data=data,
-                    shown_body=shown)
+def _post(
+    env: FuzzEnv,
+    operation_case: Case,
+    http: requests.Session,
+    findings: Findings,
+    data: bytes,
+    shown: object = None,
+) -> Sent | None:
+    return send_raw(
+        operation_case, env.stack, http, findings, path=ROUTE, data=data, shown_body=shown
+    )
 
 
 # ------------------------------------------------------------------------------ tests
 
 
-def _length_cases(env: FuzzEnv, api_schema: OpenApiSchema
-                  ) -> Iterator[tuple[str, str, bool]]:
+def _length_cases(env: FuzzEnv, api_schema: OpenApiSchema) -> Iterator[tuple[str, str, bool]]:
     """(parameter, value, within limit) at every parameter's ``maxLength`` and one past it."""
     raw = api_schema.raw_schema
     for name, prop in _parameters(api_schema).items():
@@ -141,7 +155,8 @@ def _length_cases(env: FuzzEnv, api_schema: OpenApiSchema
 
 
 def test_every_string_parameter_has_its_documented_maximum_length(
-        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     findings = Findings()
     checked = set()
@@ -149,25 +164,36 @@ def test_every_string_parameter_has_its_documented_maximum_length(
         checked.add(name)
         body = _valid_body(fuzz_env, **{name: value})
         shown = {name: f"<{len(value)} chars: {value[:40]}...{value[-20:]}>"}
-        sent = _post(fuzz_env, operation.Case(body=body), http, findings,
-                     json.dumps(body).encode(), shown)
+        sent = _post(
+            fuzz_env, operation.Case(body=body), http, findings, json.dumps(body).encode(), shown
+        )
         if sent is None:
             continue
         if within:
-            findings.expect(not sent.is_invalid_request_naming(name) and sent.status == 202,
-                            sent, f"{name} at exactly its maxLength ({len(value)}) was refused")
+            findings.expect(
+                not sent.is_invalid_request_naming(name) and sent.status == 202,
+                sent,
+                f"{name} at exactly its maxLength ({len(value)}) was refused",
+            )
         else:
-            findings.expect(sent.is_invalid_request_naming(name), sent,
-                            f"{name} one past its maxLength ({len(value)}) was not a 400 "
-                            f"naming {name}")
-    assert {"endpoint_uri", "endpoint_input_uri", "endpoint_output_uri",
-            "output_file_name"} <= checked, checked
+            findings.expect(
+                sent.is_invalid_request_naming(name),
+                sent,
+                f"{name} one past its maxLength ({len(value)}) was not a 400 naming {name}",
+            )
+    assert {
+        "endpoint_uri",
+        "endpoint_input_uri",
+        "endpoint_output_uri",
+        "output_file_name",
+    } <= checked, checked
     print(findings.report())
     findings.assert_none()
 
 
 def test_forbidden_characters_are_refused_in_every_parameter(
-        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     params = _parameters(api_schema)
     forbidden = st.from_regex(_forbidden_class(api_schema), fullmatch=True)
@@ -175,10 +201,15 @@ def test_forbidden_characters_are_refused_in_every_parameter(
     forbidden = st.one_of(forbidden, st.sampled_from(["\U000e0001", "\U000f0000", "\ud800"]))
     findings = Findings()
 
-    @hypothesis.settings(deadline=None, derandomize=True, database=None,
-                         max_examples=examples(FORBIDDEN_EXAMPLES),
-                         phases=[Phase.explicit, Phase.generate],
-                         suppress_health_check=[HealthCheck.too_slow], print_blob=False)
+    @hypothesis.settings(
+        deadline=None,
+        derandomize=True,
+        database=None,
+        max_examples=examples(FORBIDDEN_EXAMPLES),
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=False,
+    )
     @given(name=st.sampled_from(sorted(params)), char=forbidden, where=st.floats(0, 1))
     def fuzz(name: str, char: str, where: float) -> None:
         base = _base_value(fuzz_env, name, params[name])
@@ -188,12 +219,20 @@ def test_forbidden_characters_are_refused_in_every_parameter(
         data = json.dumps(body).encode()  # ensure_ascii: a lone surrogate travels as \\ud800
         sent = _post(fuzz_env, operation.Case(body=body), http, findings, data)
         if sent is not None:
-            findings.expect(sent.is_invalid_request_naming(name), sent,
-                            f"U+{ord(char):04X} in {name} was not a 400 naming {name}")
+            findings.expect(
+                sent.is_invalid_request_naming(name),
+                sent,
+                f"U+{ord(char):04X} in {name} was not a 400 naming {name}",
+            )
 
-    for char, name in (("\u202e", "endpoint_input_uri"), ("\u200b", "endpoint_uri"),
-                       ("\t", "output_file_name"), ("\x00", "deployment_name"),
-                       ("\u2028", "poll_interval"), ("\u2066", "endpoint_output_uri")):
+    for char, name in (
+        ("\u202e", "endpoint_input_uri"),
+        ("\u200b", "endpoint_uri"),
+        ("\t", "output_file_name"),
+        ("\x00", "deployment_name"),
+        ("\u2028", "poll_interval"),
+        ("\u2066", "endpoint_output_uri"),
+    ):
         fuzz = hypothesis.example(name=name, char=char, where=1.0)(fuzz)
     fuzz()
 
@@ -202,7 +241,8 @@ def test_forbidden_characters_are_refused_in_every_parameter(
 
 
 def test_text_parameters_must_not_start_or_end_with_whitespace(
-        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     findings = Findings()
     for name, prop in _parameters(api_schema).items():
@@ -211,17 +251,22 @@ def test_text_parameters_must_not_start_or_end_with_whitespace(
         base = _base_value(fuzz_env, name, prop)
         for value in (f" {base}", f"{base} ", f"{base}\u3000"):
             body = _valid_body(fuzz_env, **{name: value})
-            sent = _post(fuzz_env, operation.Case(body=body), http, findings,
-                         json.dumps(body).encode())
+            sent = _post(
+                fuzz_env, operation.Case(body=body), http, findings, json.dumps(body).encode()
+            )
             if sent is not None:
-                findings.expect(sent.is_invalid_request_naming(name), sent,
-                                f"{name} with surrounding whitespace was not a 400 naming it")
+                findings.expect(
+                    sent.is_invalid_request_naming(name),
+                    sent,
+                    f"{name} with surrounding whitespace was not a 400 naming it",
+                )
     print(findings.report())
     findings.assert_none()
 
 
-def test_body_size_limit(api_schema: OpenApiSchema, fuzz_env: FuzzEnv,
-                         http: requests.Session) -> None:
+def test_body_size_limit(
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     limit = _request_body_limit(api_schema, "x-max-body-bytes")
     findings = Findings()
@@ -230,22 +275,33 @@ def test_body_size_limit(api_schema: OpenApiSchema, fuzz_env: FuzzEnv,
         # JSON whitespace: the body stays a valid request of exactly ``size`` bytes.
         data = small[:-1] + b" " * (size - len(small)) + b"}"
         assert len(data) == size
-        sent = _post(fuzz_env, operation.Case(body=_valid_body(fuzz_env)), http, findings, data,
-                     f"<valid run parameters padded with spaces to {size} bytes>")
+        sent = _post(
+            fuzz_env,
+            operation.Case(body=_valid_body(fuzz_env)),
+            http,
+            findings,
+            data,
+            f"<valid run parameters padded with spaces to {size} bytes>",
+        )
         if sent is None:
             continue
         if size <= limit:
             findings.expect(sent.status == 202, sent, f"a valid {size}-byte body was refused")
         else:
-            findings.expect(sent.status == 413 and sent.error_code == "PayloadTooLarge"
-                            and "body" in sent.error_fields, sent,
-                            f"a {size}-byte body was not a 413 PayloadTooLarge naming body")
+            findings.expect(
+                sent.status == 413
+                and sent.error_code == "PayloadTooLarge"
+                and "body" in sent.error_fields,
+                sent,
+                f"a {size}-byte body was not a 413 PayloadTooLarge naming body",
+            )
     print(findings.report())
     findings.assert_none()
 
 
 def test_deep_nesting_and_non_json_bodies_are_400_naming_body(
-        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     limit = _request_body_limit(api_schema, "x-max-json-depth")
     findings = Findings()
@@ -256,44 +312,70 @@ def test_deep_nesting_and_non_json_bodies_are_400_naming_body(
         return inner + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
 
     # At the limit the body is parsed: the array is then a bad poll_interval, not a bad body.
-    at_limit = _post(fuzz_env, operation.Case(body={}), http, findings,
-                     nested_in_parameter(limit), f"<a body {limit} levels deep>")
+    at_limit = _post(
+        fuzz_env,
+        operation.Case(body={}),
+        http,
+        findings,
+        nested_in_parameter(limit),
+        f"<a body {limit} levels deep>",
+    )
     if at_limit is not None:
-        findings.expect(at_limit.is_invalid_request_naming("poll_interval")
-                        and "body" not in at_limit.error_fields, at_limit,
-                        f"a body exactly {limit} levels deep was refused as too deep")
-    bodies: list[tuple[bytes, str]] = [(nested_in_parameter(limit + 1),
-                                        f"<a body {limit + 1} levels deep>")]
+        findings.expect(
+            at_limit.is_invalid_request_naming("poll_interval")
+            and "body" not in at_limit.error_fields,
+            at_limit,
+            f"a body exactly {limit} levels deep was refused as too deep",
+        )
+    bodies: list[tuple[bytes, str]] = [
+        (nested_in_parameter(limit + 1), f"<a body {limit + 1} levels deep>")
+    ]
     for depth in DEPTHS:
         nested = b"[" * depth + b"]" * depth
         bodies.append((nested_in_parameter(depth), f"<a body {depth} levels deep>"))
         bodies.append((nested, f"<an array nested {depth} deep>"))
     bodies += [(data, "") for data in NOT_JSON]
     for data, shown in bodies:
-        sent = _post(fuzz_env, operation.Case(body=data.decode("utf-8", "replace")), http,
-                     findings, data, shown or None)
+        sent = _post(
+            fuzz_env,
+            operation.Case(body=data.decode("utf-8", "replace")),
+            http,
+            findings,
+            data,
+            shown or None,
+        )
         if sent is not None:
-            findings.expect(sent.is_invalid_request_naming("body"), sent,
-                            "not a 400 InvalidRunRequest naming body")
+            findings.expect(
+                sent.is_invalid_request_naming("body"),
+                sent,
+                "not a 400 InvalidRunRequest naming body",
+            )
     print(findings.report())
     findings.assert_none()
 
 
 def test_unknown_parameters_are_400_naming_them(
-        api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session) -> None:
+    api_schema: OpenApiSchema, fuzz_env: FuzzEnv, http: requests.Session
+) -> None:
     operation = api_schema[ROUTE]["POST"]
     known = set(_parameters(api_schema))
     findings = Findings()
     # The ADF service-principal parameters, a case variant and a near miss.
-    for name in ("tenant_id", "client_secret", "Endpoint_Input_Uri", "pollinterval",
-                 "endpoint_input_uri "):
+    for name in (
+        "tenant_id",
+        "client_secret",
+        "Endpoint_Input_Uri",
+        "pollinterval",
+        "endpoint_input_uri ",
+    ):
         assert name not in known
         body = _valid_body(fuzz_env, **{name: "x"})
-        sent = _post(fuzz_env, operation.Case(body=body), http, findings,
-                     json.dumps(body).encode())
+        sent = _post(fuzz_env, operation.Case(body=body), http, findings, json.dumps(body).encode())
         if sent is not None:
-            findings.expect(sent.is_invalid_request_naming(name), sent,
-                            f"unknown parameter {name!r} was not a 400 naming it")
+            findings.expect(
+                sent.is_invalid_request_naming(name),
+                sent,
+                f"unknown parameter {name!r} was not a 400 naming it",
+            )
     print(findings.report())
     findings.assert_none()
-

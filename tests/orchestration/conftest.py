@@ -78,14 +78,20 @@ class FakeEndpoint:
         return BatchJob(
             name=name,
             id=f"/subscriptions/s/resourceGroups/r/providers/"
-               f"Microsoft.MachineLearningServices/workspaces/w/jobs/{name}",
-            status=JobStatus.parse(status), studio_url=f"https://ml.azure.com/runs/{name}",
+            f"Microsoft.MachineLearningServices/workspaces/w/jobs/{name}",
+            status=JobStatus.parse(status),
+            studio_url=f"https://ml.azure.com/runs/{name}",
             output_uri="azureml://datastores/workspaceblobstore/paths/out/predictions.csv",
             error_message=self.error_message if status == "Failed" else None,
         )
 
-    def invoke(self, invocation: JobInvocation, *, job_name: str | None = None,
-               request_id: str | None = None) -> BatchJob:
+    def invoke(
+        self,
+        invocation: JobInvocation,
+        *,
+        job_name: str | None = None,
+        request_id: str | None = None,
+    ) -> BatchJob:
         with self.lock:
             if self.invoke_errors:
                 raise self.invoke_errors.pop(0)
@@ -137,8 +143,14 @@ class Harness:
     clock: VirtualClock
     fake: FakeEndpoint
 
-    def run(self, params: dict[str, Any], *, name: str = "batch_endpoint_run",
-            instance_id: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    def run(
+        self,
+        params: dict[str, Any],
+        *,
+        name: str = "batch_endpoint_run",
+        instance_id: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
         iid = self.engine.start_new(name, instance_id=instance_id, input=params)
         return self.engine.wait_for_completion(iid, timeout=timeout)
 
@@ -148,9 +160,12 @@ def make_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Harn
     engines: list[Engine] = []
     endpoints: list[ScriptedEndpoint] = []
 
-    def make(script: list[Any], *,
-             extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
-             **fake_kwargs: Any) -> Harness:
+    def make(
+        script: list[Any],
+        *,
+        extra_orchestrators: dict[str, Callable[[str], str]] | None = None,
+        **fake_kwargs: Any,
+    ) -> Harness:
         fake = FakeEndpoint(script=list(script), **fake_kwargs)
         endpoint = ScriptedEndpoint(fake).start()
         endpoints.append(endpoint)
@@ -158,8 +173,10 @@ def make_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Harn
             monkeypatch.setenv(name, value)
         clear_app_caches()
         clock = VirtualClock(start=T0, auto_advance=True)
-        orchestrators = {batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run),
-                         **(extra_orchestrators or {})}
+        orchestrators = {
+            batch_run.ORCHESTRATOR_NAME: handle(batch_run.batch_endpoint_run),
+            **(extra_orchestrators or {}),
+        }
         engine = Engine(":memory:", orchestrators, ACTIVITIES, clock=clock)
         engine.start()
         engines.append(engine)

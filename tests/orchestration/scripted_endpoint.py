@@ -31,8 +31,13 @@ _CANCEL = re.compile(r"^/subscriptions/[^?]*/workspaces/[^/]+/jobs/(?P<name>[^/?
 class Scripted(Protocol):
     """The scripted fake's seam (see tests/orchestration/conftest.py's FakeEndpoint)."""
 
-    def invoke(self, invocation: JobInvocation, *, job_name: str | None = None,
-               request_id: str | None = None) -> BatchJob: ...
+    def invoke(
+        self,
+        invocation: JobInvocation,
+        *,
+        job_name: str | None = None,
+        request_id: str | None = None,
+    ) -> BatchJob: ...
 
     def get_job(self, name: str) -> BatchJob: ...
 
@@ -56,10 +61,14 @@ def _invocation(body: dict[str, Any]) -> JobInvocation:
     [(input_name, data_in)] = props["InputData"].items()
     [(output_name, data_out)] = props["OutputData"].items()
     known = {"InputData", "OutputData", "Name"}
-    return JobInvocation(input_name=input_name, input_type=data_in["JobInputType"],
-                         input_uri=data_in["Uri"], output_name=output_name,
-                         output_uri=data_out["Uri"],
-                         overrides={k: v for k, v in props.items() if k not in known})
+    return JobInvocation(
+        input_name=input_name,
+        input_type=data_in["JobInputType"],
+        input_uri=data_in["Uri"],
+        output_name=output_name,
+        output_uri=data_out["Uri"],
+        overrides={k: v for k, v in props.items() if k not in known},
+    )
 
 
 class ScriptedEndpoint:
@@ -69,8 +78,9 @@ class ScriptedEndpoint:
         self.fake = fake
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -99,14 +109,22 @@ class ScriptedEndpoint:
             if method == "GET" and (match := _JOB.match(path)):
                 return 200, _wire(self.fake.get_job(match["name"]))
             if method == "POST" and (match := _CANCEL.match(path)):
-                self.fake.cancel_job(BatchJob(name=match["name"], id=path.split("/cancel")[0],
-                                              status=JobStatus.RUNNING))
+                self.fake.cancel_job(
+                    BatchJob(
+                        name=match["name"], id=path.split("/cancel")[0], status=JobStatus.RUNNING
+                    )
+                )
                 return 202, {}
         except HttpError as exc:
-            headers = {"Retry-After": str(int(exc.retry_after))} if (
-                isinstance(exc, RetryableHttpError) and exc.retry_after is not None) else {}
-            return exc.status, ({"error": {"code": exc.code or "Error",
-                                           "message": exc.message}}, headers)
+            headers = (
+                {"Retry-After": str(int(exc.retry_after))}
+                if (isinstance(exc, RetryableHttpError) and exc.retry_after is not None)
+                else {}
+            )
+            return exc.status, (
+                {"error": {"code": exc.code or "Error", "message": exc.message}},
+                headers,
+            )
         return 404, {"error": {"code": "NotFound", "message": f"no route {method} {path}"}}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -12,8 +12,12 @@ INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
 
 
 def _params(**overrides):
-    return {"endpoint_input_uri": INPUT, "endpoint_input_type": "UriFolder",
-            "poll_interval": 60, **overrides}
+    return {
+        "endpoint_input_uri": INPUT,
+        "endpoint_input_type": "UriFolder",
+        "poll_interval": 60,
+        **overrides,
+    }
 
 
 def test_happy_path_completes_with_the_documented_output(make_harness):
@@ -22,8 +26,15 @@ def test_happy_path_completes_with_the_documented_output(make_harness):
 
     assert status["runtimeStatus"] == "Completed"
     out = status["output"]
-    assert set(out) == {"job_name", "status", "output_uri", "studio_url", "polls", "started",
-                        "finished"}
+    assert set(out) == {
+        "job_name",
+        "status",
+        "output_uri",
+        "studio_url",
+        "polls",
+        "started",
+        "finished",
+    }
     assert out["status"] == "Completed"
     assert out["polls"] == 4
     assert out["job_name"].startswith("bs-")
@@ -77,8 +88,13 @@ def test_deadline_cancels_the_job_and_fails_the_run(make_harness):
 
 
 def test_transient_status_errors_are_retried_by_the_activity(make_harness):
-    h = make_harness([TransportError("connection reset"), RetryableHttpError(
-        503, "ServiceUnavailable", "busy", retry_after=1.0), "Completed"])
+    h = make_harness(
+        [
+            TransportError("connection reset"),
+            RetryableHttpError(503, "ServiceUnavailable", "busy", retry_after=1.0),
+            "Completed",
+        ]
+    )
     status = h.run(_params())
     assert status["runtimeStatus"] == "Completed"
     assert status["output"]["polls"] == 1
@@ -130,6 +146,7 @@ def test_cancel_event_cancels_the_job_and_ends_the_run(make_harness):
         return bool((st.get("customStatus") or {}).get("polls", 0) >= 2)
 
     from tests.support import wait_until
+
     wait_until(wait_polled, timeout=30, what="two polls")
     h.engine.raise_event(iid, "cancel", {"reason": "test"})
     status = h.engine.wait_for_completion(iid, timeout=60)
@@ -167,8 +184,9 @@ def test_long_runs_continue_as_new_and_keep_their_state(make_harness):
     assert status["runtimeStatus"] == "Completed"
     assert status["output"]["polls"] == 300
     assert len(h.fake.invokes) == 1  # continue_as_new carried the job, nothing resubmitted
-    elapsed = (datetime.fromisoformat(status["output"]["finished"])
-               - datetime.fromisoformat(status["output"]["started"]))
+    elapsed = datetime.fromisoformat(status["output"]["finished"]) - datetime.fromisoformat(
+        status["output"]["started"]
+    )
     assert elapsed >= timedelta(seconds=3_000)
 
 
@@ -181,16 +199,18 @@ parent_bp = df.Blueprint()
 def nightly_parent(context: df.DurableOrchestrationContext):
     params = context.get_input()
     try:
-        result = yield context.call_sub_orchestrator("batch_endpoint_run", params,
-                                                     f"{context.instance_id}:score")
+        result = yield context.call_sub_orchestrator(
+            "batch_endpoint_run", params, f"{context.instance_id}:score"
+        )
     except Exception as exc:  # 1.x surfaces a failed child as a plain Exception
         return {"failed": str(exc)}
     return {"scored": result["output_uri"], "job": result["job_name"]}
 
 
 def test_parent_orchestrator_reuses_the_run_as_a_sub_orchestration(make_harness):
-    h = make_harness(["Running", "Completed"],
-                     extra_orchestrators={"nightly_parent": handle(nightly_parent)})
+    h = make_harness(
+        ["Running", "Completed"], extra_orchestrators={"nightly_parent": handle(nightly_parent)}
+    )
     status = h.run(_params(), name="nightly_parent", instance_id="nightly-1")
 
     assert status["runtimeStatus"] == "Completed"
@@ -201,8 +221,11 @@ def test_parent_orchestrator_reuses_the_run_as_a_sub_orchestration(make_harness)
 
 
 def test_parent_sees_the_child_failure_message(make_harness):
-    h = make_harness(["Failed"], error_message="No objects to concatenate",
-                     extra_orchestrators={"nightly_parent": handle(nightly_parent)})
+    h = make_harness(
+        ["Failed"],
+        error_message="No objects to concatenate",
+        extra_orchestrators={"nightly_parent": handle(nightly_parent)},
+    )
     status = h.run(_params(), name="nightly_parent")
     assert status["runtimeStatus"] == "Completed"
     assert "ended Failed: No objects to concatenate" in status["output"]["failed"]

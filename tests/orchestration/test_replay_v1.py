@@ -33,10 +33,13 @@ EPISODES = [
 
 def _normalised(result: dict[str, Any]) -> dict[str, Any]:
     """The result with JSON-encoded inputs decoded, so key order inside them does not matter."""
+
     def decode(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: (json.loads(v) if k == "input" and isinstance(v, str) else decode(v))
-                    for k, v in value.items()}
+            return {
+                k: (json.loads(v) if k == "input" and isinstance(v, str) else decode(v))
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [decode(v) for v in value]
         return value
@@ -57,7 +60,9 @@ def test_recorded_episode_replays_to_the_recorded_decision(episode: dict[str, An
 
 def test_the_recording_covers_resume_from_the_old_state_shape_and_both_endings() -> None:
     resumed = [
-        e for data in RECORDED.values() for e in data["episodes"]
+        e
+        for data in RECORDED.values()
+        for e in data["episodes"]
         if "resume" in json.loads(e["context"]["input"])
     ]
     assert resumed, "no episode starts from a RunState written by the old code"

@@ -80,8 +80,9 @@ def chain(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
 @app.orchestration_trigger(context_name="context")
 def with_retry(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     req = context.get_input()
-    options = df.RetryOptions(first_retry_interval_in_milliseconds=5000,
-                              max_number_of_attempts=req["attempts"])
+    options = df.RetryOptions(
+        first_retry_interval_in_milliseconds=5000, max_number_of_attempts=req["attempts"]
+    )
     try:
         result = yield context.call_activity_with_retry("flaky", options, req)
     except Exception as exc:  # surfaces as a plain Exception(Reason \n Details)
@@ -108,7 +109,8 @@ def parent(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     except Exception as exc:
         failed = str(exc).splitlines()[0]
     flaky_child = yield context.call_sub_orchestrator_with_retry(
-        "with_retry", options, {"key": context.instance_id, "fail_times": 0, "attempts": 1})
+        "with_retry", options, {"key": context.instance_id, "fail_times": 0, "attempts": 1}
+    )
     return {"child": child, "failed": failed, "flaky_child": flaky_child["result"]}
 
 
@@ -139,22 +141,30 @@ def retry_fan_out(context: df.DurableOrchestrationContext) -> Generator[Any, Any
     options = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
     tasks = [
         context.call_activity_with_retry(
-            "flaky", options, {"key": f"{context.instance_id}-{i}", "fail_times": i, "attempts": 3})
+            "flaky", options, {"key": f"{context.instance_id}-{i}", "fail_times": i, "attempts": 3}
+        )
         for i in range(4)
     ]
     tasks.append(context.call_activity("square", 9))
-    results = yield context.task_any([context.task_all(tasks),
-                                      context.create_timer(context.current_utc_datetime
-                                                           + timedelta(hours=1))])
+    results = yield context.task_any(
+        [
+            context.task_all(tasks),
+            context.create_timer(context.current_utc_datetime + timedelta(hours=1)),
+        ]
+    )
     outcome = results.result
     if isinstance(outcome, Exception):
         outcome = str(outcome).splitlines()[0]
-    second = yield context.task_all([
-        context.call_activity_with_retry(
-            "flaky", options, {"key": f"{context.instance_id}-b{i}", "fail_times": 1,
-                               "attempts": 2})
-        for i in range(2)
-    ])
+    second = yield context.task_all(
+        [
+            context.call_activity_with_retry(
+                "flaky",
+                options,
+                {"key": f"{context.instance_id}-b{i}", "fail_times": 1, "attempts": 2},
+            )
+            for i in range(2)
+        ]
+    )
     return {"first": outcome, "second": second}
 
 
@@ -202,8 +212,9 @@ async def start_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     try:
         iid: str = await client.start_new(req.route_params["name"], instance_id, body)
     except Exception as exc:
-        return func.HttpResponse(json.dumps({"error": str(exc)}), status_code=409,
-                                 mimetype="application/json")
+        return func.HttpResponse(
+            json.dumps({"error": str(exc)}), status_code=409, mimetype="application/json"
+        )
     response: func.HttpResponse = client.create_check_status_response(req, iid)
     return response
 
@@ -214,23 +225,27 @@ async def status_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     status = await client.get_status(req.route_params["instance_id"])
     if not status:
         return func.HttpResponse("not found", status_code=404)
-    return func.HttpResponse(json.dumps({"runtimeStatus": status.runtime_status.value,
-                                         "output": status.output}),
-                             mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps({"runtimeStatus": status.runtime_status.value, "output": status.output}),
+        mimetype="application/json",
+    )
 
 
-@app.route(route="echo/{id:int}/{tail?}", methods=["GET", "PUT"],
-           auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(
+    route="echo/{id:int}/{tail?}", methods=["GET", "PUT"], auth_level=func.AuthLevel.ANONYMOUS
+)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps({
-            "method": req.method,
-            "route": dict(req.route_params),
-            "query": dict(req.params),
-            "header": req.headers.get("x-sample"),
-            "body": req.get_body().decode(),
-            "url": req.url,
-        }),
+        json.dumps(
+            {
+                "method": req.method,
+                "route": dict(req.route_params),
+                "query": dict(req.params),
+                "header": req.headers.get("x-sample"),
+                "body": req.get_body().decode(),
+                "url": req.url,
+            }
+        ),
         status_code=200,
         headers={"x-echo": "yes"},
         mimetype="application/json",
@@ -250,9 +265,18 @@ def fail(req: func.HttpRequest) -> func.HttpResponse:
 async def on_blob(blob: func.InputStream, client: Any) -> None:
     props = getattr(blob, "blob_properties", None) or {}
     data = blob.read()
-    _append_event("blob.log", json.dumps({
-        "name": blob.name, "length": blob.length, "uri": blob.uri, "etag": props.get("ETag"),
-        "size": len(data)}))
+    _append_event(
+        "blob.log",
+        json.dumps(
+            {
+                "name": blob.name,
+                "length": blob.length,
+                "uri": blob.uri,
+                "etag": props.get("ETag"),
+                "size": len(data),
+            }
+        ),
+    )
     await client.start_new("chain", None, len(data))
 
 

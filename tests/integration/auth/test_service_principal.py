@@ -34,11 +34,24 @@ ARM_SCOPE = "https://management.azure.com/.default"
 
 # Variables that would change which credential DefaultAzureCredential picks, or where it goes.
 _CLEARED = (
-    "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS",
-    "AZURE_FEDERATED_TOKEN_FILE", "AZURE_REGIONAL_AUTHORITY_NAME", "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "NO_PROXY", "no_proxy", "https_proxy",
-    "http_proxy", "CURL_CA_BUNDLE",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_TOKEN_CREDENTIALS",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_REGIONAL_AUTHORITY_NAME",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "NO_PROXY",
+    "no_proxy",
+    "https_proxy",
+    "http_proxy",
+    "CURL_CA_BUNDLE",
 )
 
 
@@ -59,8 +72,9 @@ def _fresh_credentials() -> Iterator[None]:
     _auth._cached_provider.cache_clear()
 
 
-def _environment(monkeypatch: pytest.MonkeyPatch, tls: Tls, server: TokenServer,
-                 **values: str) -> None:
+def _environment(
+    monkeypatch: pytest.MonkeyPatch, tls: Tls, server: TokenServer, **values: str
+) -> None:
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", server.proxy_url)
@@ -73,7 +87,8 @@ def _environment(monkeypatch: pytest.MonkeyPatch, tls: Tls, server: TokenServer,
 
 
 def test_client_secret_from_the_environment_gets_a_token_per_scope_and_caches_it(
-        monkeypatch: pytest.MonkeyPatch, tls: Tls) -> None:
+    monkeypatch: pytest.MonkeyPatch, tls: Tls
+) -> None:
     registration = Registration(tenant_id=TENANT, client_id=CLIENT_ID, client_secret=SECRET)
     with TokenServer(tls, registration) as server:
         _environment(monkeypatch, tls, server, AZURE_CLIENT_SECRET=SECRET)
@@ -97,7 +112,8 @@ def test_client_secret_from_the_environment_gets_a_token_per_scope_and_caches_it
 
 
 def test_a_wrong_secret_fails_without_falling_back_to_another_identity(
-        monkeypatch: pytest.MonkeyPatch, tls: Tls) -> None:
+    monkeypatch: pytest.MonkeyPatch, tls: Tls
+) -> None:
     registration = Registration(tenant_id=TENANT, client_id=CLIENT_ID, client_secret=SECRET)
     with TokenServer(tls, registration) as server:
         _environment(monkeypatch, tls, server, AZURE_CLIENT_SECRET="expired-secret")
@@ -116,10 +132,12 @@ def test_a_wrong_secret_fails_without_falling_back_to_another_identity(
 
 
 def test_client_certificate_from_the_environment_signs_a_client_assertion(
-        monkeypatch: pytest.MonkeyPatch, tls: Tls, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tls: Tls, tmp_path: Path
+) -> None:
     pem, public_key = client_certificate(tmp_path)
-    registration = Registration(tenant_id=TENANT, client_id=CLIENT_ID,
-                                certificate_public_key=public_key)
+    registration = Registration(
+        tenant_id=TENANT, client_id=CLIENT_ID, certificate_public_key=public_key
+    )
     with TokenServer(tls, registration) as server:
         _environment(monkeypatch, tls, server, AZURE_CLIENT_CERTIFICATE_PATH=str(pem))
         settings = load_settings({"AZURE_CLIENT_ID": CLIENT_ID})

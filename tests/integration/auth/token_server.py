@@ -47,8 +47,9 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass
@@ -64,31 +65,50 @@ class Tls:
         now = dt.datetime.now(dt.UTC)
         ca_key, key = _key(), _key()
         ca = (
-            x509.CertificateBuilder().subject_name(_name("test CA")).issuer_name(_name("test CA"))
-            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+            x509.CertificateBuilder()
+            .subject_name(_name("test CA"))
+            .issuer_name(_name("test CA"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(hours=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         cert = (
-            x509.CertificateBuilder().subject_name(_name(AUTHORITY_HOST)).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            x509.CertificateBuilder()
+            .subject_name(_name(AUTHORITY_HOST))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(hours=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(AUTHORITY_HOST)]),
-                           critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(AUTHORITY_HOST)]), critical=False
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
             .sign(ca_key, hashes.SHA256())
         )
         tls = cls(directory / "ca.pem", directory / "server.pem", directory / "server.key")
@@ -103,8 +123,10 @@ def client_certificate(directory: Path) -> tuple[Path, str]:
     now = dt.datetime.now(dt.UTC)
     key = _key()
     cert = (
-        x509.CertificateBuilder().subject_name(_name("batch-scoring-sp"))
-        .issuer_name(_name("batch-scoring-sp")).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(_name("batch-scoring-sp"))
+        .issuer_name(_name("batch-scoring-sp"))
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(hours=2))
@@ -112,8 +134,9 @@ def client_certificate(directory: Path) -> tuple[Path, str]:
     )
     path = directory / "sp.pem"
     path.write_bytes(_pem_key(key) + cert.public_bytes(serialization.Encoding.PEM))
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path, public.decode()
 
 
@@ -180,8 +203,12 @@ class TokenServer:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             problems.append(f"client_assertion_type {form.get('client_assertion_type')!r}")
         try:
-            claims = jwt.decode(form.get("client_assertion", ""), reg.certificate_public_key,
-                                algorithms=["RS256", "PS256"], audience=token_url)
+            claims = jwt.decode(
+                form.get("client_assertion", ""),
+                reg.certificate_public_key,
+                algorithms=["RS256", "PS256"],
+                audience=token_url,
+            )
         except jwt.PyJWTError as exc:
             return [*problems, f"client_assertion: {exc}"]
         if claims.get("iss") != reg.client_id or claims.get("sub") != reg.client_id:
@@ -204,14 +231,20 @@ class TokenServer:
         if problems:
             with self._lock:
                 self.recorded.problems.extend(problems)
-            return 401, {"error": "invalid_client",
-                         "error_description": "AADSTS7000215: invalid client credentials.",
-                         "error_codes": [7000215]}
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: invalid client credentials.",
+                "error_codes": [7000215],
+            }
         with self._lock:
             token = f"sp-token-{len(self.recorded.tokens_issued) + 1}"
             self.recorded.tokens_issued.append(token)
-        return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                     "access_token": token}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": token,
+        }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -272,16 +305,22 @@ class TokenServer:
                 parts = path.strip("/").split("/")
                 if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
                     base = f"https://{AUTHORITY_HOST}/{parts[0]}"
-                    self._send(200, {
-                        "token_endpoint": f"{base}/oauth2/v2.0/token",
-                        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                        "issuer": f"{base}/v2.0",
-                        "token_endpoint_auth_methods_supported": [
-                            "client_secret_post", "private_key_jwt", "client_secret_basic"],
-                        "response_types_supported": ["code", "id_token", "code id_token"],
-                        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                    })
+                    self._send(
+                        200,
+                        {
+                            "token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                            "issuer": f"{base}/v2.0",
+                            "token_endpoint_auth_methods_supported": [
+                                "client_secret_post",
+                                "private_key_jwt",
+                                "client_secret_basic",
+                            ],
+                            "response_types_supported": ["code", "id_token", "code id_token"],
+                            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                        },
+                    )
                     return
                 self._send(404, {"error": "not_found"})
 

@@ -111,11 +111,17 @@ class Harness:
         self.now += seconds  # the fake clock advances only by (fake) sleeps
 
     def policy(self, max_attempts: int = 3, budget_seconds: float = 60.0) -> RetryPolicy:
-        return RetryPolicy(max_attempts=max_attempts, budget_seconds=budget_seconds,
-                           sleep=self.sleep, rng=lambda: 0.5, clock=lambda: self.now)
+        return RetryPolicy(
+            max_attempts=max_attempts,
+            budget_seconds=budget_seconds,
+            sleep=self.sleep,
+            rng=lambda: 0.5,
+            clock=lambda: self.now,
+        )
 
-    def client(self, *, max_attempts: int = 3, retry_budget_seconds: float = 60.0,
-               **overrides: Any) -> BatchEndpointClient:
+    def client(
+        self, *, max_attempts: int = 3, retry_budget_seconds: float = 60.0, **overrides: Any
+    ) -> BatchEndpointClient:
         options: dict[str, Any] = {
             "session": self.session,
             "allowed_hosts": ["127.0.0.1"],
@@ -127,9 +133,13 @@ class Harness:
         return BatchEndpointClient(options.pop("endpoint", self.endpoint), tokens, **options)
 
     def jobs_client(self) -> WorkspaceJobsClient:
-        return WorkspaceJobsClient(self.server.base_url, StaticTokenProvider(ARM_TOKEN),
-                                   session=self.session, timeout=(2.0, 5.0),
-                                   retry_policy=self.policy())
+        return WorkspaceJobsClient(
+            self.server.base_url,
+            StaticTokenProvider(ARM_TOKEN),
+            session=self.session,
+            timeout=(2.0, 5.0),
+            retry_policy=self.policy(),
+        )
 
 
 @pytest.fixture

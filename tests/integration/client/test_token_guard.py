@@ -50,8 +50,11 @@ def _approved_request(good: ScriptedServer) -> requests.PreparedRequest:
     """A GET to the good server, its token attached by the auth hook."""
     guard = HostGuard((f"127.0.0.1:{good.port}",), loopback_only=True)
     return get_session().prepare_request(
-        requests.Request("GET", f"{good.base_url}{JOBS}/j1",
-                         auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard))
+        requests.Request(
+            "GET",
+            f"{good.base_url}{JOBS}/j1",
+            auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard),
+        )
     )
 
 
@@ -89,8 +92,9 @@ def test_prepared_url_changed_after_auth_is_refused_by_the_adapter(servers) -> N
 def test_token_added_without_approval_is_refused_by_the_adapter(servers) -> None:
     _, trap = servers
     with pytest.raises(HostNotAllowedError):
-        get_session().get(f"{trap.base_url}/x", headers={"Authorization": f"Bearer {TOKEN}"},
-                          timeout=(2, 2))
+        get_session().get(
+            f"{trap.base_url}/x", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=(2, 2)
+        )
     assert trap.requests == []
 
 
@@ -108,16 +112,22 @@ def test_auth_hook_reads_the_url_the_connection_uses(servers, url_template: str)
     _, trap = servers
     guard = HostGuard(("*.allowed.test", "allowed.test"))
     with pytest.raises(HostNotAllowedError):
-        get_session().get(url_template.format(trap=trap.port),
-                          auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard),
-                          timeout=(2, 2))
+        get_session().get(
+            url_template.format(trap=trap.port),
+            auth=BearerTokenAuth(StaticTokenProvider(TOKEN), guard),
+            timeout=(2, 2),
+        )
     assert trap.requests == []
 
 
 def test_arm_token_goes_only_to_the_arm_host(servers) -> None:
     good, trap = servers
-    client = WorkspaceJobsClient(good.base_url, StaticTokenProvider("arm-token"),
-                                 session=get_session(), retry_policy=RetryPolicy(max_attempts=1))
+    client = WorkspaceJobsClient(
+        good.base_url,
+        StaticTokenProvider("arm-token"),
+        session=get_session(),
+        retry_policy=RetryPolicy(max_attempts=1),
+    )
     # Swap the validated ARM host for another one just before sending.
     client._arm = ServiceUrl.parse(trap.base_url, allow_path=False)
     job = BatchJob(

@@ -33,8 +33,10 @@ def emulator_url(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> 
     config = root / "config.json"
     config.write_text(json.dumps(CONFIG))
     with running_emulator(
-        state=root / "state.sqlite", connection_string=azurite.connection_string,
-        config=config, log_dir=root,
+        state=root / "state.sqlite",
+        connection_string=azurite.connection_string,
+        config=config,
+        log_dir=root,
     ) as (_proc, url):
         yield url
 

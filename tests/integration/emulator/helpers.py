@@ -90,11 +90,17 @@ class EmulatorApi:
         return headers
 
     def invoke(
-        self, payload: Any, *, endpoint: str = "heart-classifier", token: str | None = TOKEN,
+        self,
+        payload: Any,
+        *,
+        endpoint: str = "heart-classifier",
+        token: str | None = TOKEN,
         **headers: str,
     ) -> requests.Response:
         return self.session.post(
-            self.scoring_uri(endpoint), json=payload, headers=self.auth(token, **headers),
+            self.scoring_uri(endpoint),
+            json=payload,
+            headers=self.auth(token, **headers),
             timeout=30,
         )
 
@@ -104,10 +110,12 @@ class EmulatorApi:
         result: dict[str, Any] = response.json()
         return result
 
-    def get(self, name: str, *, endpoint: str = "heart-classifier",
-            token: str | None = TOKEN) -> requests.Response:
-        return self.session.get(f"{self.scoring_uri(endpoint)}/{name}",
-                                headers=self.auth(token), timeout=30)
+    def get(
+        self, name: str, *, endpoint: str = "heart-classifier", token: str | None = TOKEN
+    ) -> requests.Response:
+        return self.session.get(
+            f"{self.scoring_uri(endpoint)}/{name}", headers=self.auth(token), timeout=30
+        )
 
     def job(self, name: str, endpoint: str = "heart-classifier") -> dict[str, Any]:
         response = self.get(name, endpoint=endpoint)
@@ -118,15 +126,21 @@ class EmulatorApi:
     def cancel(self, name: str, *, token: str | None = TOKEN) -> requests.Response:
         return self.session.post(
             f"{self.base_url}{WS_ID}/jobs/{name}/cancel?api-version=2023-02-01-preview",
-            headers=self.auth(token), timeout=30,
+            headers=self.auth(token),
+            timeout=30,
         )
 
     def admin(self, method: str, path: str, payload: Any = None) -> requests.Response:
-        return self.session.request(method, f"{self.base_url}/admin/{path}", json=payload,
-                                    timeout=30)
+        return self.session.request(
+            method, f"{self.base_url}/admin/{path}", json=payload, timeout=30
+        )
 
     def wait_status(
-        self, name: str, statuses: tuple[str, ...] = FINAL, *, endpoint: str = "heart-classifier",
+        self,
+        name: str,
+        statuses: tuple[str, ...] = FINAL,
+        *,
+        endpoint: str = "heart-classifier",
         timeout: float = 30.0,
     ) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -135,8 +149,9 @@ class EmulatorApi:
             seen.update(self.job(name, endpoint))
             return bool(seen["properties"]["status"] in statuses)
 
-        wait_until(probe, timeout=timeout, interval=0.05,
-                   what=f"job {name} to reach {'/'.join(statuses)}")
+        wait_until(
+            probe, timeout=timeout, interval=0.05, what=f"job {name} to reach {'/'.join(statuses)}"
+        )
         return seen
 
     def statuses_until_final(self, name: str, timeout: float = 30.0) -> list[str]:
@@ -157,14 +172,28 @@ LISTEN_RE = re.compile(r"aml_emulator listening on (http://127\.0\.0\.1:(\d+))")
 
 
 def emulator_process(
-    *, state: Path, connection_string: str, phase_seconds: float = 0.1,
-    config: Path | None = None, port: int | None = None, log_dir: Path | None = None,
+    *,
+    state: Path,
+    connection_string: str,
+    phase_seconds: float = 0.1,
+    config: Path | None = None,
+    port: int | None = None,
+    log_dir: Path | None = None,
 ) -> ManagedProcess:
     """The emulator as a subprocess (not started)."""
     args = [
-        PYTHON, "-m", "aml_emulator", "serve", "--port", str(free_port() if port is None else port),
-        "--state", str(state), "--storage-connection-string", connection_string,
-        "--phase-seconds", str(phase_seconds),
+        PYTHON,
+        "-m",
+        "aml_emulator",
+        "serve",
+        "--port",
+        str(free_port() if port is None else port),
+        "--state",
+        str(state),
+        "--storage-connection-string",
+        connection_string,
+        "--phase-seconds",
+        str(phase_seconds),
     ]
     if config is not None:
         args += ["--config", str(config)]

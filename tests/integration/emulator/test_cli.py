@@ -32,8 +32,12 @@ pytestmark = pytest.mark.integration
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "-m", "aml_emulator", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=60, env=env,
+        [PYTHON, "-m", "aml_emulator", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -43,11 +47,15 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         ({"prot": 5100}, "prot"),
         ({"port": "5100"}, "port"),
         ({"phase_seconds": -1}, "phase_seconds"),
-        ({"endpoints": {"e": {"deployments": ["a"], "default_deployment": "b"}}},
-         "endpoints.e.default_deployment"),
+        (
+            {"endpoints": {"e": {"deployments": ["a"], "default_deployment": "b"}}},
+            "endpoints.e.default_deployment",
+        ),
         ({"endpoints": {"e": {"reject_audience": "yes"}}}, "endpoints.e.reject_audience"),
-        ({"endpoints": {"e": {"faults": [{"kind": "http_error", "status": 201}]}}},
-         "endpoints.e.faults[0].status"),
+        (
+            {"endpoints": {"e": {"faults": [{"kind": "http_error", "status": 201}]}}},
+            "endpoints.e.faults[0].status",
+        ),
         ({"datastores": {"workspaceblobstore": "Bad_Container"}}, "datastores.workspaceblobstore"),
     ],
 )
@@ -120,10 +128,10 @@ def test_sample_data_is_deterministic_and_shaped_like_the_example(tmp_path: Path
     assert rows == 303
 
 
-def test_sample_data_upload_to_azurite(tmp_path: Path, azurite: Azurite,
-                                       container: ContainerClient) -> None:
-    env = {**os.environ,
-           "AML_EMULATOR_STORAGE_CONNECTION_STRING": azurite.connection_string}
+def test_sample_data_upload_to_azurite(
+    tmp_path: Path, azurite: Azurite, container: ContainerClient
+) -> None:
+    env = {**os.environ, "AML_EMULATOR_STORAGE_CONNECTION_STRING": azurite.connection_string}
     result = _run("sample-data", "--out", str(tmp_path), "--upload", env=env)
     assert result.returncode == 0, result.stderr
     assert "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/" in result.stdout
@@ -138,8 +146,9 @@ def test_sample_upload_without_storage_fails_cleanly(tmp_path: Path) -> None:
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
         "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
-    result = _run("sample-data", "--out", str(tmp_path), "--upload",
-                  "--storage-connection-string", dead)
+    result = _run(
+        "sample-data", "--out", str(tmp_path), "--upload", "--storage-connection-string", dead
+    )
     assert result.returncode == 1
     assert "upload failed" in result.stderr
     assert "Traceback" not in result.stderr
@@ -148,9 +157,12 @@ def test_sample_upload_without_storage_fails_cleanly(tmp_path: Path) -> None:
 def test_port_zero_prints_the_real_port_and_sigterm_stops_cleanly(
     tmp_path: Path, azurite: Azurite
 ) -> None:
-    proc = emulator_process(state=tmp_path / "s.sqlite",
-                            connection_string=azurite.connection_string, port=0,
-                            log_dir=tmp_path).start()
+    proc = emulator_process(
+        state=tmp_path / "s.sqlite",
+        connection_string=azurite.connection_string,
+        port=0,
+        log_dir=tmp_path,
+    ).start()
     try:
         url = listening_url(proc)
         port = int(url.rsplit(":", 1)[1])
@@ -163,24 +175,42 @@ def test_port_zero_prints_the_real_port_and_sigterm_stops_cleanly(
     assert "stopped" in proc.log_text()
 
 
-def test_config_faults_and_endpoints(tmp_path: Path, azurite: Azurite,
-                                     container: ContainerClient) -> None:
+def test_config_faults_and_endpoints(
+    tmp_path: Path, azurite: Azurite, container: ContainerClient
+) -> None:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({
-        "phase_seconds": 0.05,
-        "endpoints": {"scripted": {
-            "deployments": ["d1"],
-            "faults": [
-                {"kind": "http_error", "route": "get", "status": 503, "retry_after": 3},
-                {"kind": "job", "script": [["Queued", 0.1]], "outcome": "Failed",
-                 "message": "configured failure"},
-            ],
-        }},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "phase_seconds": 0.05,
+                "endpoints": {
+                    "scripted": {
+                        "deployments": ["d1"],
+                        "faults": [
+                            {"kind": "http_error", "route": "get", "status": 503, "retry_after": 3},
+                            {
+                                "kind": "job",
+                                "script": [["Queued", 0.1]],
+                                "outcome": "Failed",
+                                "message": "configured failure",
+                            },
+                        ],
+                    }
+                },
+            }
+        )
+    )
     prefix = uid("cfg")
     put_blobs(container, {f"{prefix}/a.csv": csv_text(1)})
-    with running_emulator(state=tmp_path / "s.sqlite", connection_string=azurite.connection_string,
-                          config=config, log_dir=tmp_path) as (_p, url), requests.Session() as s:
+    with (
+        running_emulator(
+            state=tmp_path / "s.sqlite",
+            connection_string=azurite.connection_string,
+            config=config,
+            log_dir=tmp_path,
+        ) as (_p, url),
+        requests.Session() as s,
+    ):
         api = EmulatorApi(url, s)
         assert api.invoke(body(ds(prefix)), endpoint="heart-classifier").status_code == 404
         job = api.submit(body(ds(prefix), ds(f"{uid('o')}/p.csv")), endpoint="scripted")
@@ -193,13 +223,18 @@ def test_config_faults_and_endpoints(tmp_path: Path, azurite: Azurite,
         assert done["properties"]["errorMessage"] == "configured failure"
 
 
-def test_restart_after_sigkill_resumes_the_job(tmp_path: Path, azurite: Azurite,
-                                               container: ContainerClient) -> None:
+def test_restart_after_sigkill_resumes_the_job(
+    tmp_path: Path, azurite: Azurite, container: ContainerClient
+) -> None:
     prefix, out = uid("restart"), f"{uid('out')}/p.csv"
     put_blobs(container, {f"{prefix}/a.csv": csv_text(3), f"{prefix}/b.csv": csv_text(2)})
     state = tmp_path / "state.sqlite"
-    proc = emulator_process(state=state, connection_string=azurite.connection_string,
-                            phase_seconds=0.4, log_dir=tmp_path).start()
+    proc = emulator_process(
+        state=state,
+        connection_string=azurite.connection_string,
+        phase_seconds=0.4,
+        log_dir=tmp_path,
+    ).start()
     try:
         url = listening_url(proc)
         with requests.Session() as s:
@@ -224,15 +259,23 @@ def test_restart_after_sigkill_resumes_the_job(tmp_path: Path, azurite: Azurite,
     finally:
         proc.stop()
     assert read_lines(container, out) == [
-        "0,0,a.csv", "1,0,a.csv", "2,0,a.csv", "0,0,b.csv", "1,0,b.csv"
+        "0,0,a.csv",
+        "1,0,a.csv",
+        "2,0,a.csv",
+        "0,0,b.csv",
+        "1,0,b.csv",
     ]
 
 
 def test_in_process_server(tmp_path: Path, azurite: Azurite, container: ContainerClient) -> None:
     prefix, out = uid("lib"), f"{uid('out')}/p.csv"
     put_blobs(container, {f"{prefix}/a.csv": csv_text(1)})
-    config = EmulatorConfig(port=0, state_path=str(tmp_path / "s.sqlite"), phase_seconds=0.05,
-                            storage_connection_string=azurite.connection_string)
+    config = EmulatorConfig(
+        port=0,
+        state_path=str(tmp_path / "s.sqlite"),
+        phase_seconds=0.05,
+        storage_connection_string=azurite.connection_string,
+    )
     with EmulatorServer(config) as server, requests.Session() as s:
         assert server.port > 0
         api = EmulatorApi(server.base_url, s)

@@ -75,8 +75,9 @@ def test_fault_on_cancel_route(api: EmulatorApi, folder: str) -> None:
 def test_fault_scoped_to_another_endpoint_does_not_apply(api: EmulatorApi, folder: str) -> None:
     _fault(api, endpoint="multi", route="any", kind="http_error", status=500, count=1)
     assert api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv"))).status_code == 200
-    assert api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi"
-                      ).status_code == 500
+    assert (
+        api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi").status_code == 500
+    )
 
 
 def test_slow_responses(api: EmulatorApi, folder: str) -> None:
@@ -105,8 +106,9 @@ def test_job_stuck_in_queued_then_released_by_admin_script(
     other = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")))["name"]
     assert api.wait_status(other)["properties"]["status"] == "Completed"
     assert api.job(name)["properties"]["status"] == "Queued"
-    released = api.admin("POST", f"jobs/{name}/script",
-                         {"script": [["Running", 0.05], ["Finalizing", 0.05]]})
+    released = api.admin(
+        "POST", f"jobs/{name}/script", {"script": [["Running", 0.05], ["Finalizing", 0.05]]}
+    )
     assert released.status_code == 200
     assert released.json()["properties"]["status"] == "Running"
     assert api.wait_status(name)["properties"]["status"] == "Completed"
@@ -117,8 +119,13 @@ def test_not_responding_then_completes_and_really_scores(
     api: EmulatorApi, folder: str, container: ContainerClient
 ) -> None:
     out = f"{uid('o')}/p.csv"
-    _fault(api, kind="job", count=1, outcome="Completed",
-           script=[["Queued", 0.4], ["Running", 0.4], ["NotResponding", 0.4], ["Running", 0.4]])
+    _fault(
+        api,
+        kind="job",
+        count=1,
+        outcome="Completed",
+        script=[["Queued", 0.4], ["Running", 0.4], ["NotResponding", 0.4], ["Running", 0.4]],
+    )
     name = api.submit(body(ds(folder), ds(out)))["name"]
     seen = api.statuses_until_final(name)
     assert seen == ["Queued", "Running", "NotResponding", "Running", "Completed"]
@@ -126,16 +133,21 @@ def test_not_responding_then_completes_and_really_scores(
 
 
 def test_paused_then_failed_with_message(api: EmulatorApi, folder: str) -> None:
-    _fault(api, kind="job", count=1, outcome="Failed", message="injected: out of quota",
-           script=[["Paused", 0.2]])
+    _fault(
+        api,
+        kind="job",
+        count=1,
+        outcome="Failed",
+        message="injected: out of quota",
+        script=[["Paused", 0.2]],
+    )
     name = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")))["name"]
     job = api.wait_status(name)
     assert job["properties"]["status"] == "Failed"
     assert job["properties"]["errorMessage"] == "injected: out of quota"
 
 
-def test_job_fault_ends_canceled(api: EmulatorApi, folder: str,
-                                 container: ContainerClient) -> None:
+def test_job_fault_ends_canceled(api: EmulatorApi, folder: str, container: ContainerClient) -> None:
     out = f"{uid('o')}/p.csv"
     _fault(api, kind="job", count=1, outcome="Canceled", script=[["Running", 0.1]])
     name = api.submit(body(ds(folder), ds(out)))["name"]
@@ -196,9 +208,7 @@ def test_list_and_clear_faults(api: EmulatorApi) -> None:
     assert api.admin("GET", "faults").json() == {"faults": []}
 
 
-def test_counters_count_every_request_including_faulted_ones(
-    api: EmulatorApi, folder: str
-) -> None:
+def test_counters_count_every_request_including_faulted_ones(api: EmulatorApi, folder: str) -> None:
     assert api.admin("POST", "reset-counters").status_code == 200
     _fault(api, route="invoke", kind="http_error", status=429, count=1)
     assert api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv"))).status_code == 429
@@ -215,5 +225,7 @@ def test_counters_count_every_request_including_faulted_ones(
     assert counters["jobs"]["unknown-job"] == {"get": 1, "cancel": 0}
     assert counters["jobs_created"] == 1
     assert api.admin("POST", "reset-counters").json() == {
-        "routes": {}, "jobs": {}, "jobs_created": 0
+        "routes": {},
+        "jobs": {},
+        "jobs_created": 0,
     }

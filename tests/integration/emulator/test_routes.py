@@ -83,9 +83,11 @@ def test_state_machine_follows_the_default_phases_in_order(api: EmulatorApi, fol
 
 
 def test_every_phase_is_observable_with_longer_phases(api: EmulatorApi, folder: str) -> None:
-    api.admin("POST", "faults", {
-        "kind": "job", "count": 1, "script": [[s, 0.4] for s in DEFAULT_SEQUENCE[:-1]]
-    })
+    api.admin(
+        "POST",
+        "faults",
+        {"kind": "job", "count": 1, "script": [[s, 0.4] for s in DEFAULT_SEQUENCE[:-1]]},
+    )
     name = api.submit(body(ds(folder), ds(f"{uid('out')}/p.csv")))["name"]
     assert api.statuses_until_final(name) == DEFAULT_SEQUENCE
 
@@ -115,15 +117,19 @@ def test_unknown_route_and_wrong_method(api: EmulatorApi) -> None:
 
 def test_list_jobs_returns_the_endpoints_jobs(api: EmulatorApi, folder: str) -> None:
     blue = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi")["name"]
-    green = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi",
-                       **{"azureml-model-deployment": "green"})["name"]
+    green = api.submit(
+        body(ds(folder), ds(f"{uid('o')}/p.csv")),
+        endpoint="multi",
+        **{"azureml-model-deployment": "green"},
+    )["name"]
     listed = api.session.get(api.scoring_uri("multi"), headers=api.auth(), timeout=5).json()
     names = [j["name"] for j in listed["value"]]
     assert blue in names
     assert green in names
     assert listed["nextLink"] is None
-    only_green = api.session.get(api.scoring_uri("multi"), params={"deployment": "green"},
-                                 headers=api.auth(), timeout=5).json()
+    only_green = api.session.get(
+        api.scoring_uri("multi"), params={"deployment": "green"}, headers=api.auth(), timeout=5
+    ).json()
     assert green in [j["name"] for j in only_green["value"]]
     assert blue not in [j["name"] for j in only_green["value"]]
 
@@ -141,8 +147,12 @@ def test_a_bearer_token_is_required(api: EmulatorApi, folder: str, token: str | 
 
 
 def test_basic_auth_is_not_a_bearer_token(api: EmulatorApi, folder: str) -> None:
-    response = api.session.post(api.scoring_uri(), json=body(ds(folder)),
-                                headers={"Authorization": "Basic dXNlcjpwYXNz"}, timeout=5)
+    response = api.session.post(
+        api.scoring_uri(),
+        json=body(ds(folder)),
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+        timeout=5,
+    )
     assert response.status_code == 401
 
 
@@ -158,8 +168,11 @@ def test_reject_audience_refuses_wrong_audience(api: EmulatorApi, folder: str, t
 
 
 def test_reject_audience_accepts_the_ml_audience(api: EmulatorApi, folder: str) -> None:
-    response = api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="strict",
-                          token=jwt("https://ml.azure.com"))
+    response = api.invoke(
+        body(ds(folder), ds(f"{uid('o')}/p.csv")),
+        endpoint="strict",
+        token=jwt("https://ml.azure.com"),
+    )
     assert response.status_code == 200
     name = response.json()["name"]
     # ARM cancel for that endpoint's job wants the management audience, not the data-plane one.
@@ -177,15 +190,19 @@ def test_any_token_is_accepted_by_default(api: EmulatorApi, folder: str) -> None
 
 def test_deployment_header_selects_a_deployment(api: EmulatorApi, folder: str) -> None:
     default = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi")
-    chosen = api.submit(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="multi",
-                        **{"azureml-model-deployment": "green"})
+    chosen = api.submit(
+        body(ds(folder), ds(f"{uid('o')}/p.csv")),
+        endpoint="multi",
+        **{"azureml-model-deployment": "green"},
+    )
     assert default["properties"]["deployment"] == "blue"
     assert chosen["properties"]["deployment"] == "green"
 
 
 def test_unknown_deployment_is_refused(api: EmulatorApi, folder: str) -> None:
-    response = api.invoke(body(ds(folder)), endpoint="multi",
-                          **{"azureml-model-deployment": "purple"})
+    response = api.invoke(
+        body(ds(folder)), endpoint="multi", **{"azureml-model-deployment": "purple"}
+    )
     assert response.status_code == 400
     message = response.json()["error"]["message"]
     assert "purple" in message
@@ -196,8 +213,11 @@ def test_no_default_deployment_and_no_header(api: EmulatorApi, folder: str) -> N
     response = api.invoke(body(ds(folder)), endpoint="nodefault")
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("No valid deployments to route to.")
-    routed = api.invoke(body(ds(folder), ds(f"{uid('o')}/p.csv")), endpoint="nodefault",
-                        **{"azureml-model-deployment": "only"})
+    routed = api.invoke(
+        body(ds(folder), ds(f"{uid('o')}/p.csv")),
+        endpoint="nodefault",
+        **{"azureml-model-deployment": "only"},
+    )
     assert routed.status_code == 200
 
 
@@ -238,11 +258,19 @@ def test_same_name_with_same_request_id_is_200_same_job(api: EmulatorApi, folder
 
 
 def test_overrides_tags_and_properties_are_echoed(api: EmulatorApi, folder: str) -> None:
-    job = api.submit(body(
-        ds(folder), ds(f"{uid('o')}/p.csv"), MiniBatchSize=2, Compute={"InstanceCount": 1},
-        ErrorThreshold=-1, RetrySettings={"MaxRetries": 3, "Timeout": "PT300S"},
-        OutputFileName="preds.csv", Tags={"team": "a"}, Properties={"experimentName": "x"},
-    ))
+    job = api.submit(
+        body(
+            ds(folder),
+            ds(f"{uid('o')}/p.csv"),
+            MiniBatchSize=2,
+            Compute={"InstanceCount": 1},
+            ErrorThreshold=-1,
+            RetrySettings={"MaxRetries": 3, "Timeout": "PT300S"},
+            OutputFileName="preds.csv",
+            Tags={"team": "a"},
+            Properties={"experimentName": "x"},
+        )
+    )
     props = job["properties"]
     assert props["miniBatchSize"] == 2
     assert props["compute"] == {"instanceCount": 1}
@@ -259,46 +287,104 @@ BAD_BODIES = [
     ({"nope": 1}, "properties"),
     ({"properties": {}}, "properties.inputData"),
     ({"properties": {"InputData": {}}}, "properties.inputData"),
-    ({"properties": {"InputData": {"a": {"Uri": "azureml://datastores/x/paths/y"}}}},
-     "properties.inputData.a.jobInputType"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "Weird", "Uri": "x"}}}},
-     "properties.inputData.a.jobInputType"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "MLTable", "Uri": "x"}}}},
-     "properties.inputData.a.jobInputType"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "Literal", "Value": "x"}}}},
-     "properties.inputData.a.jobInputType"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder"}}}},
-     "properties.inputData.a.uri"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder", "Uri": "not a uri"}}}},
-     "properties.inputData.a.uri"),
-    ({"properties": {"InputData": {
-        "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"},
-        "b": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/b"}}}},
-     "exactly one data input"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder",
-                                         "Uri": "azureml://datastores/w/paths/a"}},
-                     "OutputData": {"o": {"JobOutputType": "UriFile", "Uri": "nonsense"}}}},
-     "properties.outputData.o.uri"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder",
-                                         "Uri": "azureml://datastores/w/paths/a"}},
-                     "MiniBatchSize": 0}}, "properties.miniBatchSize"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder",
-                                         "Uri": "azureml://datastores/w/paths/a"}},
-                     "RetrySettings": {"Timeout": "30 seconds"}}},
-     "properties.retrySettings.timeout"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder",
-                                         "Uri": "azureml://datastores/w/paths/a"}},
-                     "Name": "bad name!"}}, "properties.name"),
-    ({"properties": {"InputData": {"a": {"JobInputType": "UriFolder",
-                                         "Uri": "azureml://datastores/w/paths/a"}},
-                     "Bogus": 1}}, "properties.bogus"),
+    (
+        {"properties": {"InputData": {"a": {"Uri": "azureml://datastores/x/paths/y"}}}},
+        "properties.inputData.a.jobInputType",
+    ),
+    (
+        {"properties": {"InputData": {"a": {"JobInputType": "Weird", "Uri": "x"}}}},
+        "properties.inputData.a.jobInputType",
+    ),
+    (
+        {"properties": {"InputData": {"a": {"JobInputType": "MLTable", "Uri": "x"}}}},
+        "properties.inputData.a.jobInputType",
+    ),
+    (
+        {"properties": {"InputData": {"a": {"JobInputType": "Literal", "Value": "x"}}}},
+        "properties.inputData.a.jobInputType",
+    ),
+    (
+        {"properties": {"InputData": {"a": {"JobInputType": "UriFolder"}}}},
+        "properties.inputData.a.uri",
+    ),
+    (
+        {"properties": {"InputData": {"a": {"JobInputType": "UriFolder", "Uri": "not a uri"}}}},
+        "properties.inputData.a.uri",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"},
+                    "b": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/b"},
+                }
+            }
+        },
+        "exactly one data input",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"}
+                },
+                "OutputData": {"o": {"JobOutputType": "UriFile", "Uri": "nonsense"}},
+            }
+        },
+        "properties.outputData.o.uri",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"}
+                },
+                "MiniBatchSize": 0,
+            }
+        },
+        "properties.miniBatchSize",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"}
+                },
+                "RetrySettings": {"Timeout": "30 seconds"},
+            }
+        },
+        "properties.retrySettings.timeout",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"}
+                },
+                "Name": "bad name!",
+            }
+        },
+        "properties.name",
+    ),
+    (
+        {
+            "properties": {
+                "InputData": {
+                    "a": {"JobInputType": "UriFolder", "Uri": "azureml://datastores/w/paths/a"}
+                },
+                "Bogus": 1,
+            }
+        },
+        "properties.bogus",
+    ),
     ([1, 2], "body"),
 ]
 
 
 @pytest.mark.parametrize(("payload", "field"), BAD_BODIES)
-def test_malformed_body_is_400_naming_the_field(api: EmulatorApi, payload: object, field: str
-                                                ) -> None:
+def test_malformed_body_is_400_naming_the_field(
+    api: EmulatorApi, payload: object, field: str
+) -> None:
     before = api.admin("GET", "counters").json()["jobs_created"]
     response = api.invoke(payload)
     assert response.status_code == 400
@@ -309,9 +395,12 @@ def test_malformed_body_is_400_naming_the_field(api: EmulatorApi, payload: objec
 
 
 def test_non_json_body_is_400(api: EmulatorApi) -> None:
-    response = api.session.post(api.scoring_uri(), data=b"{not json",
-                                headers=api.auth(**{"Content-Type": "application/json"}),
-                                timeout=5)
+    response = api.session.post(
+        api.scoring_uri(),
+        data=b"{not json",
+        headers=api.auth(**{"Content-Type": "application/json"}),
+        timeout=5,
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BadRequest"
     assert "body" in response.json()["error"]["message"]
@@ -320,8 +409,9 @@ def test_non_json_body_is_400(api: EmulatorApi) -> None:
 # --- ARM cancel --------------------------------------------------------------------------------
 
 
-def test_cancel_is_arm_style_and_stops_the_job(api: EmulatorApi, folder: str,
-                                               container: ContainerClient) -> None:
+def test_cancel_is_arm_style_and_stops_the_job(
+    api: EmulatorApi, folder: str, container: ContainerClient
+) -> None:
     out = f"{uid('o')}/p.csv"
     api.admin("POST", "faults", {"kind": "job", "count": 1, "script": [["Running", 30]]})
     name = api.submit(body(ds(folder), ds(out)))["name"]
@@ -345,8 +435,9 @@ def test_cancel_is_arm_style_and_stops_the_job(api: EmulatorApi, folder: str,
 def test_cancel_unknown_job_and_unknown_workspace(api: EmulatorApi) -> None:
     assert api.cancel("no-such-job").status_code == 404
     wrong_ws = WS_ID.replace("local-ws", "other-ws")
-    response = api.session.post(f"{api.base_url}{wrong_ws}/jobs/x/cancel", headers=api.auth(),
-                                timeout=5)
+    response = api.session.post(
+        f"{api.base_url}{wrong_ws}/jobs/x/cancel", headers=api.auth(), timeout=5
+    )
     assert response.status_code == 404
     assert "other-ws" in response.json()["error"]["message"]
 

@@ -71,12 +71,15 @@ def test_model_predicts_both_classes(api: EmulatorApi, container: ContainerClien
 
 def test_nested_folders_are_not_explored(api: EmulatorApi, container: ContainerClient) -> None:
     prefix, out = uid("nest"), f"{uid('out')}/p.csv"
-    put_blobs(container, {
-        f"{prefix}/b.csv": csv_text(2),
-        f"{prefix}/a.csv": csv_text(1),
-        f"{prefix}/sub/deep.csv": csv_text(5),
-        f"{prefix}/sub/image.avro": b"ignored: nested",
-    })
+    put_blobs(
+        container,
+        {
+            f"{prefix}/b.csv": csv_text(2),
+            f"{prefix}/a.csv": csv_text(1),
+            f"{prefix}/sub/deep.csv": csv_text(5),
+            f"{prefix}/sub/image.avro": b"ignored: nested",
+        },
+    )
     name = api.submit(body(ds(prefix + "/"), ds(out)))["name"]
     job = api.wait_status(name)
     assert job["properties"]["status"] == "Completed"
@@ -104,8 +107,9 @@ def test_uri_file_input(api: EmulatorApi, container: ContainerClient, pascal: bo
     assert read_lines(container, out) == [f"{i},0,one.csv" for i in range(4)]
 
 
-def test_azurite_blob_url_input(api: EmulatorApi, container: ContainerClient,
-                                azurite: Azurite) -> None:
+def test_azurite_blob_url_input(
+    api: EmulatorApi, container: ContainerClient, azurite: Azurite
+) -> None:
     prefix, out = uid("url"), f"{uid('out')}/p.csv"
     put_blobs(container, {f"{prefix}/x.csv": csv_text(2)})
     url = f"http://127.0.0.1:{azurite.port}/{DEV_ACCOUNT}/{container.container_name}/{prefix}"
@@ -114,8 +118,9 @@ def test_azurite_blob_url_input(api: EmulatorApi, container: ContainerClient,
     assert len(read_lines(container, out)) == 2
 
 
-def test_default_output_path_and_output_file_name(api: EmulatorApi,
-                                                  container: ContainerClient) -> None:
+def test_default_output_path_and_output_file_name(
+    api: EmulatorApi, container: ContainerClient
+) -> None:
     prefix = uid("def")
     put_blobs(container, {f"{prefix}/x.csv": csv_text(1)})
     job = api.submit(body(ds(prefix)))
@@ -129,8 +134,9 @@ def test_default_output_path_and_output_file_name(api: EmulatorApi,
     assert container.get_blob_client(f"azureml/{named}/score/mine.csv").exists()
 
 
-def test_folder_output_gets_a_predictions_file(api: EmulatorApi,
-                                               container: ContainerClient) -> None:
+def test_folder_output_gets_a_predictions_file(
+    api: EmulatorApi, container: ContainerClient
+) -> None:
     prefix, out_dir = uid("fo"), uid("outdir")
     put_blobs(container, {f"{prefix}/x.csv": csv_text(1)})
     payload = body(ds(prefix))
@@ -159,8 +165,9 @@ def test_output_created_while_running_is_caught_at_write_time(
 ) -> None:
     prefix, out = uid("race"), f"{uid('out')}/p.csv"
     put_blobs(container, {f"{prefix}/x.csv": csv_text(1)})
-    api.admin("POST", "faults", {"kind": "job", "count": 1,
-                                 "script": [["Queued", 0.05], ["Running", 60]]})
+    api.admin(
+        "POST", "faults", {"kind": "job", "count": 1, "script": [["Queued", 0.05], ["Running", 60]]}
+    )
     name = api.submit(body(ds(prefix), ds(out)))["name"]
     api.wait_status(name, ("Running",))
     put_blobs(container, {out: b"someone else\n"})  # appears after the submission check
@@ -193,8 +200,7 @@ def test_empty_file_input_fails_the_job(api: EmulatorApi, container: ContainerCl
     assert "doesn't contain any data" in job["properties"]["errorMessage"]
 
 
-def test_unsupported_file_type_fails_the_job(api: EmulatorApi,
-                                             container: ContainerClient) -> None:
+def test_unsupported_file_type_fails_the_job(api: EmulatorApi, container: ContainerClient) -> None:
     prefix = uid("avro")
     put_blobs(container, {f"{prefix}/a.csv": csv_text(1), f"{prefix}/b.avro": b"\x00\x01"})
     name = api.submit(body(ds(prefix), ds(f"{uid('o')}/p.csv")))["name"]
@@ -205,8 +211,9 @@ def test_unsupported_file_type_fails_the_job(api: EmulatorApi,
     )
 
 
-def test_missing_column_fails_naming_file_and_column(api: EmulatorApi,
-                                                     container: ContainerClient) -> None:
+def test_missing_column_fails_naming_file_and_column(
+    api: EmulatorApi, container: ContainerClient
+) -> None:
     prefix = uid("cols")
     bad = HEADER.rsplit(",", 1)[0] + "\n" + ROW.rsplit(",", 1)[0] + "\n"
     put_blobs(container, {f"{prefix}/bad.csv": bad.encode()})
@@ -227,8 +234,9 @@ def test_bad_value_fails_naming_the_column(api: EmulatorApi, container: Containe
     assert "'age'" in job["properties"]["errorMessage"]
 
 
-def test_unknown_output_datastore_fails_the_job(api: EmulatorApi,
-                                                container: ContainerClient) -> None:
+def test_unknown_output_datastore_fails_the_job(
+    api: EmulatorApi, container: ContainerClient
+) -> None:
     prefix = uid("ds")
     put_blobs(container, {f"{prefix}/x.csv": csv_text(1)})
     response = api.invoke(body(ds(prefix), "azureml://datastores/nostore/paths/o/p.csv"))

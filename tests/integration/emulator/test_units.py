@@ -19,19 +19,20 @@ from aml_emulator._storage import (
 from aml_emulator.server import _token_audiences
 from tests.integration.emulator.helpers import HEADER, ROW, csv_text, jwt
 
-WS = (
-    "subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/"
-    "workspaces/ws"
-)
+WS = "subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
 
 
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
-        ("azureml://datastores/workspaceblobstore/paths/a/b.csv",
-         ("workspaceblobstore", "a/b.csv")),
-        ("azureml://subscriptions/s/resourcegroups/rg/workspaces/ws/datastores/ds/paths/x/",
-         ("ds", "x/")),
+        (
+            "azureml://datastores/workspaceblobstore/paths/a/b.csv",
+            ("workspaceblobstore", "a/b.csv"),
+        ),
+        (
+            "azureml://subscriptions/s/resourcegroups/rg/workspaces/ws/datastores/ds/paths/x/",
+            ("ds", "x/"),
+        ),
         (f"/{WS}/datastores/ds/paths/x/y", ("ds", "x/y")),
         (f"azureml:/{WS}/datastores/ds/paths/x%20y", ("ds", "x y")),
         (f"/{WS}/data/asset/versions/1", None),
@@ -60,11 +61,13 @@ def test_storage_resolves_urls_in_its_account_only() -> None:
         assert (host_style.container, host_style.path) == ("c", "p")
         ds = storage.resolve("azureml://datastores/WorkspaceBlobStore/paths/in/")
         assert (ds.container, ds.path) == ("azureml-blobstore", "in/")
-        for bad in ("http://127.0.0.1:10001/devstoreaccount1/c/p",
-                    "http://127.0.0.1:10000/otheraccount/c/p",
-                    "https://other.blob.core.windows.net/c/p",
-                    "azureml://datastores/nostore/paths/x",
-                    f"/{WS}/data/asset/versions/1"):
+        for bad in (
+            "http://127.0.0.1:10001/devstoreaccount1/c/p",
+            "http://127.0.0.1:10000/otheraccount/c/p",
+            "https://other.blob.core.windows.net/c/p",
+            "azureml://datastores/nostore/paths/x",
+            f"/{WS}/data/asset/versions/1",
+        ):
             with pytest.raises(StorageError):
                 storage.resolve(bad)
     finally:
@@ -77,10 +80,12 @@ def test_model_scores_rows_and_encodes_thal() -> None:
     assert len(score.predictions) == 3  # the blank line is not a row
     assert score.predictions[0] == score.predictions[1]  # "fixed" == "1"
     assert prediction_lines([score]).splitlines()[0] == f"0,{score.predictions[0]},f.csv"
-    high = dict(zip(HEADER.split(","), [70, 1, 4, 170, 300, 0, 2, 100, 1, 4.0, 3, 3, 2],
-                    strict=True))
-    low = dict(zip(HEADER.split(","), [35, 0, 1, 110, 180, 0, 0, 190, 0, 0.0, 1, 0, 0],
-                   strict=True))
+    high = dict(
+        zip(HEADER.split(","), [70, 1, 4, 170, 300, 0, 2, 100, 1, 4.0, 3, 3, 2], strict=True)
+    )
+    low = dict(
+        zip(HEADER.split(","), [35, 0, 1, 110, 180, 0, 0, 190, 0, 0.0, 1, 0, 0], strict=True)
+    )
     assert predict_row({k: float(v) for k, v in high.items()}) == 1
     assert predict_row({k: float(v) for k, v in low.items()}) == 0
 
@@ -118,8 +123,11 @@ def test_config_defaults_and_overrides() -> None:
 
 def test_fault_registry_consumes_in_order_and_by_scope() -> None:
     registry = FaultRegistry()
-    registry.add(parse_fault({"kind": "http_error", "status": 429, "count": 2, "route": "get",
-                              "retry_after": 1.5}))
+    registry.add(
+        parse_fault(
+            {"kind": "http_error", "status": 429, "count": 2, "route": "get", "retry_after": 1.5}
+        )
+    )
     registry.add(parse_fault({"kind": "slow", "seconds": 0.5, "route": "any"}))
     registry.add(FaultSpec(kind="http_error", status=500, endpoint="other"))
     first = registry.for_request("get", "heart-classifier")
@@ -148,18 +156,46 @@ def test_token_audience_is_read_from_the_jwt_payload() -> None:
 
 
 def test_request_parsing_handles_both_casings_and_legacy_output() -> None:
-    pascal = parse_job_request({"Properties": {"InputData": {"x": {
-        "JobInputType": "urifile", "Uri": "azureml://datastores/d/paths/f.csv"}}}})
-    camel = parse_job_request({"properties": {"inputData": {"x": {
-        "jobInputType": "UriFile", "uri": "azureml://datastores/d/paths/f.csv"}}}})
+    pascal = parse_job_request(
+        {
+            "Properties": {
+                "InputData": {
+                    "x": {"JobInputType": "urifile", "Uri": "azureml://datastores/d/paths/f.csv"}
+                }
+            }
+        }
+    )
+    camel = parse_job_request(
+        {
+            "properties": {
+                "inputData": {
+                    "x": {"jobInputType": "UriFile", "uri": "azureml://datastores/d/paths/f.csv"}
+                }
+            }
+        }
+    )
     assert pascal == camel
     assert pascal.input_type == "UriFile"
     assert pascal.output_uri is None
-    legacy = parse_job_request({"properties": {
-        "inputData": {"x": {"jobInputType": "UriFolder", "uri": "azureml://datastores/d/paths/f"}},
-        "outputDataset": {"datastoreId": f"/{WS}/datastores/store", "path": "out/"},
-        "outputFileName": "p.csv"}})
+    legacy = parse_job_request(
+        {
+            "properties": {
+                "inputData": {
+                    "x": {"jobInputType": "UriFolder", "uri": "azureml://datastores/d/paths/f"}
+                },
+                "outputDataset": {"datastoreId": f"/{WS}/datastores/store", "path": "out/"},
+                "outputFileName": "p.csv",
+            }
+        }
+    )
     assert legacy.output_uri == "azureml://datastores/store/paths/out/p.csv"
     with pytest.raises(RequestError, match=r"properties\.inputData\.x\.uri"):
-        parse_job_request({"properties": {"inputData": {"x": {
-            "jobInputType": "UriFile", "uri": "azureml://datastores/d/paths/dir/"}}}})
+        parse_job_request(
+            {
+                "properties": {
+                    "inputData": {
+                        "x": {"jobInputType": "UriFile", "uri": "azureml://datastores/d/paths/dir/"}
+                    }
+                }
+            }
+        )

@@ -28,8 +28,9 @@ def app_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     import os
 
     for key in list(os.environ):
-        if key.startswith(("BATCH_ENDPOINT", "POLL_INTERVAL", "RUN_TIMEOUT", "SCHEDULED_",
-                           "OUTPUT_URI", "AML_")):
+        if key.startswith(
+            ("BATCH_ENDPOINT", "POLL_INTERVAL", "RUN_TIMEOUT", "SCHEDULED_", "OUTPUT_URI", "AML_")
+        ):
             monkeypatch.delenv(key)
     for key, value in BASE_SETTINGS.items():
         monkeypatch.setenv(key, value)

@@ -30,20 +30,30 @@ def _indexed_blob_trigger(source: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "SCORING_BLOB_SOURCE"}
     if source is not None:
         env["SCORING_BLOB_SOURCE"] = source
-    out = subprocess.run([sys.executable, "-c", _INDEX], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _INDEX],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     bindings: list[dict[str, str]] = json.loads(out)
     (trigger,) = [b for b in bindings if b["type"] == "blobTrigger"]
     return trigger
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (None, "LogsAndContainerScan"),
-    ("EventGrid", "EventGrid"),
-    ("eventgrid", "EventGrid"),
-    ("LogsAndContainerScan", "LogsAndContainerScan"),
-    ("Polling", "LogsAndContainerScan"),  # invalid: default indexed, settings report it
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "LogsAndContainerScan"),
+        ("EventGrid", "EventGrid"),
+        ("eventgrid", "EventGrid"),
+        ("LogsAndContainerScan", "LogsAndContainerScan"),
+        ("Polling", "LogsAndContainerScan"),  # invalid: default indexed, settings report it
+    ],
+)
 def test_blob_trigger_source_reads_the_setting_and_never_raises(raw, expected):
     env = {} if raw is None else {"SCORING_BLOB_SOURCE": raw}
     assert blob_trigger_source(env) == expected
@@ -60,10 +70,13 @@ def test_an_invalid_source_is_reported_by_name():
         load_settings({"SCORING_BLOB_SOURCE": "Polling"})
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (None, "LogsAndContainerScan"),
-    ("EventGrid", "EventGrid"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "LogsAndContainerScan"),
+        ("EventGrid", "EventGrid"),
+    ],
+)
 def test_function_metadata_carries_the_source_from_the_environment(raw, expected):
     trigger = _indexed_blob_trigger(raw)
 

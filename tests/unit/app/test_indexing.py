@@ -20,8 +20,7 @@ EXPECTED = {
 
 def _trigger_type(fn) -> str:
     trigger = fn.get_trigger()
-    return str(trigger.get_binding_name() if hasattr(trigger, "get_binding_name")
-               else trigger.type)
+    return str(trigger.get_binding_name() if hasattr(trigger, "get_binding_name") else trigger.type)
 
 
 def test_function_app_indexes_exactly_the_product_functions():
@@ -34,8 +33,11 @@ def test_http_routes_methods_and_auth_level():
     routes = {}
     for name in ("start_run_http", "get_run_http", "cancel_run_http"):
         trigger = functions[name].get_trigger()
-        routes[name] = (trigger.route, [str(getattr(m, "value", m)) for m in trigger.methods],
-                        str(getattr(trigger.auth_level, "value", trigger.auth_level)))
+        routes[name] = (
+            trigger.route,
+            [str(getattr(m, "value", m)) for m in trigger.methods],
+            str(getattr(trigger.auth_level, "value", trigger.auth_level)),
+        )
     assert routes == {
         "start_run_http": ("runs", ["POST"], "function"),
         "get_run_http": ("runs/{instance_id}", ["GET"], "function"),

@@ -22,17 +22,28 @@ from batch_runs.state import (
 )
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-REQUEST = RunRequest(endpoint_uri="https://h.westeurope.inference.ml.azure.com/jobs",
-                     input_uri="azureml://datastores/ws/paths/in/", input_type="UriFolder",
-                     output_uri="azureml://datastores/ws/paths/o/p.csv", poll_interval=120,
-                     timeout=600)
+REQUEST = RunRequest(
+    endpoint_uri="https://h.westeurope.inference.ml.azure.com/jobs",
+    input_uri="azureml://datastores/ws/paths/in/",
+    input_type="UriFolder",
+    output_uri="azureml://datastores/ws/paths/o/p.csv",
+    poll_interval=120,
+    timeout=600,
+)
 
 
 def _job(status="Running", **kw):
-    base: dict[str, Any] = dict(name="bs-1", id="/subscriptions/s/resourceGroups/r/providers/"
-                "Microsoft.MachineLearningServices/workspaces/w/jobs/bs-1",
-                status=JobStatus(status), studio_url="https://ml.azure.com/runs/bs-1",
-                output_uri=None, input_uri=None, error_message=None, created_at=None)
+    base: dict[str, Any] = dict(
+        name="bs-1",
+        id="/subscriptions/s/resourceGroups/r/providers/"
+        "Microsoft.MachineLearningServices/workspaces/w/jobs/bs-1",
+        status=JobStatus(status),
+        studio_url="https://ml.azure.com/runs/bs-1",
+        output_uri=None,
+        input_uri=None,
+        error_message=None,
+        created_at=None,
+    )
     base.update(kw)
     return BatchJob(**base)
 
@@ -61,10 +72,19 @@ def test_next_check_never_passes_the_deadline():
     assert deadline_passed(state, T0 + timedelta(seconds=600))
 
 
-@pytest.mark.parametrize(("status", "done"), [
-    ("Completed", True), ("Failed", True), ("Canceled", True), ("Running", False),
-    ("NotResponding", False), ("Paused", False), ("Unknown", False), ("CancelRequested", False),
-])
+@pytest.mark.parametrize(
+    ("status", "done"),
+    [
+        ("Completed", True),
+        ("Failed", True),
+        ("Canceled", True),
+        ("Running", False),
+        ("NotResponding", False),
+        ("Paused", False),
+        ("Unknown", False),
+        ("CancelRequested", False),
+    ],
+)
 def test_only_completed_failed_canceled_end_the_loop(status, done):
     assert is_done(_state(status=status)) is done
 
@@ -79,24 +99,37 @@ def test_poll_failures_count_and_reset_on_success():
 def test_custom_status_is_small_and_carries_the_job():
     state = _state()
     status = custom_status(state, Phase.WAITING, next_check_at=T0)
-    assert status == {"phase": "waiting", "job_name": "bs-1", "job_status": "Running",
-                      "polls": 0, "studio_url": "https://ml.azure.com/runs/bs-1",
-                      "deadline": state.deadline.isoformat(), "next_check": T0.isoformat()}
+    assert status == {
+        "phase": "waiting",
+        "job_name": "bs-1",
+        "job_status": "Running",
+        "polls": 0,
+        "studio_url": "https://ml.azure.com/runs/bs-1",
+        "deadline": state.deadline.isoformat(),
+        "next_check": T0.isoformat(),
+    }
     assert custom_status(None, Phase.SUBMITTING) == {"phase": "submitting"}
 
 
 def test_completed_output_has_the_documented_keys():
     out = completed_output(_state(status="Completed"), T0 + timedelta(minutes=5))
-    assert out == {"job_name": "bs-1", "status": "Completed",
-                   "output_uri": "azureml://datastores/ws/paths/o/p.csv",
-                   "studio_url": "https://ml.azure.com/runs/bs-1", "polls": 0,
-                   "started": T0.isoformat(), "finished": (T0 + timedelta(minutes=5)).isoformat()}
+    assert out == {
+        "job_name": "bs-1",
+        "status": "Completed",
+        "output_uri": "azureml://datastores/ws/paths/o/p.csv",
+        "studio_url": "https://ml.azure.com/runs/bs-1",
+        "polls": 0,
+        "started": T0.isoformat(),
+        "finished": (T0 + timedelta(minutes=5)).isoformat(),
+    }
 
 
 def test_failure_messages_name_job_status_and_studio_link():
     failed = failure_message(_state(status="Failed", error_message="the path already exists"))
-    assert failed == ("Batch job bs-1 ended Failed: the path already exists. "
-                      "Studio: https://ml.azure.com/runs/bs-1")
+    assert failed == (
+        "Batch job bs-1 ended Failed: the path already exists. "
+        "Studio: https://ml.azure.com/runs/bs-1"
+    )
     canceled = failure_message(_state(status="Canceled").with_cancel_requested())
     assert "ended Canceled: it was canceled on request" in canceled
     timeout = deadline_message(_state(status="Queued"))
@@ -112,4 +145,5 @@ def test_activity_error_message_lists_field_details():
     details = [{"field": "poll_interval", "message": "too small"}]
     outcome = {"ok": False, "error": {"message": "Invalid run request", "details": details}}
     assert ActivityFailure.from_dict(outcome).describe("Submitting") == (
-        "Submitting failed: Invalid run request (poll_interval: too small)")
+        "Submitting failed: Invalid run request (poll_interval: too small)"
+    )

@@ -27,14 +27,21 @@ def _call(decorated, *args):
 
 def _post(body, *, headers=None, url="http://127.0.0.1:7071/api/runs", raw=None):
     data = raw if raw is not None else json.dumps(body).encode()
-    return func.HttpRequest(method="POST", url=url, body=data,
-                            headers={"Content-Type": "application/json", **(headers or {})})
+    return func.HttpRequest(
+        method="POST",
+        url=url,
+        body=data,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def _get(instance_id, suffix=""):
-    return func.HttpRequest(method="GET" if not suffix else "POST",
-                            url=f"http://127.0.0.1:7071/api/runs/{instance_id}{suffix}",
-                            body=b"", route_params={"instance_id": instance_id})
+    return func.HttpRequest(
+        method="GET" if not suffix else "POST",
+        url=f"http://127.0.0.1:7071/api/runs/{instance_id}{suffix}",
+        body=b"",
+        route_params={"instance_id": instance_id},
+    )
 
 
 def _json(resp: func.HttpResponse):
@@ -42,6 +49,7 @@ def _json(resp: func.HttpResponse):
 
 
 # --- POST /api/runs -------------------------------------------------------------------------
+
 
 @pytest.mark.usefixtures("app_settings")
 def test_start_returns_202_with_check_status_payload_and_starts_one_run(client):
@@ -51,7 +59,9 @@ def test_start_returns_202_with_check_status_payload_and_starts_one_run(client):
     body = _json(resp)
     instance_id = body["id"]
     assert resp.headers["Location"] == body["statusQueryGetUri"]
-    assert body["statusQueryGetUri"].startswith("http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/")
+    assert body["statusQueryGetUri"].startswith(
+        "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/"
+    )
     assert body["runStatusUri"] == f"http://127.0.0.1:7071/api/runs/{instance_id}"
     assert len(client.started) == 1
     name, started_id, params = client.started[0]
@@ -73,16 +83,26 @@ def test_start_with_non_json_body_is_400_naming_body(client):
 
 @pytest.mark.usefixtures("app_settings")
 def test_start_with_many_bad_fields_names_every_one_and_starts_nothing(client):
-    body = {"endpoint_input_uri": "", "endpoint_input_type": "MLTable", "poll_interval": 1,
-            "endpoint_output_uri": "azureml://datastores/ws/paths/out/", "surprise": 1}
+    body = {
+        "endpoint_input_uri": "",
+        "endpoint_input_type": "MLTable",
+        "poll_interval": 1,
+        "endpoint_output_uri": "azureml://datastores/ws/paths/out/",
+        "surprise": 1,
+    }
     resp = _call(http_runs.start_run_http, _post(body), client)
 
     assert resp.status_code == 400
     error = _json(resp)["error"]
     assert error["code"] == "InvalidRunRequest"
     fields = {d["field"] for d in error["details"]}
-    assert {"endpoint_input_uri", "endpoint_input_type", "poll_interval",
-            "endpoint_output_uri", "surprise"} <= fields
+    assert {
+        "endpoint_input_uri",
+        "endpoint_input_type",
+        "poll_interval",
+        "endpoint_output_uri",
+        "surprise",
+    } <= fields
     assert client.started == []
 
 
@@ -137,8 +157,9 @@ def test_idempotency_key_race_lost_on_start_returns_the_winner(client):
 @pytest.mark.usefixtures("app_settings")
 @pytest.mark.parametrize("key", ["", "has space", "x" * 129, "semi;colon"])
 def test_bad_idempotency_key_is_400_naming_the_header(client, key):
-    resp = _call(http_runs.start_run_http, _post(GOOD_BODY, headers={"Idempotency-Key": key}),
-                 client)
+    resp = _call(
+        http_runs.start_run_http, _post(GOOD_BODY, headers={"Idempotency-Key": key}), client
+    )
     assert resp.status_code == 400
     assert _json(resp)["error"]["details"][0]["field"] == "Idempotency-Key"
     assert client.started == []
@@ -165,6 +186,7 @@ def test_invalid_settings_are_reported_by_name(client, app_settings, monkeypatch
 
 # --- GET /api/runs/{id} and cancel ----------------------------------------------------------
 
+
 def test_get_unknown_run_is_404(client):
     resp = _call(http_runs.get_run_http, _get("nope"), client)
     assert resp.status_code == 404
@@ -179,10 +201,18 @@ def test_get_rejects_a_malformed_id(client):
 
 def test_get_completed_run_shows_job_and_output(client):
     output = {"job_name": "bs-1", "status": "Completed", "output_uri": "azureml://x/y.csv"}
-    client.add("r1", runtime_status="Completed", output=output,
-               custom_status={"phase": "completed", "job_name": "bs-1",
-                              "job_status": "Completed", "polls": 7,
-                              "studio_url": "https://ml.azure.com/runs/bs-1"})
+    client.add(
+        "r1",
+        runtime_status="Completed",
+        output=output,
+        custom_status={
+            "phase": "completed",
+            "job_name": "bs-1",
+            "job_status": "Completed",
+            "polls": 7,
+            "studio_url": "https://ml.azure.com/runs/bs-1",
+        },
+    )
     view = _json(_call(http_runs.get_run_http, _get("r1"), client))
     assert view["runtime_status"] == "Completed"
     assert view["job_name"] == "bs-1"
@@ -224,9 +254,12 @@ def test_cancel_unknown_run_is_404(client):
 
 # --- blob trigger ---------------------------------------------------------------------------
 
+
 def _blob(name="scoring-input/batch-1.csv", data=b"age,sex\n1,2\n", etag="0x8DC1"):
     return func.blob.InputStream(
-        data=data, name=name, length=len(data),
+        data=data,
+        name=name,
+        length=len(data),
         uri=f"https://acct.blob.core.windows.net/{name}?sv=2024&sig=SECRET",
         blob_properties={"ETag": etag} if etag else {},
     )
@@ -272,6 +305,7 @@ def test_blob_without_endpoint_setting_fails_loudly_naming_it(client, app_settin
 
 
 # --- timer trigger --------------------------------------------------------------------------
+
 
 @pytest.mark.usefixtures("app_settings")
 def test_schedule_starts_a_folder_run_with_a_slot_id(client):

@@ -182,8 +182,6 @@ def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
 
-
-
 def test_check_host_uses_allowlist_and_auth_mode() -> None:
     azure = load_settings({})
     offline = load_settings(

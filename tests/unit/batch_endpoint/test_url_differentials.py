@@ -85,14 +85,17 @@ DIFFERENTIAL_VECTORS: list[tuple[str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("url"), [v for _, v in DIFFERENTIAL_VECTORS],
-                         ids=[k for k, _ in DIFFERENTIAL_VECTORS])
+@pytest.mark.parametrize(
+    ("url"), [v for _, v in DIFFERENTIAL_VECTORS], ids=[k for k, _ in DIFFERENTIAL_VECTORS]
+)
 def test_differential_vector_is_refused_naming_endpoint_uri(url: str) -> None:
     assert endpoint_uri_problem(url) is not None
     with pytest.raises(InvalidRunRequest) as caught:
         parse_run_request(
             {"endpoint_uri": url, "endpoint_input_uri": "azureml://datastores/ds/paths/in/"},
-            SETTINGS, run_id="run-1", now=datetime(2026, 1, 1, tzinfo=UTC),
+            SETTINGS,
+            run_id="run-1",
+            now=datetime(2026, 1, 1, tzinfo=UTC),
         )
     fields = {d.field for d in caught.value.details}
     assert fields == {"endpoint_uri"}
@@ -111,9 +114,45 @@ def test_at_least_twenty_named_vectors() -> None:
 
 # Characters that readers disagree on, plus the pieces of a real host name.
 _TRICKY = st.sampled_from(
-    ["\\", "@", "%", "%2f", "%2e", "%40", ".", ":", "[", "]", "/", "?", "#", "\t", "\n", " ",
-     "\x00", "\u200b", "\u202e", "\u3002", "\uff0e", "\u00fc", "-", "_", "0x", "0", "1", "127",
-     "a", "ep", "xn--", SUFFIX, "inference.ml.azure.com", "443", "65536", "::1", "jobs"]
+    [
+        "\\",
+        "@",
+        "%",
+        "%2f",
+        "%2e",
+        "%40",
+        ".",
+        ":",
+        "[",
+        "]",
+        "/",
+        "?",
+        "#",
+        "\t",
+        "\n",
+        " ",
+        "\x00",
+        "\u200b",
+        "\u202e",
+        "\u3002",
+        "\uff0e",
+        "\u00fc",
+        "-",
+        "_",
+        "0x",
+        "0",
+        "1",
+        "127",
+        "a",
+        "ep",
+        "xn--",
+        SUFFIX,
+        "inference.ml.azure.com",
+        "443",
+        "65536",
+        "::1",
+        "jobs",
+    ]
 )
 _HOST_TEXT = st.lists(_TRICKY, min_size=1, max_size=8).map("".join)
 _URL_TEXT = st.builds(
@@ -133,8 +172,9 @@ def _transport_reading(url: str) -> tuple[str, str, int | None]:
     return target
 
 
-@settings(max_examples=600, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(_URL_TEXT)
 @example(f"https://127.0.0.1\\{SUFFIX}/jobs")
 @example(f"https://ep{SUFFIX}/jobs")
@@ -153,8 +193,7 @@ def test_every_accepted_url_is_read_the_same_by_every_reader(text: str) -> None:
     assert (scheme, port) == (url.scheme, url.effective_port)
     assert host == url.host or host.strip("[]") == url.host
     # Whatever the allowlist says of the validated host, it says of the connection's host.
-    assert host_allowed(host, port, ALLOWED) == host_allowed(url.host, url.effective_port,
-                                                             ALLOWED)
+    assert host_allowed(host, port, ALLOWED) == host_allowed(url.host, url.effective_port, ALLOWED)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -182,12 +221,16 @@ def test_arbitrary_text_never_crashes_the_validator(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "canonical"),
     [
-        ("HTTPS://EP.WestEurope.Inference.ML.Azure.com/jobs",
-         "https://ep.westeurope.inference.ml.azure.com/jobs"),
+        (
+            "HTTPS://EP.WestEurope.Inference.ML.Azure.com/jobs",
+            "https://ep.westeurope.inference.ml.azure.com/jobs",
+        ),
         ("http://[0:0::1]:5100/jobs", "http://[::1]:5100/jobs"),
         ("http://localhost:5100/endpoints/e/jobs", "http://localhost:5100/endpoints/e/jobs"),
-        ("https://xn--bcher-kva.inference.ml.azure.com/jobs",
-         "https://xn--bcher-kva.inference.ml.azure.com/jobs"),
+        (
+            "https://xn--bcher-kva.inference.ml.azure.com/jobs",
+            "https://xn--bcher-kva.inference.ml.azure.com/jobs",
+        ),
     ],
 )
 def test_accepted_urls_are_rebuilt_from_their_parts(text: str, canonical: str) -> None:
@@ -198,8 +241,12 @@ def test_accepted_urls_are_rebuilt_from_their_parts(text: str, canonical: str) -
 
 def test_run_request_keeps_the_canonical_endpoint() -> None:
     request = parse_run_request(
-        {"endpoint_uri": "HTTPS://EP.westeurope.inference.ml.azure.com/jobs",
-         "endpoint_input_uri": "azureml://datastores/ds/paths/in/"},
-        SETTINGS, run_id="run-1", now=datetime(2026, 1, 1, tzinfo=UTC),
+        {
+            "endpoint_uri": "HTTPS://EP.westeurope.inference.ml.azure.com/jobs",
+            "endpoint_input_uri": "azureml://datastores/ds/paths/in/",
+        },
+        SETTINGS,
+        run_id="run-1",
+        now=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert request.endpoint_uri == GOOD
