@@ -49,7 +49,7 @@ test: install lint typecheck
 
 # The sub-second loop: pure unit tests only (no Azurite, no emulator, no devhost processes).
 unit: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" tests/unit
 
 demo: install
 	$(PY) -m scripts.demo

@@ -8,15 +8,12 @@ clear line and exit with status 2 instead of a traceback.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5100
 DEFAULT_HOST = "127.0.0.1"

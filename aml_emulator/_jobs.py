@@ -8,7 +8,6 @@ Body keys are matched case-insensitively, so the PascalCase body of the docs/ADF
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ from typing import Any
 
 from aml_emulator._config import EmulatorConfig
 from aml_emulator._storage import is_blob_url, is_data_asset, parse_datastore_uri, strip_query
-
-logger = logging.getLogger(__name__)
 
 JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/batchEndpoints/jobs"
 DEFAULT_OUTPUT_NAME = "score"

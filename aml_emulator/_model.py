@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-logger = logging.getLogger(__name__)
 
 HEART_COLUMNS: tuple[str, ...] = (
     "age",

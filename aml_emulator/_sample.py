@@ -9,14 +9,11 @@ a realistic mix of 0 and 1.
 
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from aml_emulator._model import HEART_COLUMNS
-
-logger = logging.getLogger(__name__)
 
 SEED = 20240229
 FILE_ROWS: tuple[int, ...] = (100, 100, 100, 3)

@@ -14,7 +14,6 @@ Input and output URIs name blobs in one storage account (Azurite by default):
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, LinearRetry
-
-logger = logging.getLogger(__name__)
 
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"

@@ -8,7 +8,6 @@ matches, so a cancel that lands while the worker is scoring is never overwritten
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 from dataclasses import replace
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from aml_emulator._jobs import JobRecord, JobSpec
-
-logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -11,14 +11,11 @@ A lone ``*`` is refused by the settings loader as too broad.
 """
 
 import ipaddress
-import logging
 import re
 from collections.abc import Sequence
 
 from batch_endpoint._errors import HostNotAllowedError
 from batch_endpoint._url import ServiceUrl, is_loopback
-
-logger = logging.getLogger(__name__)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\Z")

@@ -22,12 +22,9 @@ Messages stay short (Durable surfaces them as strings) and never carry tokens or
 strings: any URL put into a message goes through :func:`redact_url` first.
 """
 
-import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-logger = logging.getLogger(__name__)
 
 _MAX_MESSAGE = 500
 # A URL followed by a query string: the query may be a SAS token, so it is cut off.

@@ -6,10 +6,7 @@ under its deadline (azure-ai-ml treats NotResponding and Paused as terminal; we 
 not, because such jobs can come back).
 """
 
-import logging
 from enum import Enum
-
-logger = logging.getLogger(__name__)
 
 
 class JobStatus(str, Enum):

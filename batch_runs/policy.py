@@ -5,12 +5,9 @@ deterministic) and tests can use them freely.
 """
 
 import hashlib
-import logging
 import re
 from datetime import UTC, datetime, timedelta
 from string import Formatter
-
-logger = logging.getLogger(__name__)
 
 #: Placeholders ``OUTPUT_URI_TEMPLATE`` may use.
 OUTPUT_TEMPLATE_FIELDS: frozenset[str] = frozenset({"run_id", "source_name", "date", "timestamp"})

@@ -5,7 +5,6 @@ Parameter names follow the ADF "Run-BatchEndpoint" template (``endpoint_uri``,
 "Run parameters" table and reports ALL problems at once through :class:`InvalidRunRequest`.
 """
 
-import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from batch_runs.uris import (
     parse_endpoint_uri,
     shown,
 )
-
-logger = logging.getLogger(__name__)
 
 _DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}\Z")
 _DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")

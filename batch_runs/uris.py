@@ -11,12 +11,9 @@ clouds) and loopback ``http(s)`` URLs such as Azurite's. SAS tokens are never ac
 compute mounts data with its own identity, and a SAS would end up in histories and logs.
 """
 
-import logging
 import re
 
 from batch_endpoint import MAX_URL_LENGTH, ServiceUrl, character_problem, is_loopback, redact_url
-
-logger = logging.getLogger(__name__)
 
 INPUT_TYPES: tuple[str, ...] = ("UriFolder", "UriFile")
 

@@ -70,6 +70,7 @@ def test_an_invalid_source_is_reported_by_name():
         load_settings({"SCORING_BLOB_SOURCE": "Polling"})
 
 
+@pytest.mark.slow  # indexes the app in a subprocess
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

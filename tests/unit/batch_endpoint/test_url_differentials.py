@@ -172,6 +172,7 @@ def _transport_reading(url: str) -> tuple[str, str, int | None]:
     return target
 
 
+@pytest.mark.slow
 @settings(
     max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -196,6 +197,7 @@ def test_every_accepted_url_is_read_the_same_by_every_reader(text: str) -> None:
     assert host_allowed(host, port, ALLOWED) == host_allowed(url.host, url.effective_port, ALLOWED)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(_URL_TEXT)
 def test_no_accepted_url_reaches_a_host_outside_the_allowlist(text: str) -> None:
@@ -211,6 +213,7 @@ def test_no_accepted_url_reaches_a_host_outside_the_allowlist(text: str) -> None
     assert host_allowed(host, port, ALLOWED)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(min_size=1, max_size=80))
 def test_arbitrary_text_never_crashes_the_validator(text: str) -> None:
