@@ -15,10 +15,10 @@ again; permanent failures are returned as :class:`ActivityFailure` because Durab
 filter retries by error type.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from batch_endpoint import BatchJob
 from batch_runs.request import RunRequest
@@ -212,32 +212,24 @@ ReadOutcome = Union[JobRead, ActivityFailure]  # noqa: UP007
 CancelOutcome = Union[CancelAccepted, ActivityFailure]  # noqa: UP007
 
 
-def _is_failure(data: object) -> Mapping[str, Any] | None:
+_T = TypeVar("_T")
+
+
+def _read(data: object, success: Callable[[Mapping[str, Any]], _T]) -> "_T | ActivityFailure":
     d = _mapping(data, "activity outcome")
-    return d if not d.get("ok") else None
+    return success(d) if d.get("ok") else ActivityFailure.from_dict(d)
 
 
 def read_submit_outcome(data: object) -> SubmitOutcome:
     """Read what ``invoke_batch_endpoint`` returned (this release's or the first's shape)."""
-    failure = _is_failure(data)
-    if failure is not None:
-        return ActivityFailure.from_dict(failure)
-    assert isinstance(data, Mapping)
-    return Submitted.from_dict(data)
+    return _read(data, Submitted.from_dict)
 
 
 def read_read_outcome(data: object) -> ReadOutcome:
     """Read what ``get_batch_job`` returned."""
-    failure = _is_failure(data)
-    if failure is not None:
-        return ActivityFailure.from_dict(failure)
-    assert isinstance(data, Mapping)
-    return JobRead.from_dict(data)
+    return _read(data, JobRead.from_dict)
 
 
 def read_cancel_outcome(data: object) -> CancelOutcome:
     """Read what ``cancel_batch_job`` returned."""
-    failure = _is_failure(data)
-    if failure is not None:
-        return ActivityFailure.from_dict(failure)
-    return CancelAccepted()
+    return _read(data, CancelAccepted.from_dict)

@@ -78,6 +78,14 @@ def failure_of(error: BaseException) -> ActivityFailure:
     return ActivityFailure(type=type(error).__name__, message=str(error))
 
 
+def _permanent(exc: BatchEndpointError | ValueError, message: str, *args: str) -> ActivityFailure:
+    """Re-raise a transient error (for the activity retry); log and return a permanent one."""
+    if isinstance(exc, BatchEndpointError) and exc.retryable:
+        raise exc
+    logger.warning(message, *args, exc)
+    return failure_of(exc)
+
+
 def invoke_job(
     inp: InvokeInput, *, settings: Settings, client_factory: ClientFactory
 ) -> SubmitOutcome:
@@ -106,14 +114,8 @@ def invoke_job(
         job = client_factory(request.endpoint_uri).invoke(
             request.to_invocation(), job_name=job_name
         )
-    except BatchEndpointError as exc:
-        if exc.retryable:
-            raise
-        logger.warning("run %s: invoking the batch endpoint failed: %s", inp.run_id, exc)
-        return failure_of(exc)
-    except ValueError as exc:  # e.g. a refused host (HostNotAllowedError)
-        logger.warning("run %s: invoking the batch endpoint failed: %s", inp.run_id, exc)
-        return failure_of(exc)
+    except (BatchEndpointError, ValueError) as exc:  # ValueError: e.g. a refused host
+        return _permanent(exc, "run %s: invoking the batch endpoint failed: %s", inp.run_id)
     logger.info(
         "run %s: submitted batch job %s (status %s)", inp.run_id, job.name, job.status.value
     )
@@ -131,14 +133,8 @@ def fetch_job(ref: JobRef, *, client_factory: ClientFactory) -> ReadOutcome:
     """
     try:
         job = client_factory(ref.endpoint_uri).get_job(ref.job_name)
-    except BatchEndpointError as exc:
-        if exc.retryable:
-            raise
-        logger.warning("run %s: reading job %s failed: %s", ref.run_id, ref.job_name, exc)
-        return failure_of(exc)
-    except ValueError as exc:
-        logger.warning("run %s: reading job %s failed: %s", ref.run_id, ref.job_name, exc)
-        return failure_of(exc)
+    except (BatchEndpointError, ValueError) as exc:
+        return _permanent(exc, "run %s: reading job %s failed: %s", ref.run_id, ref.job_name)
     logger.debug("run %s: job %s is %s", ref.run_id, job.name, job.status.value)
     return JobRead(job=job)
 
@@ -167,13 +163,7 @@ def cancel_job(
             else BatchJob(name=ref.job_name, id=ref.job_id, status=JobStatus.UNKNOWN)
         )
         jobs_client().cancel_job(job)
-    except BatchEndpointError as exc:
-        if exc.retryable:
-            raise
-        logger.warning("run %s: cancelling job %s failed: %s", ref.run_id, ref.job_name, exc)
-        return failure_of(exc)
-    except ValueError as exc:
-        logger.warning("run %s: cancelling job %s failed: %s", ref.run_id, ref.job_name, exc)
-        return failure_of(exc)
+    except (BatchEndpointError, ValueError) as exc:
+        return _permanent(exc, "run %s: cancelling job %s failed: %s", ref.run_id, ref.job_name)
     logger.info("run %s: cancel requested for job %s", ref.run_id, ref.job_name)
     return CancelAccepted()

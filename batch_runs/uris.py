@@ -86,11 +86,24 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def _text_problem(uri: str) -> str | None:
-    """Rules shared by every URI field: length, and no control/invisible characters."""
+def _uri_text_problem(uri: str) -> str | None:
+    """Rules shared by the data URI fields: not empty, no surrounding spaces, length, no
+    control or invisible characters, no SAS token or query string."""
+    if not uri.strip():
+        return "must not be empty"
+    if uri != uri.strip():
+        return f"must not contain leading/trailing spaces, got {shown(uri)}"
     if len(uri) > MAX_URL_LENGTH:
         return f"must be at most {MAX_URL_LENGTH} characters, got {len(uri)}"
-    return character_problem(uri)
+    problem = character_problem(uri)
+    if problem:
+        return problem
+    if "?" in uri or "#" in uri:
+        return (
+            "must not carry a SAS token or query string "
+            "(the compute reads data with its own identity)"
+        )
+    return None
 
 
 def endpoint_uri_problem(uri: str) -> str | None:
@@ -127,18 +140,9 @@ def input_uri_problem(uri: str, input_type: str = "UriFolder") -> str | None:
     Returns:
         None when valid, else a short problem description.
     """
-    if not uri.strip():
-        return "must not be empty"
-    if uri != uri.strip():
-        return f"must not contain leading/trailing spaces, got {shown(uri)}"
-    text_problem = _text_problem(uri)
-    if text_problem:
-        return text_problem
-    if "?" in uri or "#" in uri:
-        return (
-            "must not carry a SAS token or query string "
-            "(the compute reads data with its own identity)"
-        )
+    problem = _uri_text_problem(uri)
+    if problem:
+        return problem
     lowered = uri.lower()
     if lowered.startswith(("http://", "https://")):
         problem = _http_input_problem(uri)
@@ -198,15 +202,9 @@ def output_uri_problem(uri: str) -> str | None:
     Returns:
         None when valid, else a short problem description.
     """
-    if not uri.strip():
-        return "must not be empty"
-    if uri != uri.strip():
-        return f"must not contain leading/trailing spaces, got {shown(uri)}"
-    text_problem = _text_problem(uri)
-    if text_problem:
-        return text_problem
-    if "?" in uri or "#" in uri:
-        return "must not carry a SAS token or query string"
+    problem = _uri_text_problem(uri)
+    if problem:
+        return problem
     match = _SHORT_DATASTORE.match(uri) or _LONG_DATASTORE.match(uri)
     if not match:
         return (
