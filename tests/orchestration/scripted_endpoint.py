@@ -23,25 +23,14 @@ from batch_endpoint import (
     RetryableHttpError,
     TransportError,
 )
+from batch_runs.operations import JobClient, JobsClient
 
 _JOB = re.compile(r"^/jobs/(?P<name>[^/?]+)$")
 _CANCEL = re.compile(r"^/subscriptions/[^?]*/workspaces/[^/]+/jobs/(?P<name>[^/?]+)/cancel\?")
 
 
-class Scripted(Protocol):
-    """The scripted fake's seam (see tests/orchestration/conftest.py's FakeEndpoint)."""
-
-    def invoke(
-        self,
-        invocation: JobInvocation,
-        *,
-        job_name: str | None = None,
-        request_id: str | None = None,
-    ) -> BatchJob: ...
-
-    def get_job(self, name: str) -> BatchJob: ...
-
-    def cancel_job(self, job: BatchJob) -> None: ...
+class Scripted(JobClient, JobsClient, Protocol):
+    """The scripted fake's seam: the activity cores' two client protocols in one object."""
 
 
 def _wire(job: BatchJob) -> dict[str, Any]:
