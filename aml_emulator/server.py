@@ -17,8 +17,6 @@ Use it as a library with ``EmulatorServer(config).start()`` / ``.port`` / ``.sto
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import math
@@ -28,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -41,6 +39,14 @@ from aml_emulator._config import (
     parse_script,
 )
 from aml_emulator._faults import Counters, FaultRegistry
+from aml_emulator._http import (
+    ApiError,
+    RequestHandler,
+    Response,
+    error_body,
+    json_body,
+    token_audiences,
+)
 from aml_emulator._jobs import (
     JobRecord,
     RequestError,
@@ -62,7 +68,6 @@ NO_DEPLOYMENT_MESSAGE = (
     "deployment with positive weight values or use a deployment specific header to route."
 )
 ARM_API_VERSION = "2023-02-01-preview"
-MAX_BODY_BYTES = 1 << 20
 LIST_PAGE_SIZE = 100
 
 _ARM_JOB = (
@@ -134,44 +139,6 @@ _ROUTES: tuple[_Route, ...] = (
 )
 
 
-class ApiError(Exception):
-    """Answer with ``{"error": {"code", "message"}}`` and this status."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-@dataclass(frozen=True, slots=True)
-class _Response:
-    status: int
-    body: Any
-    headers: dict[str, str]
-
-
-def _token_audiences(token: str) -> set[str]:
-    """The ``aud`` claim(s) of a JWT, without verifying it; empty when not a JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return set()
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (binascii.Error, ValueError):
-        return set()
-    aud = claims.get("aud") if isinstance(claims, dict) else None
-    if isinstance(aud, str):
-        return {aud}
-    if isinstance(aud, list):
-        return {a for a in aud if isinstance(a, str)}
-    return set()
-
-
 class EmulatorServer:
     """The batch endpoint emulator: HTTP server + job worker + SQLite state."""
 
@@ -213,7 +180,7 @@ class EmulatorServer:
         self._store = JobStore(self.config.state_path)
         try:
             self._storage = Storage(self.config.storage_connection_string, self.config.datastores)
-            handler = type("Handler", (_Handler,), {"emulator": self})
+            handler = type("Handler", (RequestHandler,), {"emulator": self})
             self._httpd = ThreadingHTTPServer((self.config.host, self.config.port), handler)
         except Exception:
             self.stop()
@@ -259,7 +226,7 @@ class EmulatorServer:
 
     # --- request handling -----------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> _Response:
+    def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
         """Route one request; every failure becomes an error body, never a traceback."""
         parts = urlsplit(raw_path)
         path = parts.path
@@ -273,13 +240,15 @@ class EmulatorServer:
             params = {k: unquote(v) for k, v in params.items()}
             if route.fault_route is not None:
                 return self._data_call(route, params, query, headers, body)
-            result: _Response = getattr(self, "_h_" + route.handler)(params, query, headers, body)
+            result: Response = getattr(self, "_h_" + route.handler)(params, query, headers, body)
             return result
         except ApiError as exc:
-            return _Response(exc.status, _error(exc.code, exc.message), exc.headers)
+            return Response(exc.status, error_body(exc.code, exc.message), exc.headers)
         except Exception:
             logger.exception("unexpected error handling %s %s", method, path)
-            return _Response(500, _error("InternalServerError", "An unexpected error occurred"), {})
+            return Response(
+                500, error_body("InternalServerError", "An unexpected error occurred"), {}
+            )
 
     @staticmethod
     def _match(method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
@@ -299,7 +268,7 @@ class EmulatorServer:
         query: dict[str, list[str]],
         headers: Any,
         body: bytes,
-    ) -> _Response:
+    ) -> Response:
         self.counters.count_route(f"{route.method} {route.template}")
         name = params.get("name")
         if name is not None:
@@ -332,14 +301,14 @@ class EmulatorServer:
             endpoint = self.config.endpoints.get(endpoint_name)
         if endpoint is not None and endpoint.reject_audience:
             expected = ARM_AUDIENCES if arm else DATA_PLANE_AUDIENCES
-            if not _token_audiences(token) & expected:
+            if not token_audiences(token) & expected:
                 raise ApiError(
                     401,
                     "InvalidAuthenticationTokenAudience",
                     "Audience or service not allowed",
                     {"WWW-Authenticate": "Bearer"},
                 )
-        result: _Response = getattr(self, "_h_" + route.handler)(
+        result: Response = getattr(self, "_h_" + route.handler)(
             {**params, "endpoint": endpoint_name}, query, headers, body
         )
         return result
@@ -384,15 +353,15 @@ class EmulatorServer:
             raise ApiError(404, "UserError", f"Job {name} not found")
         return job
 
-    def _ok(self, job: JobRecord, status: int = 200) -> _Response:
-        return _Response(status, render_job(job, self.config), {})
+    def _ok(self, job: JobRecord, status: int = 200) -> Response:
+        return Response(status, render_job(job, self.config), {})
 
     # --- data plane -----------------------------------------------------------------------
 
-    def _h_health(self, *_: Any) -> _Response:
-        return _Response(200, {"status": "ok"}, {})
+    def _h_health(self, *_: Any) -> Response:
+        return Response(200, {"status": "ok"}, {})
 
-    def _h_invoke(self, params: dict[str, str], _q: Any, headers: Any, body: bytes) -> _Response:
+    def _h_invoke(self, params: dict[str, str], _q: Any, headers: Any, body: bytes) -> Response:
         endpoint = self._endpoint(params["endpoint"])
         deployment = self._route_deployment(endpoint, headers)
         try:
@@ -481,16 +450,16 @@ class EmulatorServer:
             outcome_message=message,
         )
 
-    def _h_get_job(self, params: dict[str, str], *_: Any) -> _Response:
+    def _h_get_job(self, params: dict[str, str], *_: Any) -> Response:
         self._endpoint(params["endpoint"])
         return self._ok(self._job(params["name"], params["endpoint"]))
 
-    def _h_arm_get_job(self, params: dict[str, str], *_: Any) -> _Response:
+    def _h_arm_get_job(self, params: dict[str, str], *_: Any) -> Response:
         return self._ok(self._job(params["name"]))
 
     def _h_list_jobs(
         self, params: dict[str, str], query: dict[str, list[str]], *_: Any
-    ) -> _Response:
+    ) -> Response:
         endpoint = self._endpoint(params["endpoint"])
         deployment = query["deployment"][0] if query.get("deployment") else None
         token = (query.get("$skiptoken") or ["0"])[0]
@@ -508,16 +477,16 @@ class EmulatorServer:
                 f"{self.base_url}/endpoints/{endpoint.name}/jobs?{dep}"
                 f"$skiptoken={offset + LIST_PAGE_SIZE}"
             )
-        return _Response(
+        return Response(
             200, {"value": [render_job(j, self.config) for j in jobs], "nextLink": next_link}, {}
         )
 
-    def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes) -> _Response:
+    def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes) -> Response:
         name = params["name"]
         for _ in range(20):
             job = self._job(name)
             if job.terminal:
-                return _Response(200, {}, {})
+                return Response(200, {}, {})
             if job.status == "CancelRequested":
                 break
             cancel_seconds = self.config.phase_seconds
@@ -541,26 +510,26 @@ class EmulatorServer:
         host = headers.get("Host") or f"{self.config.host}:{self.port}"
         location = f"http://{host}{job_id(self.config, name)}?api-version={ARM_API_VERSION}"
         retry_after = str(max(1, math.ceil(self.config.phase_seconds)))
-        return _Response(202, {}, {"Location": location, "Retry-After": retry_after})
+        return Response(202, {}, {"Location": location, "Retry-After": retry_after})
 
     # --- admin ----------------------------------------------------------------------------
 
-    def _h_admin_counters(self, *_: Any) -> _Response:
-        return _Response(200, self.counters.snapshot(), {})
+    def _h_admin_counters(self, *_: Any) -> Response:
+        return Response(200, self.counters.snapshot(), {})
 
-    def _h_admin_reset(self, *_: Any) -> _Response:
+    def _h_admin_reset(self, *_: Any) -> Response:
         self.counters.reset()
-        return _Response(200, self.counters.snapshot(), {})
+        return Response(200, self.counters.snapshot(), {})
 
-    def _h_admin_list_faults(self, *_: Any) -> _Response:
-        return _Response(200, {"faults": self.faults.list()}, {})
+    def _h_admin_list_faults(self, *_: Any) -> Response:
+        return Response(200, {"faults": self.faults.list()}, {})
 
-    def _h_admin_clear_faults(self, *_: Any) -> _Response:
+    def _h_admin_clear_faults(self, *_: Any) -> Response:
         self.faults.clear()
-        return _Response(200, {"faults": []}, {})
+        return Response(200, {"faults": []}, {})
 
-    def _h_admin_add_fault(self, _p: Any, _q: Any, _h: Any, body: bytes) -> _Response:
-        payload = _json_body(body)
+    def _h_admin_add_fault(self, _p: Any, _q: Any, _h: Any, body: bytes) -> Response:
+        payload = json_body(body)
         try:
             fault: FaultSpec = parse_fault(payload, key="body")
         except ConfigError as exc:
@@ -568,10 +537,10 @@ class EmulatorServer:
         if fault.endpoint is not None and fault.endpoint not in self.config.endpoints:
             raise ApiError(400, "BadRequest", f"body.endpoint: unknown endpoint {fault.endpoint!r}")
         self.faults.add(fault)
-        return _Response(200, {"faults": self.faults.list()}, {})
+        return Response(200, {"faults": self.faults.list()}, {})
 
-    def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes) -> _Response:
-        payload = _json_body(body)
+    def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes) -> Response:
+        payload = json_body(body)
         if not isinstance(payload, dict):
             raise ApiError(400, "BadRequest", "body: must be an object with 'script'")
         unknown = set(payload) - {"script", "outcome", "message"}
@@ -611,69 +580,3 @@ class EmulatorServer:
                 self._worker.wake()
                 return self._ok(saved)
         raise ApiError(409, "Conflict", "the job is changing state; retry")
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8")) if body.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "BadRequest", f"body: not valid JSON ({exc})") from None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Thin adapter from http.server to :meth:`EmulatorServer.handle`."""
-
-    emulator: EmulatorServer
-    protocol_version = "HTTP/1.1"
-    # Keep-alive clients (one requests.Session, as the app uses) otherwise wait ~40 ms per call:
-    # headers and body go out in separate writes and Nagle holds the second for the delayed ACK.
-    disable_nagle_algorithm = True
-    server_version = "aml_emulator"
-    sys_version = ""
-    timeout = 60  # idle keep-alive connections are closed after a minute
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            self._send(
-                _Response(
-                    413 if length > 0 else 400,
-                    _error("BadRequest", "Content-Length: invalid or too large"),
-                    {},
-                ),
-                close=True,
-            )
-            return
-        body = self.rfile.read(length) if length else b""
-        self._send(self.emulator.handle(self.command, self.path, self.headers, body))
-
-    def _send(self, response: _Response, *, close: bool = False) -> None:
-        data = json.dumps(response.body).encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = _serve
-    do_POST = _serve
-    do_DELETE = _serve
-    do_PUT = _serve
-    do_PATCH = _serve

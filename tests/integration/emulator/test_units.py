@@ -7,6 +7,7 @@ import pytest
 from aml_emulator import ConfigError, EmulatorConfig, config_from_dict, predict_row, score_csv
 from aml_emulator._config import FaultSpec, parse_fault
 from aml_emulator._faults import FaultRegistry
+from aml_emulator._http import token_audiences
 from aml_emulator._jobs import RequestError, parse_job_request
 from aml_emulator._model import ScoringError, prediction_lines
 from aml_emulator._storage import (
@@ -16,7 +17,6 @@ from aml_emulator._storage import (
     expand_connection_string,
     parse_datastore_uri,
 )
-from aml_emulator.server import _token_audiences
 from tests.integration.emulator.helpers import HEADER, ROW, csv_text, jwt
 
 WS = "subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
@@ -150,9 +150,9 @@ def test_job_fault_defaults_and_validation() -> None:
 
 
 def test_token_audience_is_read_from_the_jwt_payload() -> None:
-    assert _token_audiences(jwt("https://ml.azure.com")) == {"https://ml.azure.com"}
-    assert _token_audiences("local-dev") == set()
-    assert _token_audiences("a.!!!.c") == set()
+    assert token_audiences(jwt("https://ml.azure.com")) == {"https://ml.azure.com"}
+    assert token_audiences("local-dev") == set()
+    assert token_audiences("a.!!!.c") == set()
 
 
 def test_request_parsing_handles_both_casings_and_legacy_output() -> None:
