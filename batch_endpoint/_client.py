@@ -14,7 +14,7 @@ Cancel is an ARM operation on the workspace's jobs: see :class:`WorkspaceJobsCli
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -22,7 +22,14 @@ import requests
 
 from batch_endpoint._allowlist import check_host
 from batch_endpoint._auth import TokenProvider
-from batch_endpoint._errors import ConflictError, HttpError, NotFoundError
+from batch_endpoint._errors import (
+    BatchEndpointError,
+    ConflictError,
+    HttpError,
+    NotFoundError,
+    RetryableHttpError,
+    TransportError,
+)
 from batch_endpoint._models import BatchJob, JobInvocation
 from batch_endpoint._pipeline import Pipeline, create_session, request_id_of
 from batch_endpoint._retry import RetryPolicy
@@ -112,18 +119,27 @@ class BatchEndpointClient:
         *,
         job_name: str | None = None,
         request_id: str | None = None,
+        find_existing: Callable[[], BatchJob | None] | None = None,
     ) -> BatchJob:
         """Start a batch job (``POST {endpoint_uri}``), safely retryable.
 
-        With ``job_name``, each attempt first GETs ``{endpoint}/{job_name}`` and returns that
-        job if it exists (an activity re-run or an earlier ambiguous attempt created it), and a
-        409 on POST is answered by reading the existing job.
+        Duplicate-proof without the service's help:
+
+        - ``find_existing`` (e.g. an ARM Jobs list search on a property the invocation carries)
+          runs before the first POST of the call, and again before any POST that follows an
+          ambiguous attempt (timeout, connection lost, 5xx: the service may have created the
+          job); a job it finds is adopted. A failure of the first search is logged and the call
+          goes on (nothing is known to be ambiguous yet); a failure of a later one propagates,
+          so no second job is created blind.
+        - With ``job_name`` (a fast path, for a service that honours client names), each
+          attempt first GETs ``{endpoint}/{job_name}``, and a 409 on POST reads that job.
 
         Args:
-            invocation: Inputs, outputs, overrides and deployment of the job.
+            invocation: Inputs, outputs, overrides, tags, properties and deployment of the job.
             job_name: Deterministic job name, sent as ``properties.Name``.
-            request_id: ``repeatability_request-id``; a uuid4 per call by default. The same
-                value is sent on every attempt of this call.
+            request_id: ``repeatability_request-id``; pass one derived from the run so every
+                activity attempt sends the same (a uuid4 per call when None).
+            find_existing: Looks for a job this run already created; None when it cannot.
 
         Returns:
             The created (or already existing) job.
@@ -152,16 +168,31 @@ class BatchEndpointClient:
         if invocation.deployment_name:
             headers["azureml-model-deployment"] = invocation.deployment_name
 
+        ambiguous = [False]
+
         def attempt() -> BatchJob:
-            if job_name is not None:
-                existing = self._find_job_once(job_name)
-                if existing is not None:
-                    logger.info("batch job %s already exists; not submitting again", job_name)
-                    return existing
-            response = self._pipeline.send_once(
-                "POST", self._endpoint.url, headers=headers, json=body, accepted=(200, 201)
-            )
+            existing = self._existing(job_name, find_existing, after_ambiguity=ambiguous[0])
+            if existing is not None:
+                return existing
+            try:
+                response = self._pipeline.send_once(
+                    "POST", self._endpoint.url, headers=headers, json=body, accepted=(200, 201)
+                )
+            except (TransportError, RetryableHttpError) as exc:
+                # The body may have reached the service: look before posting again.
+                ambiguous[0] = not isinstance(exc, RetryableHttpError) or exc.status >= 500
+                raise
             return self._job_from(response)
+
+        if find_existing is not None:
+            try:
+                found = find_existing()
+            except (BatchEndpointError, ValueError) as exc:
+                logger.warning("could not search for an existing job before submitting: %s", exc)
+            else:
+                if found is not None:
+                    logger.info("batch job %s already exists for this run; adopting it", found.name)
+                    return found
 
         try:
             job = self._pipeline.retrying("invoke", attempt)
@@ -199,6 +230,28 @@ class BatchEndpointClient:
             return self._job_from(self._pipeline.send_once("GET", url, accepted=(200,)))
 
         return self._pipeline.retrying("get_job", attempt)
+
+    def _existing(
+        self,
+        job_name: str | None,
+        find_existing: Callable[[], BatchJob | None] | None,
+        *,
+        after_ambiguity: bool,
+    ) -> BatchJob | None:
+        """The job an earlier attempt created, by name (fast path) or by search."""
+        if job_name is not None:
+            existing = self._find_job_once(job_name)
+            if existing is not None:
+                logger.info("batch job %s already exists; not submitting again", job_name)
+                return existing
+        if after_ambiguity and find_existing is not None:
+            found = find_existing()
+            if found is not None:
+                logger.info(
+                    "batch job %s was created by an ambiguous attempt; adopting it", found.name
+                )
+            return found
+        return None
 
     def _job_url(self, name: str) -> str:
         validate_job_name(name)

@@ -27,6 +27,9 @@ class JobInvocation:
         output_uri: The output file URI.
         deployment_name: Sent as ``azureml-model-deployment`` when set.
         overrides: Per-job settings already in wire form (``MiniBatchSize``, ``Compute``, ...).
+        tags: Job tags (``Tags``); the ARM Jobs list filters on a tag key.
+        properties: Job properties (``Properties``); the ARM Jobs list filters on
+            ``name=value``, which is how a client finds its job after an ambiguous invoke.
     """
 
     input_name: str
@@ -36,6 +39,8 @@ class JobInvocation:
     output_uri: str
     deployment_name: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
 
     def body(self, job_name: str | None = None) -> dict[str, Any]:
         """The PascalCase invoke body (``{"properties": {"InputData": ..., ...}}``).
@@ -50,6 +55,10 @@ class JobInvocation:
             "OutputData": {self.output_name: {"JobOutputType": "UriFile", "Uri": self.output_uri}},
             **self.overrides,
         }
+        if self.tags:
+            props["Tags"] = dict(self.tags)
+        if self.properties:
+            props["Properties"] = dict(self.properties)
         if job_name is not None:
             props["Name"] = job_name
         return {"properties": props}

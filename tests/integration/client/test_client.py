@@ -476,7 +476,7 @@ def test_cancel_job_404_and_bad_ids(h: Harness) -> None:
 
     with pytest.raises(NotFoundError):
         client.cancel_job(BatchJob(name="batchjob-1", id=ARM_ID, status=JobStatus.RUNNING))
-    with pytest.raises(ValueError, match="ARM resource id"):
+    with pytest.raises(ValueError, match="AML_WORKSPACE_ID"):
         client.cancel_job(
             BatchJob(name="j", id="/endpoints/heart/jobs/j", status=JobStatus.RUNNING)
         )
