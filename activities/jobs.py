@@ -24,7 +24,10 @@ CANCEL_ACTIVITY = "cancel_batch_job"
 def invoke_batch_endpoint(payload: dict) -> dict:
     """Validate the run parameters and submit the job; see ``operations.invoke_job``."""
     return invoke_job(
-        InvokeInput.from_dict(payload), settings=get_settings(), client_factory=get_client
+        InvokeInput.from_dict(payload),
+        settings=get_settings(),
+        client_factory=get_client,
+        jobs_client=get_jobs_client,
     ).to_dict()
 
 
@@ -38,5 +41,8 @@ def get_batch_job(payload: dict) -> dict:
 def cancel_batch_job(payload: dict) -> dict:
     """Request cancellation of the job (ARM); see ``operations.cancel_job``."""
     return cancel_job(
-        JobRef.from_dict(payload), client_factory=get_client, jobs_client=get_jobs_client
+        JobRef.from_dict(payload),
+        client_factory=get_client,
+        jobs_client=get_jobs_client,
+        workspace_id=get_settings().workspace_id,
     ).to_dict()

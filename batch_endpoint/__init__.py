@@ -27,7 +27,13 @@ from batch_endpoint._errors import (
     redact_text,
     redact_url,
 )
-from batch_endpoint._jobs import ARM_CANCEL_API_VERSION, WorkspaceJobsClient
+from batch_endpoint._jobs import (
+    ARM_CANCEL_API_VERSION,
+    ARM_JOBS_API_VERSION,
+    WorkspaceJobsClient,
+    parse_workspace_id,
+    workspace_of,
+)
 from batch_endpoint._models import BatchJob, JobInvocation
 from batch_endpoint._pipeline import create_session
 from batch_endpoint._retry import RetryPolicy, backoff_delay, parse_retry_after
@@ -36,6 +42,7 @@ from batch_endpoint._url import MAX_URL_LENGTH, ServiceUrl, character_problem, i
 
 __all__ = [
     "ARM_CANCEL_API_VERSION",
+    "ARM_JOBS_API_VERSION",
     "DEV_TOKEN",
     "FINAL_STATUSES",
     "MAX_URL_LENGTH",
@@ -67,7 +74,9 @@ __all__ = [
     "is_loopback",
     "parse_host_pattern",
     "parse_retry_after",
+    "parse_workspace_id",
     "redact_text",
     "redact_url",
     "validate_job_name",
+    "workspace_of",
 ]

@@ -163,22 +163,38 @@ class ActivityFailure:
         return f"{what} failed: {message}"
 
 
+#: Cancel grace of outcomes written before ``CANCEL_GRACE_SECONDS`` existed.
+DEFAULT_CANCEL_GRACE_SECONDS = 900
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Submitted:
-    """``invoke_batch_endpoint`` succeeded: the job, and the request it was made from."""
+    """``invoke_batch_endpoint`` succeeded: the job, the request it was made from, and how long
+    a cancel may take to be confirmed (``CANCEL_GRACE_SECONDS``, read by the activity because
+    the orchestrator reads no settings)."""
 
     job: BatchJob
     request: RunRequest
+    cancel_grace_seconds: int = DEFAULT_CANCEL_GRACE_SECONDS
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Submitted":
+        grace = data.get("cancel_grace_seconds")
         return cls(
             job=BatchJob.from_dict(data.get("job")),
             request=RunRequest.from_resolved(data.get("run_parameters")),
+            cancel_grace_seconds=grace
+            if isinstance(grace, int) and grace > 0
+            else DEFAULT_CANCEL_GRACE_SECONDS,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": True, "job": self.job.to_dict(), "run_parameters": self.request.to_dict()}
+        return {
+            "ok": True,
+            "job": self.job.to_dict(),
+            "run_parameters": self.request.to_dict(),
+            "cancel_grace_seconds": self.cancel_grace_seconds,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,14 +213,17 @@ class JobRead:
 
 @dataclass(frozen=True, slots=True)
 class CancelAccepted:
-    """``cancel_batch_job`` succeeded: the service accepted the cancel request."""
+    """``cancel_batch_job`` succeeded: the service accepted the cancel request, or the job had
+    already ended (``already_ended``), which is not an error."""
+
+    already_ended: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CancelAccepted":
-        return cls()
+        return cls(already_ended=bool(data.get("already_ended", False)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": True}
+        return {"ok": True, "already_ended": True} if self.already_ended else {"ok": True}
 
 
 SubmitOutcome = Union[Submitted, ActivityFailure]  # noqa: UP007 (a runtime alias)

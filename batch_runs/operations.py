@@ -9,11 +9,19 @@ parameters, a 4xx from the service, a refused host). A *transient* failure (time
 """
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from batch_endpoint import BatchEndpointError, BatchJob, JobInvocation, JobStatus
+from batch_endpoint import (
+    AuthError,
+    BatchEndpointError,
+    BatchJob,
+    ClientError,
+    JobInvocation,
+    JobStatus,
+)
 from batch_runs.contracts import (
     ActivityFailure,
     CancelAccepted,
@@ -26,7 +34,7 @@ from batch_runs.contracts import (
     Submitted,
 )
 from batch_runs.policy import job_name_for
-from batch_runs.request import InvalidRunRequest, parse_run_request
+from batch_runs.request import RUN_KEY_PROPERTY, InvalidRunRequest, parse_run_request
 from batch_runs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,15 +49,24 @@ class JobClient(Protocol):
         *,
         job_name: str | None = None,
         request_id: str | None = None,
+        find_existing: Callable[[], BatchJob | None] | None = None,
     ) -> BatchJob: ...
 
     def get_job(self, name: str) -> BatchJob: ...
 
 
 class JobsClient(Protocol):
-    """What the cancel core needs of the ARM client (``WorkspaceJobsClient`` implements it)."""
+    """What the cores need of the ARM client (``WorkspaceJobsClient`` implements it)."""
 
-    def cancel_job(self, job: BatchJob) -> None: ...
+    def cancel_job(self, job: BatchJob, *, workspace_id: str | None = None) -> None: ...
+
+    def find_jobs(
+        self,
+        *,
+        workspace_id: str,
+        properties: Mapping[str, str] | None = None,
+        tag: str | None = None,
+    ) -> Iterator[BatchJob]: ...
 
 
 #: Returns the client for an endpoint URI (``batch_runs.clients.get_client`` in the app).
@@ -78,6 +95,14 @@ def failure_of(error: BaseException) -> ActivityFailure:
     return ActivityFailure(type=type(error).__name__, message=str(error))
 
 
+def _has_ended(client_factory: ClientFactory, ref: JobRef) -> bool:
+    """Whether the job is final now (False when it cannot be read)."""
+    try:
+        return client_factory(ref.endpoint_uri).get_job(ref.job_name).is_final
+    except (BatchEndpointError, ValueError):
+        return False
+
+
 def _permanent(exc: BatchEndpointError | ValueError, message: str, *args: str) -> ActivityFailure:
     """Re-raise a transient error (for the activity retry); log and return a permanent one."""
     if isinstance(exc, BatchEndpointError) and exc.retryable:
@@ -87,13 +112,21 @@ def _permanent(exc: BatchEndpointError | ValueError, message: str, *args: str) -
 
 
 def invoke_job(
-    inp: InvokeInput, *, settings: Settings, client_factory: ClientFactory
+    inp: InvokeInput,
+    *,
+    settings: Settings,
+    client_factory: ClientFactory,
+    jobs_client: Callable[[], JobsClient],
 ) -> SubmitOutcome:
-    """Validate the run parameters and submit the batch job (idempotently).
+    """Validate the run parameters and submit the batch job, at most once per run.
 
-    The job name is derived from the run id and start time, so an activity that runs twice
-    (at-least-once delivery, a host restart) finds the job it created instead of creating a
-    second one.
+    The run's job key (``bs-<hash(run id, start)>``) is sent as the job name (a fast path for a
+    service that honours names), as the job's tag and property ``batch_run_key``, and as the
+    seed of the ``repeatability_request-id``, so every activity attempt sends the same. With
+    ``AML_WORKSPACE_ID`` set, the client looks for a job carrying that property through the ARM
+    Jobs list before it submits and after any ambiguous attempt, so an activity that runs twice
+    (at-least-once delivery, a lost answer, a host restart) adopts the job it created instead
+    of creating a second one, even when the service ignores client names.
 
     Returns:
         :class:`Submitted`, or :class:`ActivityFailure` for a permanent failure.
@@ -109,17 +142,29 @@ def invoke_job(
     except InvalidRunRequest as exc:
         logger.warning("run %s: invalid run parameters: %s", inp.run_id, exc)
         return failure_of(exc)
-    job_name = job_name_for(inp.run_id, inp.started)
+    run_key = job_name_for(inp.run_id, inp.started)
+    workspace_id = settings.workspace_id
+
+    def find_existing() -> BatchJob | None:
+        assert workspace_id is not None
+        found = jobs_client().find_jobs(
+            workspace_id=workspace_id, properties={RUN_KEY_PROPERTY: run_key}
+        )
+        return next(iter(found), None)
+
     try:
         job = client_factory(request.endpoint_uri).invoke(
-            request.to_invocation(), job_name=job_name
+            request.to_invocation(run_key),
+            job_name=run_key,
+            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"batch-endpoint-run:{run_key}")),
+            find_existing=find_existing if workspace_id else None,
         )
     except (BatchEndpointError, ValueError) as exc:  # ValueError: e.g. a refused host
         return _permanent(exc, "run %s: invoking the batch endpoint failed: %s", inp.run_id)
     logger.info(
         "run %s: submitted batch job %s (status %s)", inp.run_id, job.name, job.status.value
     )
-    return Submitted(job=job, request=request)
+    return Submitted(job=job, request=request, cancel_grace_seconds=settings.cancel_grace_seconds)
 
 
 def fetch_job(ref: JobRef, *, client_factory: ClientFactory) -> ReadOutcome:
@@ -140,29 +185,43 @@ def fetch_job(ref: JobRef, *, client_factory: ClientFactory) -> ReadOutcome:
 
 
 def cancel_job(
-    ref: JobRef, *, client_factory: ClientFactory, jobs_client: Callable[[], JobsClient]
+    ref: JobRef,
+    *,
+    client_factory: ClientFactory,
+    jobs_client: Callable[[], JobsClient],
+    workspace_id: str | None = None,
 ) -> CancelOutcome:
     """Ask Azure ML to cancel the job (ARM ``.../jobs/{name}/cancel``).
 
+    Cancelling a job that has already ended is not an error: when ARM refuses with a 4xx other
+    than 401/403, the job is read, and if it is final the outcome is
+    ``CancelAccepted(already_ended=True)``.
+
     Args:
-        ref: The job; without ``job_id`` the job is read first to learn its ARM id.
+        ref: The job.
         client_factory: Data-plane clients (to read the job).
         jobs_client: Returns the ARM workspace-jobs client.
+        workspace_id: ``AML_WORKSPACE_ID``; without it the workspace comes from the job id.
 
     Returns:
-        :class:`CancelAccepted` once the service accepted the request, else
-        :class:`ActivityFailure`.
+        :class:`CancelAccepted` once the service accepted the request (or the job had ended),
+        else :class:`ActivityFailure` naming the refusal.
 
     Raises:
         BatchEndpointError: A transient failure, for the activity retry.
     """
+    job = BatchJob(name=ref.job_name, id=ref.job_id or "", status=JobStatus.UNKNOWN)
     try:
-        job = (
-            client_factory(ref.endpoint_uri).get_job(ref.job_name)
-            if not ref.job_id
-            else BatchJob(name=ref.job_name, id=ref.job_id, status=JobStatus.UNKNOWN)
-        )
-        jobs_client().cancel_job(job)
+        if not job.id and not workspace_id:  # learn the job's id: it may name the workspace
+            job = client_factory(ref.endpoint_uri).get_job(ref.job_name)
+        jobs_client().cancel_job(job, workspace_id=workspace_id)
+    except ClientError as exc:
+        if isinstance(exc, AuthError) or not _has_ended(client_factory, ref):
+            return _permanent(
+                exc, "run %s: cancelling job %s was refused: %s", ref.run_id, ref.job_name
+            )
+        logger.info("run %s: job %s had already ended; nothing to cancel", ref.run_id, ref.job_name)
+        return CancelAccepted(already_ended=True)
     except (BatchEndpointError, ValueError) as exc:
         return _permanent(exc, "run %s: cancelling job %s failed: %s", ref.run_id, ref.job_name)
     logger.info("run %s: cancel requested for job %s", ref.run_id, ref.job_name)

@@ -52,6 +52,8 @@ _MAX_TEXT: dict[str, int] = {
     "output_file_name": 255,
 }
 _MAX_OTHER_TEXT = 256
+#: Tag and property every job carries: the run's deterministic job key (``bs-<hash>``).
+RUN_KEY_PROPERTY = "batch_run_key"
 _MAX_PARAMETERS = 64
 _KNOWN_KEYS: tuple[str, ...] = (
     "endpoint_uri",
@@ -252,8 +254,14 @@ class RunRequest:
             output_file_name=opt("output_file_name"),
         )
 
-    def to_invocation(self) -> JobInvocation:
-        """The job submission for the client: inputs, outputs and the overrides in wire form."""
+    def to_invocation(self, run_key: str | None = None) -> JobInvocation:
+        """The job submission for the client: inputs, outputs and the overrides in wire form.
+
+        ``output_file_name`` is folded into the output URI (its last segment), as azure-ai-ml
+        does, instead of being sent beside a ``UriFile`` output. ``run_key`` (the run's
+        deterministic job key) is sent as the tag and property :data:`RUN_KEY_PROPERTY`, so the
+        run can find its job through the ARM Jobs list whatever name the service gave it.
+        """
         overrides: dict[str, Any] = {}
         if self.mini_batch_size is not None:
             overrides["MiniBatchSize"] = self.mini_batch_size
@@ -268,16 +276,20 @@ class RunRequest:
             if self.retry_timeout is not None:
                 retry["Timeout"] = f"PT{self.retry_timeout}S"
             overrides["RetrySettings"] = retry
+        output_uri = self.output_uri
         if self.output_file_name is not None:
-            overrides["OutputFileName"] = self.output_file_name
+            output_uri = f"{output_uri.rsplit('/', 1)[0]}/{self.output_file_name}"
+        marks = {RUN_KEY_PROPERTY: run_key} if run_key else {}
         return JobInvocation(
             input_name=self.input_name,
             input_type=self.input_type,
             input_uri=self.input_uri,
             output_name=self.output_name,
-            output_uri=self.output_uri,
+            output_uri=output_uri,
             deployment_name=self.deployment_name,
             overrides=overrides,
+            tags=marks,
+            properties=marks,
         )
 
 

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from batch_endpoint import BatchEndpointError, ServiceUrl, check_host, parse_host_pattern
+from batch_endpoint import (
+    BatchEndpointError,
+    ServiceUrl,
+    check_host,
+    parse_host_pattern,
+    parse_workspace_id,
+)
 from batch_runs.policy import default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -70,6 +76,8 @@ class Settings:
     http_timeout_seconds: float = 30.0  # BATCH_ENDPOINT_HTTP_TIMEOUT_SECONDS (read timeout)
     http_max_attempts: int = 3  # BATCH_ENDPOINT_MAX_ATTEMPTS
     http_retry_budget_seconds: float = 60.0  # BATCH_ENDPOINT_RETRY_BUDGET_SECONDS
+    workspace_id: str | None = None  # AML_WORKSPACE_ID (the workspace's ARM id)
+    cancel_grace_seconds: int = 900  # CANCEL_GRACE_SECONDS
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -285,6 +293,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         "BATCH_ENDPOINT_RETRY_BUDGET_SECONDS", d.http_retry_budget_seconds, low=0, high=3600
     )
 
+    workspace_id = r.parse("AML_WORKSPACE_ID", "", parse_workspace_id) or None
+    cancel_grace = r.integer("CANCEL_GRACE_SECONDS", d.cancel_grace_seconds, low=1, high=86400)
+
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
         problem = endpoint_uri_problem(endpoint)
@@ -320,6 +331,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         http_timeout_seconds=http_timeout,
         http_max_attempts=max_attempts,
         http_retry_budget_seconds=budget,
+        workspace_id=workspace_id,
+        cancel_grace_seconds=cancel_grace,
     )
 
 

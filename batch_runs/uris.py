@@ -193,8 +193,10 @@ def _http_input_problem(uri: str) -> str | None:
 def output_uri_problem(uri: str) -> str | None:
     """What is wrong with an output file URI, or None.
 
-    The output must be a FILE on an Azure ML datastore: ``azureml://datastores/<ds>/paths/<p>``
-    or the long ``azureml://subscriptions/...`` form, not ending in ``/``.
+    The output must be a FILE on an Azure ML datastore: ``azureml://datastores/<ds>/paths/<p>``,
+    the long ``azureml://subscriptions/...`` form, or a datastore ARM id with ``/paths/<p>``
+    (documented for job outputs: Learn, "Create jobs and input data for batch endpoints"), not
+    ending in ``/``.
 
     Args:
         uri: The candidate ``endpoint_output_uri``.
@@ -205,11 +207,12 @@ def output_uri_problem(uri: str) -> str | None:
     problem = _uri_text_problem(uri)
     if problem:
         return problem
-    match = _SHORT_DATASTORE.match(uri) or _LONG_DATASTORE.match(uri)
+    match = _SHORT_DATASTORE.match(uri) or _LONG_DATASTORE.match(uri) or _ARM_DATASTORE.match(uri)
     if not match:
         return (
             "must be an azureml://datastores/<datastore>/paths/<path>/<file> URI (or the long "
-            f"azureml://subscriptions/... form), got {shown(uri)}"
+            "azureml://subscriptions/... form, or a datastore ARM id with /paths/<path>/<file>), "
+            f"got {shown(uri)}"
         )
     path = match.group(2)
     if path.endswith("/") or not path.rsplit("/", 1)[-1]:

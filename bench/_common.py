@@ -41,7 +41,10 @@ def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
 
     return {
         jobs.INVOKE_ACTIVITY: lambda p: invoke_job(
-            InvokeInput.from_dict(p), settings=SETTINGS, client_factory=factory
+            InvokeInput.from_dict(p),
+            settings=SETTINGS,
+            client_factory=factory,
+            jobs_client=lambda: fake,
         ).to_dict(),
         jobs.GET_ACTIVITY: lambda p: fetch_job(
             JobRef.from_dict(p), client_factory=factory

@@ -8,7 +8,7 @@ Tests against the emulator (the whole offline stack) live in tests/e2e/.
 """
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,9 @@ from orchestrators import batch_run
 from tests.orchestration.scripted_endpoint import ScriptedEndpoint
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+WORKSPACE_ID = (
+    "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"
+)
 
 
 def settings_for(endpoint: ScriptedEndpoint) -> dict[str, str]:
@@ -32,6 +35,7 @@ def settings_for(endpoint: ScriptedEndpoint) -> dict[str, str]:
         "BATCH_ENDPOINT_AUTH": "none",
         "BATCH_ENDPOINT_ALLOWED_HOSTS": f"127.0.0.1:{endpoint.port}",
         "AML_ARM_ENDPOINT": endpoint.base_url,
+        "AML_WORKSPACE_ID": WORKSPACE_ID,
         "BATCH_ENDPOINT_MAX_ATTEMPTS": "1",  # the activity retry is what these tests exercise
         "POLL_INTERVAL_SECONDS": "120",
         "POLL_INTERVAL_MIN": "1",
@@ -91,6 +95,7 @@ class FakeEndpoint:
         *,
         job_name: str | None = None,
         request_id: str | None = None,
+        find_existing: Callable[[], BatchJob | None] | None = None,
     ) -> BatchJob:
         with self.lock:
             if self.invoke_errors:
@@ -118,10 +123,26 @@ class FakeEndpoint:
             raise entry
         return self._job(name, entry)
 
-    def cancel_job(self, job: BatchJob) -> None:
+    def cancel_job(self, job: BatchJob, *, workspace_id: str | None = None) -> None:
         with self.lock:
             self.cancels.append(job.name)
             self.cancelled = True
+
+    def find_jobs(
+        self,
+        *,
+        workspace_id: str,
+        properties: Mapping[str, str] | None = None,
+        tag: str | None = None,
+    ) -> Iterator[BatchJob]:
+        """The ARM Jobs list: jobs whose invocation carried every requested property."""
+        with self.lock:
+            names = [
+                name or "bs-x"
+                for invocation, name in self.invokes
+                if all(invocation.properties.get(k) == v for k, v in (properties or {}).items())
+            ]
+        return iter([self._job(name, "Running") for name in names])
 
 
 def _binding(decorated: Any) -> Callable[[Any], Any]:

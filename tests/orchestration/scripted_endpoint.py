@@ -14,6 +14,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from batch_endpoint import (
     BatchJob,
@@ -26,6 +27,7 @@ from batch_endpoint import (
 from batch_runs.operations import JobClient, JobsClient
 
 _JOB = re.compile(r"^/jobs/(?P<name>[^/?]+)$")
+_LIST = re.compile(r"^/subscriptions/[^?]*/workspaces/[^/]+/jobs\?(?P<query>.*)$")
 _CANCEL = re.compile(r"^/subscriptions/[^?]*/workspaces/[^/]+/jobs/(?P<name>[^/?]+)/cancel\?")
 
 
@@ -97,6 +99,8 @@ class ScriptedEndpoint:
                 return 201, _wire(job)
             if method == "GET" and (match := _JOB.match(path)):
                 return 200, _wire(self.fake.get_job(match["name"]))
+            if method == "GET" and (match := _LIST.match(path)):
+                return 200, {"value": [_wire(job) for job in self._find(match["query"])]}
             if method == "POST" and (match := _CANCEL.match(path)):
                 self.fake.cancel_job(
                     BatchJob(
@@ -115,6 +119,12 @@ class ScriptedEndpoint:
                 headers,
             )
         return 404, {"error": {"code": "NotFound", "message": f"no route {method} {path}"}}
+
+    def _find(self, query: str) -> list[BatchJob]:
+        """The ARM Jobs list's ``properties`` filter (``name=value`` pairs, comma-separated)."""
+        wanted = parse_qs(query).get("properties", [""])[0]
+        pairs = dict(term.split("=", 1) for term in wanted.split(",") if "=" in term)
+        return list(self.fake.find_jobs(workspace_id="", properties=pairs))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         endpoint = self

@@ -247,15 +247,19 @@ def test_invoke_body_with_every_override() -> None:
         )
     )
 
-    props = request.to_invocation().body("bs-abc")["properties"]
+    props = request.to_invocation("bs-abc").body("bs-abc")["properties"]
 
     assert props["InputData"] == {"heart_data": {"JobInputType": "UriFolder", "Uri": INPUT}}
     assert props["MiniBatchSize"] == 2
     assert props["Compute"] == {"InstanceCount": 3}
     assert props["ErrorThreshold"] == -1
     assert props["RetrySettings"] == {"MaxRetries": 4, "Timeout": "PT300S"}
-    assert props["OutputFileName"] == "out.csv"
+    # azure-ai-ml folds the file name into the output URI and never sends both.
+    assert "OutputFileName" not in props
+    out_uri = props["OutputData"]["score"]["Uri"]
+    assert out_uri == request.output_uri.rsplit("/", 1)[0] + "/out.csv"
     assert props["Name"] == "bs-abc"
+    assert props["Tags"] == props["Properties"] == {"batch_run_key": "bs-abc"}
 
 
 def test_run_request_rejects_invalid_direct_construction() -> None:
