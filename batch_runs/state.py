@@ -8,11 +8,12 @@ the Durable SDK. ``RunState`` is carried across ``continue_as_new`` as a plain d
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from batch_endpoint import BatchJob, JobStatus, is_final
+from batch_runs.contracts import DEFAULT_CANCEL_GRACE_SECONDS
 from batch_runs.policy import deadline_from, next_check_time
 from batch_runs.request import RunRequest
 
@@ -68,6 +69,9 @@ class RunState:
     poll_failures: int = 0
     cancel_requested: bool = False
     last_poll_error: str | None = None
+    cancel_grace: int = DEFAULT_CANCEL_GRACE_SECONDS
+    cancel_reason: str | None = None  # "requested" or "deadline" once a cancel was sent
+    cancel_until: datetime | None = None  # the job must end by then, or the run gives up
 
     @property
     def endpoint_uri(self) -> str:
@@ -79,6 +83,15 @@ class RunState:
 
     def with_cancel_requested(self) -> "RunState":
         return replace(self, cancel_requested=True)
+
+    def cancelling(self, now: datetime, reason: str) -> "RunState":
+        """A cancel was sent for ``reason``: the job must reach a final status within the grace."""
+        return replace(
+            self,
+            cancel_requested=self.cancel_requested or reason == "requested",
+            cancel_reason=reason,
+            cancel_until=now + timedelta(seconds=self.cancel_grace),
+        )
 
     def with_poll_failure(self, message: str) -> "RunState":
         return replace(
@@ -99,6 +112,9 @@ class RunState:
             "poll_failures": self.poll_failures,
             "cancel_requested": self.cancel_requested,
             "last_poll_error": self.last_poll_error,
+            "cancel_grace": self.cancel_grace,
+            "cancel_reason": self.cancel_reason,
+            "cancel_until": self.cancel_until.isoformat() if self.cancel_until else None,
         }
 
     @classmethod
@@ -118,15 +134,28 @@ class RunState:
             poll_failures=int(data.get("poll_failures", 0)),
             cancel_requested=bool(data.get("cancel_requested", False)),
             last_poll_error=data.get("last_poll_error"),
+            cancel_grace=int(data.get("cancel_grace") or DEFAULT_CANCEL_GRACE_SECONDS),
+            cancel_reason=data.get("cancel_reason"),
+            cancel_until=_parse_time(data["cancel_until"], "cancel_until")
+            if data.get("cancel_until")
+            else None,
         )
 
     @classmethod
-    def begin(cls, *, request: RunRequest, job: BatchJob, started: datetime) -> "RunState":
+    def begin(
+        cls,
+        *,
+        request: RunRequest,
+        job: BatchJob,
+        started: datetime,
+        cancel_grace: int = DEFAULT_CANCEL_GRACE_SECONDS,
+    ) -> "RunState":
         """State right after the job was submitted."""
         return cls(
             request=request,
             job=job,
             started=started,
+            cancel_grace=cancel_grace,
             deadline=deadline_from(started, request.timeout),
             poll_interval=request.poll_interval,
         )
@@ -137,8 +166,19 @@ def is_done(state: RunState) -> bool:
 
 
 def next_check(state: RunState, now: datetime) -> datetime:
-    """When to poll next: one interval from now, but never after the deadline."""
-    return next_check_time(now, state.poll_interval, state.deadline)
+    """When to poll next: one interval from now, but never after the deadline (or, while a
+    cancel waits to be confirmed, after the end of its grace period)."""
+    return next_check_time(now, state.poll_interval, state.cancel_until or state.deadline)
+
+
+def must_cancel_for_deadline(state: RunState, now: datetime) -> bool:
+    """The deadline passed and no cancel was sent yet."""
+    return state.cancel_until is None and deadline_passed(state, now)
+
+
+def cancel_overdue(state: RunState, now: datetime) -> bool:
+    """A cancel was sent and the job has not ended within the grace period."""
+    return state.cancel_until is not None and now >= state.cancel_until
 
 
 def deadline_passed(state: RunState, now: datetime) -> bool:
@@ -186,6 +226,13 @@ def _studio(job: BatchJob) -> str:
     return f" Studio: {job.studio_url}" if job.studio_url else ""
 
 
+#: Where Studio shows a failed batch job's reason when the service sent none.
+NO_DETAIL_HINT = (
+    "the service reported no error detail; the reason is in the job's logs in Studio "
+    "(Outputs + logs, user_logs/std_log.txt)"
+)
+
+
 def failure_message(state: RunState, *, reason: str | None = None) -> str:
     """The message of a failed run: names the job, its status and its Studio link."""
     job = state.job
@@ -195,16 +242,40 @@ def failure_message(state: RunState, *, reason: str | None = None) -> str:
         elif job.status is JobStatus.CANCELED:
             reason = "it was canceled"
         else:
-            reason = job.error_message or "the service reported no error detail"
+            reason = job.error_message or NO_DETAIL_HINT
     return f"Batch job {job.name} ended {job.status.value}: {reason}.{_studio(job)}"
 
 
 def deadline_message(state: RunState) -> str:
+    """The run's deadline passed: the job was cancelled and ended as it reports."""
+    ending = (
+        f"it was cancelled and ended {state.job.status.value}"
+        if state.job.is_final
+        else f"cancellation was requested; last status {state.job.status.value}"
+    )
     return (
         f"Batch job {state.job.name} did not finish before the run's deadline "
         f"({state.deadline.isoformat()}, timeout {state.request.timeout}s); "
-        f"last status {state.job.status.value} after {state.polls} polls; "
-        f"cancellation was requested.{_studio(state.job)}"
+        f"{ending} after {state.polls} polls.{_studio(state.job)}"
+    )
+
+
+def cancel_refused_message(state: RunState, refusal: str) -> str:
+    """ARM refused the cancel: say so at once; the job may still be running (and billing)."""
+    why = "the run's deadline passed" if state.cancel_reason == "deadline" else "on request"
+    return (
+        f"Cancelling batch job {state.job.name} ({why}) was refused: {refusal}; the job may "
+        f"still be running (last status {state.job.status.value}).{_studio(state.job)}"
+    )
+
+
+def cancel_unconfirmed_message(state: RunState) -> str:
+    """The job did not reach a final status within the cancel grace period."""
+    why = "the run's deadline passed" if state.cancel_reason == "deadline" else "on request"
+    return (
+        f"Batch job {state.job.name} was asked to cancel ({why}) but did not reach a final "
+        f"status within {state.cancel_grace}s; last status {state.job.status.value}; it may "
+        f"still be running.{_studio(state.job)}"
     )
 
 

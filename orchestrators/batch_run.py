@@ -40,12 +40,15 @@ from batch_runs.state import (
     Phase,
     RunFailed,
     RunState,
+    cancel_overdue,
+    cancel_refused_message,
+    cancel_unconfirmed_message,
     completed_output,
     custom_status,
     deadline_message,
-    deadline_passed,
     failure_message,
     is_done,
+    must_cancel_for_deadline,
     next_check,
     poll_failures_message,
 )
@@ -84,10 +87,11 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
         if is_done(state):
             return _finish(context, state)
         now = context.current_utc_datetime
-        if deadline_passed(state, now):
-            yield from _cancel_job(context, state)
+        if must_cancel_for_deadline(state, now):
             _log(context, "deadline reached for job %s", state.job.name)
-            raise RunFailed(deadline_message(state))
+            state = yield from _cancel_job(context, state, "deadline")
+        elif cancel_overdue(state, now):
+            raise RunFailed(cancel_unconfirmed_message(state))
         if state.poll_failures > MAX_CONSECUTIVE_POLL_FAILURES:
             raise RunFailed(poll_failures_message(state))
 
@@ -102,9 +106,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
                 timer.cancel()
                 cancel = None
                 _log(context, "cancel requested for job %s", state.job.name)
-                state = state.with_cancel_requested()
-                context.set_custom_status(custom_status(state, Phase.CANCELLING))
-                yield from _cancel_job(context, state)
+                state = yield from _cancel_job(context, state, "requested")
 
         state = yield from _poll(context, state)
 
@@ -124,7 +126,12 @@ def _submit(context: df.DurableOrchestrationContext, params: dict):
     if isinstance(outcome, ActivityFailure):
         context.set_custom_status(custom_status(None, Phase.FAILED))
         raise RunFailed(outcome.describe("Submitting the batch job"))
-    state = RunState.begin(request=outcome.request, job=outcome.job, started=started)
+    state = RunState.begin(
+        request=outcome.request,
+        job=outcome.job,
+        started=started,
+        cancel_grace=outcome.cancel_grace_seconds,
+    )
     _log(context, "submitted job %s", state.job.name)
     return state
 
@@ -148,8 +155,14 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
     return state.with_job(job)
 
 
-def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
-    """Ask for the job's cancellation; a failure is logged, never raised (best effort)."""
+def _cancel_job(context: df.DurableOrchestrationContext, state: RunState, reason: str):
+    """Send the cancel, then let the loop poll until the job ends (within the grace period).
+
+    A refusal (403, 400 for a job that is still running) fails the run at once, naming it; a
+    transient failure after the activity's retries is logged and the loop keeps polling.
+    """
+    state = state.cancelling(context.current_utc_datetime, reason)
+    context.set_custom_status(custom_status(state, Phase.CANCELLING))
     ref = JobRef(
         endpoint_uri=state.endpoint_uri,
         job_name=state.job.name,
@@ -160,19 +173,24 @@ def _cancel_job(context: df.DurableOrchestrationContext, state: RunState):
         raw = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:
         _log(context, "cancelling job %s failed: %s", state.job.name, exc)
-        return
+        return state
     outcome = read_cancel_outcome(raw)
     if isinstance(outcome, ActivityFailure):
-        _log(context, "cancelling job %s failed: %s", state.job.name, outcome.describe("cancel"))
+        context.set_custom_status(custom_status(state, Phase.FAILED))
+        raise RunFailed(cancel_refused_message(state, outcome.describe("ARM cancel")))
+    return state
 
 
 def _finish(context: df.DurableOrchestrationContext, state: RunState):
+    """End with what the job really did (a job may complete while its cancel is on the way)."""
     if state.job.status is JobStatus.COMPLETED:
         context.set_custom_status(custom_status(state, Phase.COMPLETED))
         _log(context, "job %s completed after %d polls", state.job.name, state.polls)
         return completed_output(state, context.current_utc_datetime)
     context.set_custom_status(custom_status(state, Phase.FAILED))
     _log(context, "job %s ended %s", state.job.name, state.job.status.value)
+    if state.cancel_reason == "deadline":
+        raise RunFailed(deadline_message(state))
     raise RunFailed(failure_message(state))
 
 

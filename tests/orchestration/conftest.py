@@ -75,6 +75,9 @@ class FakeEndpoint:
     cancelled: bool = False
     cursors: dict[str, int] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # job names invoked so far
+    cancel_error: Exception | None = None  # what ARM answers to a cancel, if not 202
+    cancel_takes_effect: bool = True  # False: the job keeps its script after a cancel
+    cancel_ends_job: bool = False  # with cancel_error: the job ends (script jumps to its end)
     on_get: Callable[[int], None] | None = None  # called (outside the lock) with the get count
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -126,7 +129,11 @@ class FakeEndpoint:
     def cancel_job(self, job: BatchJob, *, workspace_id: str | None = None) -> None:
         with self.lock:
             self.cancels.append(job.name)
-            self.cancelled = True
+            if self.cancel_ends_job:
+                del self.script[:-1]
+            if self.cancel_error is not None:
+                raise self.cancel_error
+            self.cancelled = self.cancel_takes_effect
 
     def find_jobs(
         self,

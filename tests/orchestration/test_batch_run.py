@@ -5,7 +5,13 @@ from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 
-from batch_endpoint import NotFoundError, RetryableHttpError, TransportError
+from batch_endpoint import (
+    AuthError,
+    ClientError,
+    NotFoundError,
+    RetryableHttpError,
+    TransportError,
+)
 from tests.orchestration.conftest import T0, handle
 
 INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
@@ -82,9 +88,62 @@ def test_deadline_cancels_the_job_and_fails_the_run(make_harness):
 
     assert status["runtimeStatus"] == "Failed"
     assert "did not finish before the run's deadline" in status["output"]
-    assert "last status Queued after 5 polls" in status["output"]
+    # Verified cancel: the run polls on after the cancel and ends with what the job did.
+    assert "it was cancelled and ended Canceled after 6 polls" in status["output"]
     assert h.fake.cancels == [status["customStatus"]["job_name"]]
-    assert h.fake.gets == 5  # checks at 120, 240, 360, 480 and 600 s
+    assert h.fake.gets == 6  # checks at 120, 240, 360, 480, 600 s, then the confirmation
+
+
+def test_refused_cancel_fails_the_run_at_once_naming_the_refusal(make_harness):
+    h = make_harness(
+        ["Running"],
+        cancel_error=AuthError(403, "AuthorizationFailed", "no jobs/cancel/action"),
+    )
+    status = h.run(_params(poll_interval=120, timeout=600))
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "was refused" in status["output"]
+    assert "AuthorizationFailed" in status["output"]
+    assert "may still be running" in status["output"]
+    assert h.fake.gets == 5  # no poll after the refusal: the run ends within one interval
+
+
+def test_cancel_that_is_not_confirmed_within_the_grace_gives_up_saying_so(make_harness):
+    h = make_harness(["Running"], cancel_takes_effect=False)
+    status = h.run(_params(poll_interval=120, timeout=600))
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "did not reach a final status within 900s" in status["output"]
+    assert "it may still be running" in status["output"]
+
+
+def test_job_that_completes_while_its_cancel_is_on_the_way_completes_the_run(make_harness):
+    h = make_harness(["Running"] * 5 + ["Completed"], cancel_takes_effect=False)
+    status = h.run(_params(poll_interval=120, timeout=600))
+
+    assert status["runtimeStatus"] == "Completed"
+    assert h.fake.cancels  # the deadline did send the cancel
+
+
+def test_cancel_of_a_job_that_already_ended_is_not_an_error(make_harness):
+    h = make_harness(
+        ["Running"] * 5 + ["Completed"],
+        cancel_error=ClientError(400, "UserError", "job is in a terminal state"),
+        cancel_ends_job=True,
+    )
+    status = h.run(_params(poll_interval=120, timeout=600))
+
+    assert status["runtimeStatus"] == "Completed"
+
+
+def test_failed_job_without_error_text_points_to_the_logs_in_studio(make_harness):
+    h = make_harness(["Running", "Failed"])  # no error_message: as the documented contract
+    status = h.run(_params())
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "the service reported no error detail" in status["output"]
+    assert "user_logs" in status["output"]
+    assert "Studio: https://ml.azure.com/runs/" in status["output"]
 
 
 def test_transient_status_errors_are_retried_by_the_activity(make_harness):
