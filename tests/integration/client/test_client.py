@@ -534,3 +534,84 @@ def test_get_client_builds_from_settings_and_caches(
     assert server.requests[0].headers["authorization"] == "Bearer local-dev"
     assert shared_twice[0] is shared_twice[1]
     assert client._pipeline._session is shared_twice[0]
+
+
+WORKSPACE = ARM_ID.rsplit("/jobs/", 1)[0]
+
+
+def test_invoke_adopts_the_job_a_search_finds_before_submitting(h: Harness) -> None:
+    found = BatchJob(name="guid-1", id="guid-1", status=JobStatus.RUNNING)
+
+    job = h.client().invoke(h.request, find_existing=lambda: found)
+
+    assert job is found
+    assert h.server.requests == []  # nothing was posted
+
+
+def test_invoke_searches_again_after_an_ambiguous_attempt_and_adopts(h: Harness) -> None:
+    searches: list[int] = []
+    created = BatchJob(name="guid-7", id="guid-7", status=JobStatus.QUEUED)
+
+    def find() -> BatchJob | None:
+        searches.append(1)
+        return created if len(searches) > 1 else None  # the first POST did create it
+
+    h.server.push(Reply(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}))
+
+    job = h.client().invoke(h.request, find_existing=find)
+
+    assert job is created
+    assert len(searches) == 2
+    assert [r.method for r in h.server.requests] == ["POST"]  # never posted twice
+
+
+def test_a_failing_first_search_does_not_block_the_submit(h: Harness) -> None:
+    def find() -> BatchJob | None:
+        raise AuthError(403, "AuthorizationFailed", "no list permission")
+
+    h.server.push(Reply(201, camel_job("guid-2")))
+
+    job = h.client().invoke(h.request, find_existing=find)
+
+    assert job.name == "guid-2"
+
+
+def test_find_jobs_filters_on_properties_and_follows_next_links(h: Harness) -> None:
+    base = h.server.base_url
+    h.server.push(
+        Reply(200, {"value": [camel_job("a")], "nextLink": f"{base}{WORKSPACE}/jobs?page=2"}),
+        Reply(200, {"value": [camel_job("b")]}),
+    )
+
+    jobs = list(
+        h.jobs_client().find_jobs(workspace_id=WORKSPACE, properties={"batch_run_key": "bs-1"})
+    )
+
+    assert [j.name for j in jobs] == ["a", "b"]
+    first, second = h.server.requests
+    assert first.path.startswith(f"{WORKSPACE}/jobs?api-version=")
+    assert "properties=batch_run_key%3Dbs-1" in first.path
+    assert second.path == f"{WORKSPACE}/jobs?page=2"
+    assert first.headers["authorization"] == f"Bearer {ARM_TOKEN}"
+
+
+def test_a_next_link_off_the_arm_host_is_refused(h: Harness) -> None:
+    h.server.push(Reply(200, {"value": [], "nextLink": "https://evil.example.com/steal"}))
+
+    with pytest.raises(HostNotAllowedError, match="nextLink"):
+        list(h.jobs_client().find_jobs(workspace_id=WORKSPACE))
+
+    assert len(h.server.requests) == 1
+
+
+def test_cancel_uses_the_configured_workspace_when_the_job_id_has_none(h: Harness) -> None:
+    h.server.push(Reply(202, ""))
+    job = BatchJob(name="guid-3", id="guid-3", status=JobStatus.RUNNING)
+
+    h.jobs_client().cancel_job(job, workspace_id=WORKSPACE)
+
+    assert h.server.requests[0].path == (
+        f"{WORKSPACE}/jobs/guid-3/cancel?api-version={ARM_CANCEL_API_VERSION}"
+    )
+    with pytest.raises(ValueError, match="AML_WORKSPACE_ID"):
+        h.jobs_client().cancel_job(job)
