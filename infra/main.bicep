@@ -89,6 +89,9 @@ param httpTimeoutSeconds string = '30'
 param httpMaxAttempts string = '3'
 param httpRetryBudgetSeconds string = '60'
 
+@description('CANCEL_GRACE_SECONDS: after a cancel the run polls this long for the job to end.')
+param cancelGraceSeconds string = '900'
+
 @description('TASKHUB_NAME: letters and digits. Change it to deploy an incompatible orchestrator without draining (docs/deploy.md).')
 param taskHubName string = 'batchscoring'
 
@@ -192,6 +195,7 @@ module app 'app.bicep' = {
       BATCH_ENDPOINT_HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
       BATCH_ENDPOINT_MAX_ATTEMPTS: httpMaxAttempts
       BATCH_ENDPOINT_RETRY_BUDGET_SECONDS: httpRetryBudgetSeconds
+      CANCEL_GRACE_SECONDS: cancelGraceSeconds
     }
     // azure-identity's EnvironmentCredential (first in DefaultAzureCredential's chain) reads these;
     // the secret is a Key Vault reference that the platform resolves with the app's identity.
