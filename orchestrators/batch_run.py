@@ -110,6 +110,11 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
 
         state = yield from _poll(context, state)
 
+    if cancel is not None and cancel.is_completed:
+        # Raised during the last poll: the next execution starts with a fresh event list, so
+        # act on it now and carry the request in the state.
+        _log(context, "cancel requested for job %s", state.job.name)
+        state = yield from _cancel_job(context, state, "requested")
     context.continue_as_new({"resume": state.to_dict()})
     return None
 

@@ -12,6 +12,7 @@ from batch_endpoint import (
     RetryableHttpError,
     TransportError,
 )
+from batch_runs.state import POLLS_PER_EXECUTION
 from tests.orchestration.conftest import T0, handle
 
 INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
@@ -226,6 +227,31 @@ def test_cancel_raised_while_a_status_check_runs_is_not_lost(make_harness):
     h = make_harness(["Running"], on_get=on_get)
     iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
     assert in_poll.wait(10)
+    h.engine.raise_event(iid, "cancel", {})
+    release.set()
+    status = h.engine.wait_for_completion(iid, timeout=60)
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "canceled on request" in status["output"]
+    assert len(h.fake.cancels) == 1
+
+
+def test_cancel_raised_during_the_last_poll_of_an_execution_survives_continue_as_new(
+    make_harness,
+):
+    """The last poll before ``continue_as_new`` is the 20th (``POLLS_PER_EXECUTION``). A cancel
+    raised while it runs completes this execution's waiter; ``continue_as_new`` would drop it
+    (DTFx starts the next execution with a fresh event list), so the run must act on it first."""
+    in_poll, release = threading.Event(), threading.Event()
+
+    def on_get(count: int) -> None:
+        if count == POLLS_PER_EXECUTION:
+            in_poll.set()
+            release.wait(10)
+
+    h = make_harness(["Running"], on_get=on_get)
+    iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
+    assert in_poll.wait(30)
     h.engine.raise_event(iid, "cancel", {})
     release.set()
     status = h.engine.wait_for_completion(iid, timeout=60)
