@@ -115,6 +115,13 @@ class BlobTriggerSpec:
     connection: str
     arg_name: str
     function: Any = field(repr=False)
+    #: ``LogsAndContainerScan`` (polled) or ``EventGrid`` (delivered to the blobs webhook).
+    source: str = "LogsAndContainerScan"
+
+    @property
+    def event_grid(self) -> bool:
+        """Whether Event Grid delivers this trigger's blobs (devhost does not poll it)."""
+        return self.source.lower() == "eventgrid"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,6 +291,7 @@ def _add_blob(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default
             connection=trig.get("connection") or "AzureWebJobsStorage",
             arg_name=trig["name"],
             function=fn,
+            source=str(_value(trig.get("source")) or "LogsAndContainerScan"),
         )
     )
 

@@ -37,15 +37,18 @@ import azure.functions as func
 from devhost.aio import LoopThread
 from devhost.app_loader import (
     AppIndex,
+    BlobTriggerSpec,
     HttpRoute,
     load_app,
     load_host_json,
     load_settings_file,
     resolve_setting_refs,
 )
+from devhost.blob_events import BlobEventQueue
 from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
+from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
@@ -127,6 +130,10 @@ class Host:
         self.function_key = self._function_key()
         self.blob_triggers = self._resolve_blob_triggers() if config.triggers else []
         self.timer_triggers = self._resolve_timer_triggers() if config.triggers else []
+        # Event Grid delivers the blobs of "source": "EventGrid" triggers; the poller the rest.
+        self.blob_events = BlobEventQueue(
+            [t for t in self.blob_triggers if t[0].event_grid], self.invoke_trigger
+        )
         self.body_limit = body_limit(os.environ)
         self.management = ManagementApi(
             self.engine, lambda base_url: self._binding(base_url)["managementUrls"]
@@ -159,7 +166,7 @@ class Host:
         self.engine.kv_set("function_key", key)
         return key
 
-    def _resolve_blob_triggers(self) -> list[tuple[Any, str, str]]:
+    def _resolve_blob_triggers(self) -> list[tuple[BlobTriggerSpec, str, str]]:
         result = []
         for spec in self.index.blob_triggers:
             what = f"function '{spec.function_name}' blob trigger path"
@@ -204,11 +211,11 @@ class Host:
         self.engine.start()
         for thread in self._server_threads:
             thread.start()
-        if self.blob_triggers:
+        self.blob_events.start()
+        polled = [t for t in self.blob_triggers if not t[0].event_grid]
+        if polled:
             interval = float(os.environ.get("DEVHOST_BLOB_POLL_SECONDS", "2"))
-            self._blob_poller = BlobPoller(
-                self.engine, self.blob_triggers, self.invoke_trigger, interval
-            )
+            self._blob_poller = BlobPoller(self.engine, polled, self.invoke_trigger, interval)
             self._blob_poller.start()
         if self.timer_triggers:
             self._timers = TimerScheduler(
@@ -222,11 +229,20 @@ class Host:
             self._timers.stop()
         if self._blob_poller is not None:
             self._blob_poller.stop()
+        self.blob_events.stop()
         for server in (self.server, self.rpc_server):
             server.shutdown()
             server.server_close()
         self.engine.stop()
         self.loop.close()
+
+    def webhook_url(self, function_name: str) -> str:
+        """Where Event Grid delivers the blobs of an EventGrid-source trigger (without the key,
+        which goes in ``code``, as the ``blobs_extension`` system key does in Azure)."""
+        return (
+            f"{self.base_url}{WEBHOOKS_PREFIX}{BLOBS_EXTENSION}"
+            f"?functionName={HOST_FUNCTIONS_PREFIX}{function_name}"
+        )
 
     def banner(self) -> str:
         """The function list, as ``func start`` prints it."""
@@ -238,6 +254,8 @@ class Host:
                 methods = ",".join(route.methods) if route.methods else "GET,POST,PUT,DELETE"
                 prefix = f"/{self.route_prefix}" if self.route_prefix else ""
                 lines.append(f"\t{name}: [{methods}] {self.base_url}{prefix}/{route.route}")
+            elif name in self.blob_events.function_names:
+                lines.append(f"\t{name}: {kind} (EventGrid) POST {self.webhook_url(name)}")
             else:
                 lines.append(f"\t{name}: {kind}")
             lines.append("")

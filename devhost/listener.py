@@ -21,6 +21,7 @@ import azure.functions as func
 
 from devhost.clock import Clock, VirtualClock
 from devhost.errors import RequestRejected
+from devhost.eventgrid import BLOBS_EXTENSION, WEBHOOK_METHODS, answer_delivery, extension_of
 from devhost.management import MGMT_PREFIX, Response
 from devhost.wire import Framing, framing_of, key_matches, read_body, split_target
 
@@ -244,6 +245,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path.startswith(RPC_PREFIX):
             # The keyless SDK API is served on the loopback RPC listener only.
             self._send(404, {"error": "Not Found"})
+        elif (extension := extension_of(path)) is not None:
+            self._extension_webhook(extension, query)
         else:
             self._http_trigger(raw_path, raw_query, query)
 
@@ -271,6 +274,26 @@ class Handler(BaseHTTPRequestHandler):
                 self.command, rest, query, body, origin=origin, request_url=request_url
             )
         )
+
+    def _extension_webhook(self, extension: str, query: Query) -> None:
+        """``/runtime/webhooks/{extension}[/...]``: method, then key, then the extension; only
+        ``blobs`` (Event Grid deliveries, ``devhost.eventgrid``) has a handler here."""
+        if self.command not in WEBHOOK_METHODS:
+            self._send(405, {"error": "Method Not Allowed"}, close=True)
+        elif not self._key_ok(query):
+            self._unauthorized()
+        elif extension != BLOBS_EXTENSION:
+            self._send(404, {"error": "Not Found"})
+        else:
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                headers.setdefault(name.lower(), value)  # the first value, as the extension
+            answer = answer_delivery(self.command, headers, self._read_body)
+            if answer.events:
+                # As HttpUtility.ParseQueryString: the name in any case, values comma-joined.
+                names = [v for k, vs in query.items() if k.lower() == "functionname" for v in vs]
+                self.host.blob_events.enqueue(",".join(names) or None, answer.events)
+            self._send(answer.status, headers=answer.headers, raw=answer.body)
 
     def _clock_advance(self, query: Query) -> None:
         if self.command != "POST":

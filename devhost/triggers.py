@@ -17,7 +17,13 @@ from devhost.engine import Engine
 from devhost.history import format_time, parse_time
 from devhost.ncrontab import Schedule
 
-__all__ = ["BlobPoller", "TimerScheduler", "blob_path_regex"]
+__all__ = [
+    "MAX_BLOB_ATTEMPTS",
+    "BlobPoller",
+    "TimerScheduler",
+    "blob_input_stream",
+    "blob_path_regex",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -131,22 +137,7 @@ class BlobPoller:
                     type(exc).__name__,
                 )
                 continue
-            stream = InputStream(
-                data=data,
-                name=f"{container}/{item.name}",
-                uri=blob_client.url,
-                length=item.size,
-                blob_properties={
-                    "ETag": etag,
-                    "Length": item.size,
-                    "ContentLength": item.size,
-                    "ContentType": item.content_settings.content_type,
-                    "LastModified": item.last_modified.isoformat() if item.last_modified else None,
-                    "CreatedOn": item.creation_time.isoformat() if item.creation_time else None,
-                    "BlobType": str(item.blob_type),
-                },
-                metadata=dict(item.metadata or {}),
-            )
+            stream = blob_input_stream(container, item, data, blob_client.url)
             binding_data = {"name": match.groupdict().get("name", item.name), **match.groupdict()}
             try:
                 self._invoke(
@@ -168,6 +159,27 @@ class BlobPoller:
             self._engine.kv_set(key, json.dumps({"at": format_time(self._engine.clock.now())}))
             fired += 1
         return fired
+
+
+def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> InputStream:
+    """The ``func.InputStream`` a blob-triggered function gets, from the blob's properties
+    (``BlobProperties``, listed or fetched) and content."""
+    return InputStream(
+        data=data,
+        name=f"{container}/{props.name}",
+        uri=url,
+        length=props.size,
+        blob_properties={
+            "ETag": str(props.etag),
+            "Length": props.size,
+            "ContentLength": props.size,
+            "ContentType": props.content_settings.content_type,
+            "LastModified": props.last_modified.isoformat() if props.last_modified else None,
+            "CreatedOn": props.creation_time.isoformat() if props.creation_time else None,
+            "BlobType": str(props.blob_type),
+        },
+        metadata=dict(props.metadata or {}),
+    )
 
 
 def _if_match() -> Any:

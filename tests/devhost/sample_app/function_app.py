@@ -260,7 +260,13 @@ def fail(req: func.HttpRequest) -> func.HttpResponse:
 # ----------------------------------------------------------------------------- blob + timer
 
 
-@app.blob_trigger(arg_name="blob", path="%SAMPLE_BLOB_PATH%", connection="AzureWebJobsStorage")
+@app.blob_trigger(
+    arg_name="blob",
+    path="%SAMPLE_BLOB_PATH%",
+    connection="AzureWebJobsStorage",
+    # Read at import, as the Functions host resolves no %SETTING% in a trigger's source.
+    source=func.BlobSource(os.environ.get("SAMPLE_BLOB_SOURCE", "LogsAndContainerScan")),
+)
 @app.durable_client_input(client_name="client")
 async def on_blob(blob: func.InputStream, client: Any) -> None:
     props = getattr(blob, "blob_properties", None) or {}
