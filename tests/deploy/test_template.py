@@ -3,12 +3,21 @@ app: settings, roles, webhook path, host.json per durable backend. No Bicep comp
 here, so these read the template as text; what they cannot show is listed in docs/deploy.md."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from batch_runs import blob_trigger_source, load_settings
+from devhost.eventgrid import (
+    BLOBS_EXTENSION,
+    WEBHOOKS_PREFIX,
+    extension_of,
+    short_function_name,
+)
 from tests.deploy.infra_text import (
     DOCS,
     ROOT,
@@ -198,16 +207,49 @@ def test_the_postdeploy_hook_subscribes_the_blob_extension_webhook_of_the_indexe
         assert "blobs_extension" in text, hook
 
 
+_DEVHOST_BLOB_TRIGGERS = """
+import json
+from pathlib import Path
+from devhost.app_loader import load_app
+index = load_app(Path("."))
+print(json.dumps([[s.function_name, s.source, s.event_grid] for s in index.blob_triggers]))
+"""
+
+
 def test_devhost_serves_the_webhook_path_the_template_subscribes():
-    served = [
-        p
-        for p in (ROOT / "devhost").rglob("*.py")
-        if "/runtime/webhooks/blobs" in p.read_text(encoding="utf-8")
+    """The hooks subscribe ``<app>/runtime/webhooks/blobs?functionName=Host.Functions.<fn>``;
+    devhost routes that path to the blobs extension's handler (``devhost.eventgrid``, as
+    Azure/azure-functions-host ``HostController.cs`` lines 479-496 at 89dc438d), resolves
+    ``functionName`` to the indexed blob trigger, and with ``SCORING_BLOB_SOURCE=EventGrid`` indexes
+    that trigger as an Event Grid one (delivered, not polled). The e2e test
+    ``tests/e2e/test_eventgrid_blob.py`` delivers to this path."""
+    (blob,) = [
+        name
+        for name, fn in indexed_functions().items()
+        if any(b["type"] == "blobTrigger" for b in fn["bindings"])
     ]
-    if not served:
-        pytest.skip("devhost does not serve /runtime/webhooks/blobs yet (devhost work in progress)")
-    text = "".join(p.read_text(encoding="utf-8") for p in served)
-    assert "Host.Functions." in text or "functionName" in text
+    for hook in ("infra/hooks/postdeploy.sh", "infra/hooks/postdeploy.ps1"):
+        text = read(hook)
+        path = re.search(r"(?:webhookPath = '|WEBHOOK_PATH=\")([^'\"]+)", text)
+        function = re.search(r"(?:functionName = '|FUNCTION_NAME=\")([^'\"]+)", text)
+        assert path, hook
+        assert function, hook
+
+        assert path.group(1) == f"{WEBHOOKS_PREFIX}{BLOBS_EXTENSION}", hook
+        assert extension_of(path.group(1)) == BLOBS_EXTENSION, hook
+        assert function.group(1) == f"Host.Functions.{blob}", hook
+        assert short_function_name(function.group(1)) == blob, hook
+
+    out = subprocess.run(
+        [sys.executable, "-c", _DEVHOST_BLOB_TRIGGERS],
+        cwd=ROOT,
+        env={**os.environ, "SCORING_BLOB_SOURCE": "EventGrid", "SCORING_BLOB_PATH": "c/{name}"},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == [[blob, "EventGrid", True]]
 
 
 BUNDLE_ID = "Microsoft.Azure.Functions.ExtensionBundle"
