@@ -4,7 +4,9 @@ Two ``ThreadingHTTPServer`` listeners:
 
 - the public one (``--host``/``--port``) serves the app's HTTP routes (``/api/...``), the
   Durable management API (``/runtime/webhooks/durabletask/...``, key required from every
-  caller) and the admin API (``/admin/host/status``, ``/admin/devhost/clock/advance``);
+  caller), the blob extension's Event Grid webhook (``/runtime/webhooks/blobs``, key required;
+  ``devhost.eventgrid``, ``devhost.blob_events``) and the admin API (``/admin/host/status``,
+  ``/admin/devhost/clock/advance``);
 - the RPC one serves only the SDK client's keyless RPC API (``/durabletask/...``, the binding's
   ``rpcBaseUrl``) on ``127.0.0.1`` and an ephemeral port. The Durable extension does the same:
   its ``LocalHttpListener`` is a separate Kestrel host on ``http://127.0.0.1:{port}/durabletask/``,

@@ -1,10 +1,10 @@
 """The HTTP listeners' request handler: wire checks, then routes to the host's APIs.
 
 One handler class serves both listeners of a ``Host``: the public one (``rpc`` False: HTTP
-triggers, the management API with a key, the admin API) and the SDK's RPC one (``rpc`` True:
-only ``/durabletask/...``, keyless, loopback). Before any body is read, a request passes
-``devhost.wire``: request-target, framing, key (for routes that need one), then the body cap.
-See README "As a network listener".
+triggers, the management API and the blobs webhook with a key, the admin API) and the SDK's
+RPC one (``rpc`` True: only ``/durabletask/...``, keyless, loopback). Before any body is read,
+a request passes ``devhost.wire``: request-target, framing, key (for routes that need one), then
+the body cap. See README "As a network listener".
 """
 
 import json
