@@ -33,9 +33,11 @@ Sources. Functions host: Azure/azure-functions-host at commit
   type ``data.blobType`` without ``Blob``; the event type is not looked at, and the function id
   is ``functionName`` as sent.
 
-devhost answers 400 where the extension would throw (a 500): a body that is not JSON, an empty
-array, an event without ``data.url`` or with a blob type other than Block/Page/Append. It checks
-every event before queueing any, so a refused delivery queues nothing.
+devhost answers 400 where the extension would throw (a 500): a body that is not JSON, a
+validation without a first event's ``data.validationCode``, an event that is not an object, has
+no blob ``data.url`` or a blob type other than Block/Page/Append. It checks every event before
+queueing any, so a refused delivery queues nothing (the extension may have queued the events
+before the one it failed on).
 """
 
 import ipaddress
@@ -90,7 +92,7 @@ class BlobEvent:
 
     container: str
     blob_name: str
-    etag: str  # quoted, as the extension writes it
+    etag: str  # quoted, as the extension writes it; not compared on the EventGrid path
     blob_type: str  # Block | Page | Append
     event_type: str  # informational: the extension queues every event type alike
 
