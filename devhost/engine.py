@@ -313,7 +313,7 @@ class Engine:
         if not event_name:
             raise ValueError("event_name: must not be empty")
         with self._store.transaction() as tx:
-            _require_active(tx, instance_id)
+            tx.require_active(instance_id)
             now_s = self._now_s()
             event = new_event(EVENT_RAISED, now_s, Name=event_name, Input=data_json)
             tx.append_new(instance_id, [event], now_s)
@@ -327,7 +327,7 @@ class Engine:
             InstanceGoneError: the instance is already terminal.
         """
         with self._store.transaction() as tx:
-            row = _require_active(tx, instance_id)
+            row = tx.require_active(instance_id)
             tx.finish(row, "Terminated", json.dumps(reason), None, now_s=self._now_s())
         logger.info("Terminated instance %s: %s", instance_id, reason)
         self._notify_status()
@@ -336,7 +336,7 @@ class Engine:
     def suspend(self, instance_id: str, reason: str = "") -> None:
         """Suspend: events are kept but no episode runs until ``resume``."""
         with self._store.transaction() as tx:
-            row = _require_active(tx, instance_id)
+            row = tx.require_active(instance_id)
             if row.status != "Suspended":
                 meta = json.loads(row.meta)
                 meta["suspended_from"] = row.status
@@ -346,7 +346,7 @@ class Engine:
     def resume(self, instance_id: str, reason: str = "") -> None:
         """Resume a suspended instance."""
         with self._store.transaction() as tx:
-            row = _require_active(tx, instance_id)
+            row = tx.require_active(instance_id)
             if row.status == "Suspended":
                 meta = json.loads(row.meta)
                 previous = meta.pop("suspended_from", "Running")
@@ -433,7 +433,7 @@ class Engine:
 
     def _fire_timer(self, tx: Tx, work: WorkRow) -> None:
         tx.take_work(work.work_id)
-        if not _still_current(tx, work):
+        if not tx.still_current(work):
             return
         now_s = self._now_s()
         event = new_event(TIMER_FIRED, now_s, TimerId=work.task_id, FireAt=work.payload["fire_at"])
@@ -448,7 +448,7 @@ class Engine:
         )
         try:
             with self._store.transaction() as tx:
-                if tx.take_work(work.work_id) and _still_current(tx, work):
+                if tx.take_work(work.work_id) and tx.still_current(work):
                     now_s = self._now_s()
                     event = new_event(etype, now_s, TaskScheduledId=work.task_id, **fields)
                     tx.append_new(work.instance_id, [event], now_s)
@@ -586,20 +586,3 @@ class Engine:
                     Details="",
                 )
                 tx.append_new(iid, [failed], now_s)
-
-
-def _require_active(tx: Tx, instance_id: str) -> InstanceRow:
-    row = tx.require(instance_id)
-    if row.status in TERMINAL_STATUSES:
-        raise InstanceGoneError(f"instance {instance_id} is {row.status}")
-    return row
-
-
-def _still_current(tx: Tx, work: WorkRow) -> bool:
-    """Whether the work's execution is still the instance's current one and not terminal."""
-    row = tx.instance(work.instance_id)
-    return (
-        row is not None
-        and row.execution_id == work.execution_id
-        and row.status not in TERMINAL_STATUSES
-    )

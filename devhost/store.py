@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devhost.errors import InstanceExistsError, InstanceNotFoundError
+from devhost.errors import InstanceExistsError, InstanceGoneError, InstanceNotFoundError
 from devhost.history import (
     ACTIVE_STATUSES,
     EVENT_RAISED,
@@ -239,6 +239,27 @@ class Tx:
         if row is None:
             raise InstanceNotFoundError(f"No instance with ID '{iid}' found.")
         return row
+
+    def require_active(self, iid: str) -> InstanceRow:
+        """The instance, which must not have ended.
+
+        Raises:
+            InstanceNotFoundError: unknown id.
+            InstanceGoneError: the instance has ended.
+        """
+        row = self.require(iid)
+        if row.status in TERMINAL_STATUSES:
+            raise InstanceGoneError(f"instance {iid} is {row.status}")
+        return row
+
+    def still_current(self, work: "WorkRow") -> bool:
+        """Whether the work's execution is still the instance's current one and not terminal."""
+        row = self.instance(work.instance_id)
+        return (
+            row is not None
+            and row.execution_id == work.execution_id
+            and row.status not in TERMINAL_STATUSES
+        )
 
     def instances(self) -> list[InstanceRow]:
         """Every instance, oldest first."""
