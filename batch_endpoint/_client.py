@@ -15,7 +15,6 @@ Cancel is an ARM operation on the workspace's jobs: see :class:`WorkspaceJobsCli
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -31,7 +30,7 @@ from batch_endpoint._errors import (
     TransportError,
 )
 from batch_endpoint._models import BatchJob, JobInvocation
-from batch_endpoint._pipeline import Pipeline, create_session, request_id_of
+from batch_endpoint._pipeline import Pipeline, create_session, json_of, request_id_of
 from batch_endpoint._retry import RetryPolicy
 from batch_endpoint._transport import BearerTokenAuth, data_plane_guard
 from batch_endpoint._url import ServiceUrl
@@ -268,11 +267,7 @@ class BatchEndpointClient:
 
     def _job_from(self, response: requests.Response) -> BatchJob:
         try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = None
-        try:
-            return BatchJob.from_response(payload)
+            return BatchJob.from_response(json_of(response))
         except ValueError as exc:
             raise HttpError(
                 response.status_code,

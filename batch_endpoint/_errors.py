@@ -27,15 +27,31 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 _MAX_MESSAGE = 500
-# A URL followed by a query string: the query may be a SAS token, so it is cut off.
-_URL_WITH_QUERY = re.compile(r"(?i)\b((?:https?|azureml)://[^\s?#\"'<>]*)[?#][^\s\"'<>]*")
+# A URL (any scheme: https, azureml, wasbs, abfss, ...) followed by a query string: the query
+# may be a SAS token, so it is cut off.
+_URL_WITH_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)[?#][^\s\"'<>]*")
+# Credentials that can appear in free text outside a URL's query string.
+_SECRETS = (
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
+    (
+        re.compile(
+            r"(?i)\b(sig|signature|code|access_token|refresh_token|client_secret|password|"
+            r"accountkey|sharedaccesskey)=[^&;\s\"'<>]*"
+        ),
+        r"\1=<redacted>",
+    ),
+)
+# Schemes whose "user@" is not a credential but a container or filesystem name.
+_CONTAINER_AT_SCHEMES = frozenset({"wasb", "wasbs", "abfs", "abfss"})
 
 
 def redact_url(url: str) -> str:
     """Return ``url`` without its query string, fragment and user info.
 
     Query strings can carry SAS tokens and user info can carry passwords, so neither is ever
-    printed or logged.
+    printed or logged. (For ``wasbs://`` and ``abfss://`` the part before ``@`` is the container
+    or filesystem, which is kept.)
 
     Args:
         url: Any URL-like string.
@@ -47,12 +63,18 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
+    netloc = parts.netloc
+    if parts.scheme.lower() not in _CONTAINER_AT_SCHEMES:
+        netloc = netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def redact_text(text: str, *, limit: int = _MAX_MESSAGE) -> str:
-    """Strip query strings from every URL inside ``text`` and truncate it to ``limit`` characters.
+    """Redact credentials in ``text`` and truncate it to ``limit`` characters.
+
+    Query strings are cut from every URL (SAS tokens), and bearer tokens, JWTs and
+    ``sig=``/``code=``/``password=``-style values are replaced. The text is cut to a few times
+    ``limit`` first, so that a huge service message costs linear time.
 
     Args:
         text: Free text, e.g. a service error message.
@@ -61,8 +83,10 @@ def redact_text(text: str, *, limit: int = _MAX_MESSAGE) -> str:
     Returns:
         The redacted, possibly truncated text.
     """
-    cleaned = _URL_WITH_QUERY.sub(lambda m: m.group(1), text)
-    if len(cleaned) > limit:
+    cleaned = _URL_WITH_QUERY.sub(lambda m: m.group(1), text[: limit * 4])
+    for pattern, replacement in _SECRETS:
+        cleaned = pattern.sub(replacement, cleaned)
+    if len(cleaned) > limit or len(text) > limit * 4:
         cleaned = cleaned[: limit - 3] + "..."
     return cleaned
 

@@ -20,7 +20,7 @@ from batch_endpoint._auth import TokenProvider
 from batch_endpoint._client import validate_job_name
 from batch_endpoint._errors import HostNotAllowedError
 from batch_endpoint._models import BatchJob
-from batch_endpoint._pipeline import Pipeline, create_session
+from batch_endpoint._pipeline import Pipeline, create_session, json_of
 from batch_endpoint._retry import RetryPolicy
 from batch_endpoint._transport import BearerTokenAuth, HostGuard
 from batch_endpoint._url import ServiceUrl
@@ -32,9 +32,11 @@ ARM_CANCEL_API_VERSION = "2023-02-01-preview"
 ARM_JOBS_API_VERSION = "2024-04-01"
 #: Pages of a Jobs list followed at most (a run's own job is found on the first page or two).
 MAX_LIST_PAGES = 20
+# Segments never start with "." (no "." or ".." path segments that a client would normalise).
 _ARM_WORKSPACE = re.compile(
-    r"^/subscriptions/[A-Za-z0-9._()-]+/resourceGroups/[A-Za-z0-9._()-]+"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/[A-Za-z0-9._-]+",
+    r"^/subscriptions/[A-Za-z0-9_()-][A-Za-z0-9._()-]*"
+    r"/resourceGroups/[A-Za-z0-9_()-][A-Za-z0-9._()-]*"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/[A-Za-z0-9_-][A-Za-z0-9._-]*",
     re.IGNORECASE,
 )
 _FILTER_TERM = re.compile(r"^[A-Za-z0-9_.:-]{1,256}\Z")
@@ -170,7 +172,7 @@ class WorkspaceJobsClient:
 
         def attempt() -> BatchJob:
             response = self._pipeline.send_once("GET", url, accepted=(200,))
-            return BatchJob.from_response(_json(response))
+            return BatchJob.from_response(json_of(response))
 
         return self._pipeline.retrying("get_workspace_job", attempt)
 
@@ -206,7 +208,7 @@ class WorkspaceJobsClient:
                 return
 
             def attempt(page_url: str = url) -> Any:
-                return _json(self._pipeline.send_once("GET", page_url, accepted=(200,)))
+                return json_of(self._pipeline.send_once("GET", page_url, accepted=(200,)))
 
             page = self._pipeline.retrying("list_jobs", attempt)
             for item in page.get("value") or [] if isinstance(page, dict) else []:
@@ -225,10 +227,3 @@ class WorkspaceJobsClient:
                 "nextLink", reason="refused a Jobs list nextLink that leaves the ARM host"
             )
         return link
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -5,6 +5,7 @@ overrides, in the PascalCase body the batch endpoint data plane expects
 (``2020-09-01-dataplanepreview``). Payload keys of responses are matched case-insensitively.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,17 @@ from batch_endpoint._errors import redact_text, redact_url
 from batch_endpoint._status import JobStatus, is_final
 
 _MAX_ERROR_MESSAGE = 1000
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}\Z")
+# Studio in the public and sovereign clouds; any other link from a service answer is dropped.
+_STUDIO_LINK = re.compile(
+    r"^https://(?:[a-z0-9-]+\.)*ml\.azure\.(?:com|us|cn)/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*\Z",
+    re.IGNORECASE,
+)
+
+
+def _studio_link(value: object) -> str | None:
+    """The Studio link when it is an https link to Azure ML studio, else None."""
+    return value if isinstance(value, str) and _STUDIO_LINK.match(value) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +160,9 @@ class BatchJob:
             name = job_id.rstrip("/").rsplit("/", 1)[-1] or None
         if name is None:
             raise ValueError("job response has neither 'name' nor 'id'")
+        if not _JOB_NAME.match(name):
+            # The name is logged, shown and put into URLs: refuse anything but a plain name.
+            raise ValueError("job response has a name that is not a plain job name")
         props = _ci_get(payload, "properties")
         raw_status = _ci_get(props, "status")
         if raw_status is None:
@@ -169,7 +184,7 @@ class BatchJob:
             name=name,
             id=job_id,
             status=JobStatus.parse(raw_status),
-            studio_url=_opt_str(studio),
+            studio_url=_studio_link(studio),
             output_uri=_first_uri(_ci_get(props, "outputData")),
             input_uri=_first_uri(_ci_get(props, "inputData")),
             error_message=error_message,

@@ -6,6 +6,7 @@ failures under a :class:`RetryPolicy` (bounded attempts *and* time, full jitter,
 """
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ from batch_endpoint._transport import BearerTokenAuth, GuardedAdapter
 logger = logging.getLogger(__name__)
 
 _MAX_BODY_TEXT = 500
+#: Largest answer read (a job resource or a Jobs list page is a few KiB).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _REQUEST_ID_HEADERS = ("x-ms-request-id", "x-request-id", "x-ms-client-request-id")
 _T = TypeVar("_T")
 
@@ -49,6 +52,14 @@ def create_session(*, pool_maxsize: int = 10) -> requests.Session:
     return session
 
 
+def json_of(response: requests.Response) -> Any:
+    """The decoded JSON body, or None (not JSON, or nested too deep for the parser)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
 def request_id_of(response: requests.Response) -> str | None:
     for header in _REQUEST_ID_HEADERS:
         value = response.headers.get(header)
@@ -59,10 +70,7 @@ def request_id_of(response: requests.Response) -> str | None:
 
 def _error_details(response: requests.Response) -> tuple[str | None, str]:
     """``(code, message)`` from an ARM-style error body, or the raw text (truncated)."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
+    payload = json_of(response)
     if isinstance(payload, dict):
         error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
         assert isinstance(error, dict)
@@ -150,6 +158,7 @@ class Pipeline:
         """
         host = urlsplit(url).netloc
         all_headers = {"Accept": "application/json", **(headers or {})}
+        started = time.monotonic()
         try:
             response = self._session.request(
                 method,
@@ -161,6 +170,7 @@ class Pipeline:
                 timeout=self._timeout,
                 # Never follow redirects: the Authorization header must not travel elsewhere.
                 allow_redirects=False,
+                stream=True,  # the body is read under a size cap and a deadline below
             )
         except requests.Timeout as exc:
             raise TransportError(
@@ -170,12 +180,46 @@ class Pipeline:
             raise TransportError(
                 f"{method} {redact_url(url)} failed: {type(exc).__name__}"
             ) from exc
-        with response:
-            # Read the body now so the connection returns to the pool even on errors.
-            _ = response.content
+        self._read_body(response, method, url, started)
         if response.status_code in accepted:
             return response
         raise _classify(response, host)
+
+    def _read_body(
+        self, response: requests.Response, method: str, url: str, started: float
+    ) -> None:
+        """Read the body now (so the connection returns to the pool), at most
+        :data:`MAX_RESPONSE_BYTES` and within one overall deadline: the read timeout applies
+        per socket read, so a body dripped byte by byte would otherwise never time out.
+
+        Raises:
+            TransportError: The body took longer than the deadline (retryable).
+            HttpError: The body is larger than the cap (not retryable).
+        """
+        deadline = started + self._timeout[0] + 2 * self._timeout[1]
+        body = bytearray()
+        with response:
+            try:
+                for chunk in response.iter_content(chunk_size=65536):
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise HttpError(
+                            response.status_code,
+                            "ResponseTooLarge",
+                            f"the answer is over {MAX_RESPONSE_BYTES} bytes",
+                            request_id_of(response),
+                            host=urlsplit(url).netloc,
+                        )
+                    if time.monotonic() > deadline:
+                        raise TransportError(
+                            f"{method} {redact_url(url)}: the answer took longer than "
+                            f"{deadline - started:.0f} s"
+                        )
+            except requests.RequestException as exc:
+                raise TransportError(
+                    f"{method} {redact_url(url)} failed while reading: {type(exc).__name__}"
+                ) from exc
+        response._content = bytes(body)  # what .content/.json() read from now on
 
     def retrying(self, operation: str, attempt: Callable[[], _T]) -> _T:
         """Run ``attempt`` until it succeeds, a permanent error occurs, or limits are hit."""

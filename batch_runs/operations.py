@@ -20,7 +20,6 @@ from batch_endpoint import (
     BatchJob,
     ClientError,
     JobInvocation,
-    JobStatus,
 )
 from batch_runs.contracts import (
     ActivityFailure,
@@ -193,9 +192,10 @@ def cancel_job(
 ) -> CancelOutcome:
     """Ask Azure ML to cancel the job (ARM ``.../jobs/{name}/cancel``).
 
-    Cancelling a job that has already ended is not an error: when ARM refuses with a 4xx other
-    than 401/403, the job is read, and if it is final the outcome is
-    ``CancelAccepted(already_ended=True)``.
+    The job is read from its endpoint first (through the allowlist) and the job that answer
+    names is the one cancelled. Cancelling a job that has already ended is not an error: when
+    ARM refuses with a 4xx other than 401/403, the job is read again, and if it is final the
+    outcome is ``CancelAccepted(already_ended=True)``.
 
     Args:
         ref: The job.
@@ -210,10 +210,11 @@ def cancel_job(
     Raises:
         BatchEndpointError: A transient failure, for the activity retry.
     """
-    job = BatchJob(name=ref.job_name, id=ref.job_id or "", status=JobStatus.UNKNOWN)
     try:
-        if not job.id and not workspace_id:  # learn the job's id: it may name the workspace
-            job = client_factory(ref.endpoint_uri).get_job(ref.job_name)
+        # Read the job from its (allowlisted) endpoint first and cancel what that returns: the
+        # reference comes from orchestration state, which must not be able to name any job of
+        # the workspace (or another workspace) to cancel.
+        job = client_factory(ref.endpoint_uri).get_job(ref.job_name)
         jobs_client().cancel_job(job, workspace_id=workspace_id)
     except ClientError as exc:
         if isinstance(exc, AuthError) or not _has_ended(client_factory, ref):

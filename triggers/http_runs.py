@@ -78,11 +78,15 @@ def _accepted(
     *,
     replayed: bool = False,
 ) -> func.HttpResponse:
-    """202 with the Durable check-status payload, plus our own run view URL."""
-    check = client.create_check_status_response(req, instance_id)
-    body = json.loads(check.get_body())
-    body["runStatusUri"] = _run_uri(req, instance_id)
-    headers = {"Location": body.get("statusQueryGetUri", ""), "Retry-After": "10"}
+    """202 with this API's own links to the run.
+
+    Not the Durable check-status payload: its management URLs carry the extension's system key,
+    which would let anyone holding a function key start any orchestration with any input,
+    terminate or purge any run. Callers watch and cancel runs through this API.
+    """
+    run_uri = _run_uri(req, instance_id)
+    body = {"id": instance_id, "runStatusUri": run_uri, "cancelUri": f"{run_uri}/cancel"}
+    headers = {"Location": run_uri, "Retry-After": "10"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return _json(body, 202, headers)

@@ -28,17 +28,18 @@ def test_http_run_scores_the_folder_and_reports_its_output(stack: Stack, azurite
     )
     assert resp.status_code == 202
     body = resp.json()
-    assert resp.headers["Location"] == body["statusQueryGetUri"]
+    assert resp.headers["Location"] == body["runStatusUri"]
+    assert "code=" not in resp.text  # no management URL with the system key is handed out
 
-    # The Durable status URL from the 202 can be followed as is (it carries its key).
-    def durable_done() -> bool:
-        return requests.get(body["statusQueryGetUri"], timeout=5).json()["runtimeStatus"] in (
-            "Completed",
-            "Failed",
-        )
+    # The Location is the run view; it is followed with the caller's own function key.
+    def run_done() -> bool:
+        view = requests.get(
+            resp.headers["Location"], headers={"x-functions-key": stack.function_key}, timeout=5
+        ).json()
+        return view["runtime_status"] in ("Completed", "Failed")
 
-    wait_until(durable_done, timeout=60, interval=0.2, what="durable status Completed")
-    durable = requests.get(body["statusQueryGetUri"], timeout=5).json()
+    wait_until(run_done, timeout=60, interval=0.2, what="run Completed")
+    [durable] = [i for i in stack.list_instances(body["id"]) if i["instanceId"] == body["id"]]
     assert durable["runtimeStatus"] == "Completed"
 
     view = stack.run_view(body["id"])

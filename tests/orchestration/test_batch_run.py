@@ -92,7 +92,8 @@ def test_deadline_cancels_the_job_and_fails_the_run(make_harness):
     # Verified cancel: the run polls on after the cancel and ends with what the job did.
     assert "it was cancelled and ended Canceled after 6 polls" in status["output"]
     assert h.fake.cancels == [status["customStatus"]["job_name"]]
-    assert h.fake.gets == 6  # checks at 120, 240, 360, 480, 600 s, then the confirmation
+    # checks at 120, 240, 360, 480, 600 s; the cancel reads the job it cancels; confirmation
+    assert h.fake.gets == 7
 
 
 def test_refused_cancel_fails_the_run_at_once_naming_the_refusal(make_harness):
@@ -106,7 +107,9 @@ def test_refused_cancel_fails_the_run_at_once_naming_the_refusal(make_harness):
     assert "was refused" in status["output"]
     assert "AuthorizationFailed" in status["output"]
     assert "may still be running" in status["output"]
-    assert h.fake.gets == 5  # no poll after the refusal: the run ends within one interval
+    # 5 checks and the cancel's read of the job; no poll after the refusal: the run ends
+    # within one interval
+    assert h.fake.gets == 6
 
 
 def test_cancel_that_is_not_confirmed_within_the_grace_gives_up_saying_so(make_harness):

@@ -52,17 +52,18 @@ def _json(resp: func.HttpResponse):
 
 
 @pytest.mark.usefixtures("app_settings")
-def test_start_returns_202_with_check_status_payload_and_starts_one_run(client):
+def test_start_returns_202_with_the_run_links_and_starts_one_run(client):
     resp = _call(http_runs.start_run_http, _post(GOOD_BODY), client)
 
     assert resp.status_code == 202
     body = _json(resp)
     instance_id = body["id"]
-    assert resp.headers["Location"] == body["statusQueryGetUri"]
-    assert body["statusQueryGetUri"].startswith(
-        "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/"
-    )
+    assert resp.headers["Location"] == body["runStatusUri"]
     assert body["runStatusUri"] == f"http://127.0.0.1:7071/api/runs/{instance_id}"
+    assert body["cancelUri"] == f"http://127.0.0.1:7071/api/runs/{instance_id}/cancel"
+    # No Durable management URL (they carry the extension's system key) is handed out.
+    assert set(body) == {"id", "runStatusUri", "cancelUri"}
+    assert "code=" not in resp.get_body().decode()
     assert len(client.started) == 1
     name, started_id, params = client.started[0]
     assert (name, started_id) == ("batch_endpoint_run", instance_id)
