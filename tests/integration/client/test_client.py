@@ -615,3 +615,75 @@ def test_cancel_uses_the_configured_workspace_when_the_job_id_has_none(h: Harnes
     )
     with pytest.raises(ValueError, match="AML_WORKSPACE_ID"):
         h.jobs_client().cancel_job(job)
+
+
+# ------------------------------------------------------------------ hostile answers (attack pass)
+
+
+def test_an_answer_over_the_size_cap_is_refused_not_buffered(h: Harness) -> None:
+    h.server.push(Reply(200, b"x" * (5 * 1024 * 1024)))
+
+    with pytest.raises(HttpError, match="ResponseTooLarge"):
+        h.client().get_job("batchjob-1")
+
+
+def test_a_deeply_nested_answer_is_an_unexpected_response_not_a_crash(h: Harness) -> None:
+    h.server.push(Reply(200, b"[" * 200_000), Reply(400, b'{"error": ' + b"[" * 200_000))
+
+    with pytest.raises(HttpError, match="UnexpectedResponse"):
+        h.client().get_job("batchjob-1")
+    with pytest.raises(ClientError):
+        h.client().get_job("batchjob-1")
+
+
+def test_a_job_name_that_is_not_a_plain_name_is_refused(h: Harness) -> None:
+    evil = camel_job("bs-x\n[2026-11-30] FAKE: admin logged in\u202e")
+    h.server.push(Reply(200, evil))
+
+    with pytest.raises(HttpError, match="UnexpectedResponse"):
+        h.client().get_job("batchjob-1")
+
+
+def test_a_studio_link_elsewhere_than_azure_ml_studio_is_dropped() -> None:
+    job = BatchJob.from_response(
+        {
+            "name": "j",
+            "properties": {
+                "status": "Running",
+                "interactionEndpoints": {
+                    "Studio": {"endpoint": "javascript:alert(1)//ml.azure.com"}
+                },
+            },
+        }
+    )
+    ok = BatchJob.from_response(
+        {
+            "name": "j",
+            "properties": {
+                "status": "Running",
+                "interactionEndpoints": {
+                    "Studio": {"endpoint": "https://ml.azure.com/runs/j?wsid=/subscriptions/s"}
+                },
+            },
+        }
+    )
+
+    assert job.studio_url is None
+    assert ok.studio_url == "https://ml.azure.com/runs/j?wsid=/subscriptions/s"
+
+
+def test_service_error_text_is_redacted_before_it_reaches_a_message(h: Harness) -> None:
+    text = (
+        f"you sent Bearer {TOKEN}; mount wasbs://c@a.blob.core.windows.net/x?sv=1&sig=S3KR1T "
+        "and eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl code=abc " + "http://" * 50_000
+    )
+    h.server.push(Reply(400, {"error": {"code": "BadRequest", "message": text}}))
+
+    with pytest.raises(ClientError) as caught:
+        h.client().get_job("batchjob-1")
+
+    message = str(caught.value)
+    for secret in (TOKEN, "S3KR1T", "eyJhbGciOiJIUzI1NiJ9", "code=abc"):
+        assert secret not in message
+    assert "wasbs://c@a.blob.core.windows.net/x" in message
+    assert len(message) < 800
