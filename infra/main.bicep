@@ -196,6 +196,9 @@ module app 'app.bicep' = {
       BATCH_ENDPOINT_MAX_ATTEMPTS: httpMaxAttempts
       BATCH_ENDPOINT_RETRY_BUDGET_SECONDS: httpRetryBudgetSeconds
       CANCEL_GRACE_SECONDS: cancelGraceSeconds
+      // The host reads request bodies up to this size before the app sees them (default 100 MB);
+      // the app refuses run requests over 64 KiB anyway, Event Grid deliveries stay well under.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'
     }
     // azure-identity's EnvironmentCredential (first in DefaultAzureCredential's chain) reads these;
     // the secret is a Key Vault reference that the platform resolves with the app's identity.
