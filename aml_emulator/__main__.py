@@ -1,7 +1,8 @@
 """Command line: ``python -m aml_emulator serve|sample-data``.
 
 ``serve`` flags override the config file, which overrides the defaults; the storage
-connection string can also come from ``AML_EMULATOR_STORAGE_CONNECTION_STRING``. A bad
+connection string can also come from ``AML_EMULATOR_STORAGE_CONNECTION_STRING`` and the
+contract profile from ``AML_EMULATOR_CONTRACT`` (flag > environment > config file). A bad
 config or flag prints one line naming the key and exits with status 2.
 """
 
@@ -16,7 +17,13 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from aml_emulator._config import DEFAULT_STORAGE_CONNECTION_STRING, ConfigError, EmulatorConfig
+from aml_emulator._config import (
+    CONTRACTS,
+    DEFAULT_CONTRACT,
+    DEFAULT_STORAGE_CONNECTION_STRING,
+    ConfigError,
+    EmulatorConfig,
+)
 from aml_emulator._config import load_config as _load_config
 from aml_emulator._sample import (
     SAMPLE_CONTAINER,
@@ -29,6 +36,7 @@ from aml_emulator._storage import Storage
 logger = logging.getLogger("aml_emulator")
 
 ENV_CONNECTION_STRING = "AML_EMULATOR_STORAGE_CONNECTION_STRING"
+ENV_CONTRACT = "AML_EMULATOR_CONTRACT"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--phase-seconds", type=float, help="duration of each non-terminal job phase (default 2.0)"
+    )
+    serve.add_argument(
+        "--contract",
+        choices=CONTRACTS,
+        help=f"service contract: {DEFAULT_CONTRACT} (default; only what public sources "
+        f"confirm, unconfirmed behaviour at its least helpful) or lenient (client names, "
+        f"repeatability ids, errorMessage, ARM-form ids); also ${ENV_CONTRACT}",
     )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sample = sub.add_parser("sample-data", help="write (and upload) the sample heart CSVs")
@@ -83,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         state_path=args.state,
         storage_connection_string=_connection_string(args.storage_connection_string),
         phase_seconds=args.phase_seconds,
+        contract=args.contract or os.environ.get(ENV_CONTRACT) or None,
     )
     from aml_emulator.server import EmulatorServer
 

@@ -48,8 +48,18 @@ JOB_STATUSES: tuple[str, ...] = (
 TERMINAL_STATUSES: frozenset[str] = frozenset({"Completed", "Failed", "Canceled"})
 OUTCOMES: tuple[str, ...] = ("Completed", "Failed", "Canceled")
 FAULT_ROUTES: tuple[str, ...] = ("invoke", "get", "list", "cancel", "any")
-FAULT_KINDS: tuple[str, ...] = ("http_error", "slow", "job")
-FAULT_STATUSES: tuple[int, ...] = (408, 429, 500, 502, 503, 504)
+FAULT_KINDS: tuple[str, ...] = ("http_error", "slow", "job", "drop")
+# 400/403/404/409 let a test refuse an ARM cancel ("AuthorizationFailed", "UserError") the way
+# ARM can; the others are the transient answers a client must retry.
+FAULT_STATUSES: tuple[int, ...] = (400, 403, 404, 408, 409, 429, 500, 502, 503, 504)
+
+#: The two service contracts the emulator can follow (``--contract``); see README, "Profiles".
+CONTRACT_DOCUMENTED = "documented"
+CONTRACT_LENIENT = "lenient"
+CONTRACTS: tuple[str, ...] = (CONTRACT_DOCUMENTED, CONTRACT_LENIENT)
+DEFAULT_CONTRACT = CONTRACT_DOCUMENTED
+# Small, so that every client listing jobs through ARM really follows nextLink.
+DEFAULT_ARM_PAGE_SIZE = 3
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 
@@ -63,7 +73,11 @@ class FaultSpec:
     """One injected fault.
 
     ``http_error`` and ``slow`` faults act on the next ``count`` matching requests; ``job`` faults
-    replace the phase script of the next ``count`` jobs created on the endpoint.
+    replace the phase script of the next ``count`` jobs created on the endpoint. ``drop`` faults
+    let the next ``count`` matching requests take effect (an invoke creates its job), then close
+    the connection without an answer, after holding it ``seconds`` (default 0). ``job`` limits
+    ``http_error``/``slow``/``drop`` faults to requests about that job name; ``code`` and
+    ``message`` replace the error body of an ``http_error``.
     """
 
     kind: str
@@ -76,6 +90,8 @@ class FaultSpec:
     script: tuple[tuple[str, float], ...] | None = None
     outcome: str = "Completed"
     message: str | None = None
+    code: str | None = None
+    job: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -92,6 +108,8 @@ class FaultSpec:
             )
         if self.kind == "slow" and (self.seconds is None or self.seconds < 0):
             raise ConfigError("seconds: a 'slow' fault needs seconds >= 0")
+        if self.kind == "drop" and self.seconds is not None and self.seconds < 0:
+            raise ConfigError("seconds: a 'drop' fault holds the connection seconds >= 0")
         if self.outcome not in OUTCOMES:
             raise ConfigError(
                 f"outcome: must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}"
@@ -106,9 +124,12 @@ class FaultSpec:
             out["message"] = self.message
         else:
             out["route"] = self.route
+            out["job"] = self.job
             if self.kind == "http_error":
                 out["status"] = self.status
                 out["retry_after"] = self.retry_after
+                out["code"] = self.code
+                out["message"] = self.message
             else:
                 out["seconds"] = self.seconds
         return out
@@ -152,8 +173,16 @@ class EmulatorConfig:
     subscription_id: str = SUBSCRIPTION_ID
     resource_group: str = RESOURCE_GROUP
     workspace: str = WORKSPACE
+    contract: str = DEFAULT_CONTRACT
+    arm_page_size: int = DEFAULT_ARM_PAGE_SIZE
 
     def __post_init__(self) -> None:
+        if self.contract not in CONTRACTS:
+            raise ConfigError(
+                f"contract: must be one of {', '.join(CONTRACTS)}, got {self.contract!r}"
+            )
+        if isinstance(self.arm_page_size, bool) or not 1 <= self.arm_page_size <= 1000:
+            raise ConfigError(f"arm_page_size: must be 1..1000, got {self.arm_page_size!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535, got {self.port!r}")
         if not (math.isfinite(self.phase_seconds) and self.phase_seconds >= 0):
@@ -162,6 +191,11 @@ class EmulatorConfig:
             raise ConfigError("storage_connection_string: must not be empty")
         if not self.state_path:
             raise ConfigError("state: must not be empty")
+
+    @property
+    def documented(self) -> bool:
+        """True under the ``documented`` contract (the least helpful plausible service)."""
+        return self.contract == CONTRACT_DOCUMENTED
 
     def with_overrides(self, **changes: Any) -> EmulatorConfig:
         """Return a copy with the given fields replaced (``None`` values are ignored)."""
@@ -223,6 +257,8 @@ _FAULT_KEYS = {
     "script",
     "outcome",
     "message",
+    "code",
+    "job",
 }
 
 
@@ -263,6 +299,12 @@ def parse_fault(obj: object, *, key: str = "fault", endpoint: str | None = None)
     message = data.get("message")
     if message is not None:
         message = _expect(message, str, f"{key}.message", "a string")
+    code = data.get("code")
+    if code is not None:
+        code = _expect(code, str, f"{key}.code", "an error code string")
+    job = data.get("job")
+    if job is not None:
+        job = _expect(job, str, f"{key}.job", "a job name")
     try:
         return FaultSpec(
             kind=kind,
@@ -275,6 +317,8 @@ def parse_fault(obj: object, *, key: str = "fault", endpoint: str | None = None)
             script=script,
             outcome=outcome,
             message=message,
+            code=code,
+            job=job,
         )
     except ConfigError as exc:
         raise ConfigError(f"{key}.{exc}") from None
@@ -289,6 +333,8 @@ _TOP_KEYS = {
     "phase_seconds",
     "datastores",
     "endpoints",
+    "contract",
+    "arm_page_size",
 }
 
 
@@ -329,6 +375,16 @@ def _parse_endpoint(name: str, obj: object) -> EndpointConfig:
     )
 
 
+def _parse_datastores(value: object) -> dict[str, str]:
+    stores = _expect(value, dict, "datastores", "an object {datastore: container}")
+    for ds, container in stores.items():
+        if not isinstance(container, str) or not re.match(
+            r"^[a-z0-9](-?[a-z0-9]){2,62}$", container
+        ):
+            raise ConfigError(f"datastores.{ds}: invalid container name {container!r}")
+    return {str(k).lower(): v for k, v in stores.items()}
+
+
 def config_from_dict(data: object) -> EmulatorConfig:
     """Validate a decoded config document.
 
@@ -353,13 +409,13 @@ def config_from_dict(data: object) -> EmulatorConfig:
             _expect(doc["phase_seconds"], (int, float), "phase_seconds", "a number >= 0")
         )
     if "datastores" in doc:
-        stores = _expect(doc["datastores"], dict, "datastores", "an object {datastore: container}")
-        for ds, container in stores.items():
-            if not isinstance(container, str) or not re.match(
-                r"^[a-z0-9](-?[a-z0-9]){2,62}$", container
-            ):
-                raise ConfigError(f"datastores.{ds}: invalid container name {container!r}")
-        kwargs["datastores"] = {str(k).lower(): v for k, v in stores.items()}
+        kwargs["datastores"] = _parse_datastores(doc["datastores"])
+    if "contract" in doc:
+        kwargs["contract"] = _expect(doc["contract"], str, "contract", "documented or lenient")
+    if "arm_page_size" in doc:
+        kwargs["arm_page_size"] = _expect(
+            doc["arm_page_size"], int, "arm_page_size", "an integer 1..1000"
+        )
     if "endpoints" in doc:
         eps = _expect(doc["endpoints"], dict, "endpoints", "an object {name: endpoint}")
         if not eps:

@@ -1,7 +1,7 @@
 """Fault injection and request counters (in memory; config faults are re-armed on start).
 
-``http_error`` and ``slow`` faults are consumed by the next matching requests (one of each
-kind at most per request); ``job`` faults are consumed by the next jobs created on the
+``http_error``, ``slow`` and ``drop`` faults are consumed by the next matching requests (one of
+each kind at most per request); ``job`` faults are consumed by the next jobs created on the
 endpoint and become that job's stored phase script.
 """
 
@@ -20,11 +20,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestFaults:
-    """What to do to one request: delay it and/or answer with an error status."""
+    """What to do to one request: delay it, answer with an error, or drop the answer.
+
+    ``drop`` is None (answer normally) or how many seconds to hold the connection, after the
+    request took effect, before closing it without an answer.
+    """
 
     delay: float = 0.0
     status: int | None = None
     retry_after: float | None = None
+    code: str | None = None
+    message: str | None = None
+    drop: float | None = None
 
 
 class FaultRegistry:
@@ -58,37 +65,35 @@ class FaultRegistry:
             self._faults[index] = replace(fault, count=fault.count - 1)
         return fault
 
-    def for_request(self, route: str, endpoint: str | None) -> RequestFaults:
+    def for_request(
+        self, route: str, endpoint: str | None, job: str | None = None
+    ) -> RequestFaults:
         """Consume the faults that apply to one request on ``route`` ("invoke", "get", ...)."""
-        delay = 0.0
-        error: FaultSpec | None = None
+        taken: dict[str, FaultSpec] = {}
         with self._lock:
-            took_slow = False
             i = 0
             while i < len(self._faults):
                 fault = self._faults[i]
-                applies = (
-                    fault.kind in ("slow", "http_error")
-                    and fault.route in (route, "any")
-                    and (fault.endpoint is None or fault.endpoint == endpoint)
-                    and not (fault.kind == "slow" and took_slow)
-                    and not (fault.kind == "http_error" and error is not None)
-                )
-                if not applies:
+                if (
+                    fault.kind == "job"
+                    or fault.kind in taken
+                    or not _matches(fault, route, endpoint, job)
+                ):
                     i += 1
                     continue
                 remaining = fault.count
-                taken = self._take(i)
-                if taken.kind == "slow":
-                    took_slow = True
-                    delay = taken.seconds or 0.0
-                else:
-                    error = taken
+                taken[fault.kind] = self._take(i)
                 if remaining > 1:
                     i += 1
-        if error is None:
-            return RequestFaults(delay=delay)
-        return RequestFaults(delay=delay, status=error.status, retry_after=error.retry_after)
+        slow, error, drop = taken.get("slow"), taken.get("http_error"), taken.get("drop")
+        return RequestFaults(
+            delay=(slow.seconds or 0.0) if slow else 0.0,
+            status=error.status if error else None,
+            retry_after=error.retry_after if error else None,
+            code=error.code if error else None,
+            message=error.message if error else None,
+            drop=(drop.seconds or 0.0) if drop else None,
+        )
 
     def for_new_job(self, endpoint: str) -> FaultSpec | None:
         """Consume the first job fault for a job being created on ``endpoint``."""
@@ -97,6 +102,14 @@ class FaultRegistry:
                 if fault.kind == "job" and fault.endpoint in (None, endpoint):
                     return self._take(i)
         return None
+
+
+def _matches(fault: FaultSpec, route: str, endpoint: str | None, job: str | None) -> bool:
+    return (
+        fault.route in (route, "any")
+        and (fault.endpoint is None or fault.endpoint == endpoint)
+        and (fault.job is None or fault.job == job)
+    )
 
 
 class Counters:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -41,9 +44,12 @@ class ApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """One answer. ``drop``: hold the connection that many seconds, then close it unanswered."""
+
     status: int
     body: Any
     headers: dict[str, str]
+    drop: float | None = None
 
 
 def token_audiences(token: str) -> set[str]:
@@ -106,7 +112,18 @@ class RequestHandler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length) if length else b""
-        self._send(self.emulator.handle(self.command, self.path, self.headers, body))
+        response = self.emulator.handle(self.command, self.path, self.headers, body)
+        if response.drop is not None:
+            self._drop(response.drop)
+            return
+        self._send(response)
+
+    def _drop(self, hold: float) -> None:
+        """The "lost answer" fault: the request took effect; the client never hears of it."""
+        time.sleep(hold)  # the injected silence itself (a client read timeout shorter than this)
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client may already have gone away
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _send(self, response: Response, *, close: bool = False) -> None:
         data = json.dumps(response.body).encode()

@@ -384,7 +384,7 @@ def parse_job_request(body: object) -> JobSpec:
     )
 
 
-def _iso(timestamp: float) -> str:
+def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -396,9 +396,25 @@ def workspace_id(config: EmulatorConfig) -> str:
     )
 
 
+def studio_url(job: JobRecord, config: EmulatorConfig) -> str:
+    """The job's Studio page (``interactionEndpoints.Studio.endpoint``)."""
+    return f"https://ml.azure.com/runs/{job.name}?wsid={workspace_id(config)}"
+
+
 def job_id(config: EmulatorConfig, name: str) -> str:
     """The job ARM id; its last segment is the job name."""
     return f"{workspace_id(config)}/jobs/{name}"
+
+
+def data_plane_id(job: JobRecord, config: EmulatorConfig) -> str:
+    """The ``id`` of the data-plane job resource.
+
+    Its format is not documented (batch-endpoint-rest.md, Unconfirmed 3): Azure/azureml-examples
+    ``cli/batch-score-rest.sh`` only takes its last path segment (``${JOB_ID##/*/}``). The
+    documented profile answers the bare job name, so a client cannot read the workspace out of
+    it; the lenient profile the workspace job's ARM id.
+    """
+    return job.name if config.documented else job_id(config, job.name)
 
 
 def provisioning_state(status: str) -> str:
@@ -420,11 +436,7 @@ def render_job(job: JobRecord, config: EmulatorConfig) -> dict[str, Any]:
         "outputData": {
             spec.output_name: {"jobOutputType": spec.output_type, "uri": job.output_uri}
         },
-        "interactionEndpoints": {
-            "Studio": {
-                "endpoint": f"https://ml.azure.com/runs/{job.name}?wsid={workspace_id(config)}"
-            }
-        },
+        "interactionEndpoints": {"Studio": {"endpoint": studio_url(job, config)}},
         "output": {
             "datastoreId": f"{workspace_id(config)}/datastores/workspaceblobstore",
             "path": f"azureml/{job.name}/{spec.output_name}",
@@ -439,19 +451,21 @@ def render_job(job: JobRecord, config: EmulatorConfig) -> dict[str, Any]:
         "endpoint": job.endpoint,
         **spec.overrides,
     }
-    if job.status == "Failed" and job.error_message:
+    # The swagger's BatchJob has no error field (additionalProperties: false; mfe.json
+    # 2020-09-01-dataplanepreview, #/definitions/BatchJob): the documented profile shows none.
+    if job.status == "Failed" and job.error_message and not config.documented:
         props["errorMessage"] = job.error_message
     if job.start_time is not None:
-        props["startTime"] = _iso(job.start_time)
+        props["startTime"] = iso_time(job.start_time)
     if job.end_time is not None:
-        props["endTime"] = _iso(job.end_time)
+        props["endTime"] = iso_time(job.end_time)
     return {
-        "id": job_id(config, job.name),
+        "id": data_plane_id(job, config),
         "name": job.name,
         "type": JOB_TYPE,
         "properties": props,
         "systemData": {
-            "createdAt": _iso(job.created_at),
+            "createdAt": iso_time(job.created_at),
             "createdBy": "aml_emulator",
             "createdByType": "User",
         },

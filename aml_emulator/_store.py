@@ -213,3 +213,18 @@ class JobStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [_from_row(r) for r in rows]
+
+    def list_workspace(self, *, before_seq: int | None = None) -> list[tuple[int, JobRecord]]:
+        """Every job of the workspace, newest first, with its sequence number.
+
+        ``before_seq`` continues a listing: only jobs created before that one are returned.
+        """
+        sql = "SELECT * FROM jobs"
+        args: list[Any] = []
+        if before_seq is not None:
+            sql += " WHERE seq < ?"
+            args.append(before_seq)
+        sql += " ORDER BY seq DESC"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [(int(r["seq"]), _from_row(r)) for r in rows]

@@ -9,27 +9,32 @@ Routes (``{...}`` are path parameters)::
     POST   /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/
            workspaces/{ws}/jobs/{name}/cancel          ARM cancel (202 + Location + Retry-After)
     GET    /subscriptions/.../workspaces/{ws}/jobs/{name}   ARM get (the cancel Location)
+    GET    /subscriptions/.../workspaces/{ws}/jobs     ARM list (tag/properties filters, nextLink)
     GET    /admin/counters      POST /admin/reset-counters
-    GET|POST|DELETE /admin/faults      POST /admin/jobs/{name}/script
+    GET|POST|DELETE /admin/faults      GET /admin/jobs/{name}      POST /admin/jobs/{name}/script
+
+The contract profile (``config.contract``, ``documented`` or ``lenient``) decides what the
+service leaves unsaid; see the README, "Profiles".
 
 Use it as a library with ``EmulatorServer(config).start()`` / ``.port`` / ``.stop()``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
-import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from aml_emulator._arm import cancel_job, list_jobs, render_arm_job, require_api_version
 from aml_emulator._config import (
     ConfigError,
     EmulatorConfig,
@@ -38,7 +43,7 @@ from aml_emulator._config import (
     parse_fault,
     parse_script,
 )
-from aml_emulator._faults import Counters, FaultRegistry
+from aml_emulator._faults import Counters, FaultRegistry, RequestFaults
 from aml_emulator._http import (
     ApiError,
     RequestHandler,
@@ -47,13 +52,8 @@ from aml_emulator._http import (
     json_body,
     token_audiences,
 )
-from aml_emulator._jobs import (
-    JobRecord,
-    RequestError,
-    job_id,
-    parse_job_request,
-    render_job,
-)
+from aml_emulator._jobs import JobRecord, RequestError, parse_job_request, render_job
+from aml_emulator._routes import ARM_HANDLERS, ROUTES, Route
 from aml_emulator._storage import Storage
 from aml_emulator._store import JobExistsError, JobStore
 from aml_emulator._worker import JobWorker
@@ -67,76 +67,7 @@ NO_DEPLOYMENT_MESSAGE = (
     "No valid deployments to route to. Please check that the endpoint has at least one "
     "deployment with positive weight values or use a deployment specific header to route."
 )
-ARM_API_VERSION = "2023-02-01-preview"
 LIST_PAGE_SIZE = 100
-
-_ARM_JOB = (
-    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)/jobs/(?P<name>[^/]+)"
-)
-_ARM_TEMPLATE = (
-    "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/"
-    "Microsoft.MachineLearningServices/workspaces/{workspace}/jobs/{name}"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    template: str
-    handler: str
-    fault_route: str | None  # None: admin/health, no faults, no auth, not counted
-
-
-_ROUTES: tuple[_Route, ...] = (
-    _Route("GET", re.compile(r"^/healthz$"), "/healthz", "health", None),
-    _Route(
-        "POST",
-        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
-        "/endpoints/{endpoint}/jobs",
-        "invoke",
-        "invoke",
-    ),
-    _Route(
-        "GET",
-        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/?$"),
-        "/endpoints/{endpoint}/jobs",
-        "list_jobs",
-        "list",
-    ),
-    _Route(
-        "GET",
-        re.compile(r"^/endpoints/(?P<endpoint>[^/]+)/jobs/(?P<name>[^/]+)$"),
-        "/endpoints/{endpoint}/jobs/{name}",
-        "get_job",
-        "get",
-    ),
-    _Route(
-        "POST",
-        re.compile("^" + _ARM_JOB + "/cancel$", re.IGNORECASE),
-        _ARM_TEMPLATE + "/cancel",
-        "cancel_job",
-        "cancel",
-    ),
-    _Route(
-        "GET", re.compile("^" + _ARM_JOB + "$", re.IGNORECASE), _ARM_TEMPLATE, "arm_get_job", "get"
-    ),
-    _Route("GET", re.compile(r"^/admin/counters$"), "/admin/counters", "admin_counters", None),
-    _Route(
-        "POST", re.compile(r"^/admin/reset-counters$"), "/admin/reset-counters", "admin_reset", None
-    ),
-    _Route("GET", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_list_faults", None),
-    _Route("POST", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_add_fault", None),
-    _Route("DELETE", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_clear_faults", None),
-    _Route(
-        "POST",
-        re.compile(r"^/admin/jobs/(?P<name>[^/]+)/script$"),
-        "/admin/jobs/{name}/script",
-        "admin_script",
-        None,
-    ),
-)
 
 
 class EmulatorServer:
@@ -155,6 +86,10 @@ class EmulatorServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._create_lock = threading.Lock()
+        # Documented profile: invoke answers 201, 200, 201, ... (BatchJobEndpoint_Create lists
+        # both, mfe.json 2020-09-01-dataplanepreview; azure-ai-ml's validate_response in
+        # _endpoint_utils.py accepts both).
+        self._invoke_codes = itertools.cycle((201, 200))
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -251,9 +186,9 @@ class EmulatorServer:
             )
 
     @staticmethod
-    def _match(method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
+    def _match(method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         allowed = False
-        for route in _ROUTES:
+        for route in ROUTES:
             match = route.pattern.match(path)
             if match:
                 if route.method == method:
@@ -263,7 +198,7 @@ class EmulatorServer:
 
     def _data_call(
         self,
-        route: _Route,
+        route: Route,
         params: dict[str, str],
         query: dict[str, list[str]],
         headers: Any,
@@ -278,40 +213,77 @@ class EmulatorServer:
             job = self.store.get(name)
             endpoint_name = job.endpoint if job else None
         assert route.fault_route is not None
-        fault = self.faults.for_request(route.fault_route, endpoint_name)
+        fault = self.faults.for_request(route.fault_route, endpoint_name, name)
         if fault.delay > 0:
             time.sleep(fault.delay)  # the injected slowness itself, not a synchronisation
+        try:
+            result = self._checked_call(route, params, query, headers, body, fault, endpoint_name)
+        except ApiError as exc:
+            if fault.drop is None:
+                raise
+            result = Response(exc.status, error_body(exc.code, exc.message), exc.headers)
+        if fault.drop is not None:
+            logger.info("dropping the answer to %s %s (fault)", route.method, route.template)
+            return replace(result, drop=fault.drop)
+        return result
+
+    def _checked_call(
+        self,
+        route: Route,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        headers: Any,
+        body: bytes,
+        fault: RequestFaults,
+        endpoint_name: str | None,
+    ) -> Response:
         if fault.status is not None:
-            extra = {}
-            if fault.retry_after is not None:
-                extra["Retry-After"] = str(math.ceil(fault.retry_after))
-            phrase = HTTPStatus(fault.status).phrase
-            raise ApiError(
-                fault.status,
-                phrase.replace(" ", ""),
-                f"{phrase} (fault injected by aml_emulator)",
-                extra,
-            )
+            self._raise_fault(fault)
         token = self._bearer(headers)
-        arm = route.handler in ("cancel_job", "arm_get_job")
+        arm = route.handler in ARM_HANDLERS
         if arm:
             self._check_workspace(params)
+            if self.config.documented:
+                require_api_version(query)
         endpoint = self._endpoint(endpoint_name) if not arm else None
         if arm and endpoint_name is not None:
             endpoint = self.config.endpoints.get(endpoint_name)
-        if endpoint is not None and endpoint.reject_audience:
-            expected = ARM_AUDIENCES if arm else DATA_PLANE_AUDIENCES
-            if not token_audiences(token) & expected:
-                raise ApiError(
-                    401,
-                    "InvalidAuthenticationTokenAudience",
-                    "Audience or service not allowed",
-                    {"WWW-Authenticate": "Bearer"},
-                )
+        # The workspace-wide ARM list wants the management audience as soon as any endpoint
+        # checks audiences; a job route checks its job's endpoint (unknown job: 404 below).
+        strict = (
+            endpoint.reject_audience
+            if endpoint is not None
+            else route.handler == "arm_list_jobs"
+            and any(e.reject_audience for e in self.config.endpoints.values())
+        )
+        if strict and not token_audiences(token) & (ARM_AUDIENCES if arm else DATA_PLANE_AUDIENCES):
+            raise ApiError(
+                401,
+                "InvalidAuthenticationTokenAudience",
+                "Audience or service not allowed",
+                {"WWW-Authenticate": "Bearer"},
+            )
         result: Response = getattr(self, "_h_" + route.handler)(
             {**params, "endpoint": endpoint_name}, query, headers, body
         )
         return result
+
+    @staticmethod
+    def _raise_fault(fault: RequestFaults) -> None:
+        assert fault.status is not None
+        extra = {}
+        if fault.retry_after is not None:
+            extra["Retry-After"] = str(math.ceil(fault.retry_after))
+        phrase = HTTPStatus(fault.status).phrase
+        default_code = {400: "UserError", 403: "AuthorizationFailed", 404: "UserError"}.get(
+            fault.status, phrase.replace(" ", "")
+        )
+        raise ApiError(
+            fault.status,
+            fault.code or default_code,
+            fault.message or f"{phrase} (fault injected by aml_emulator)",
+            extra,
+        )
 
     @staticmethod
     def _bearer(headers: Any) -> str:
@@ -356,6 +328,9 @@ class EmulatorServer:
     def _ok(self, job: JobRecord, status: int = 200) -> Response:
         return Response(status, render_job(job, self.config), {})
 
+    def _base(self, headers: Any) -> str:
+        return f"http://{headers.get('Host') or f'{self.config.host}:{self.port}'}"
+
     # --- data plane -----------------------------------------------------------------------
 
     def _h_health(self, *_: Any) -> Response:
@@ -381,13 +356,20 @@ class EmulatorServer:
             or headers.get("repeatability-request-id")
             or None
         )
+        documented = self.config.documented
+        if documented:
+            # Neither is honoured by the documented contract: the swagger has no such header
+            # (mfe.json 2020-09-01-dataplanepreview, BatchJobEndpoint_Create) and azure-ai-ml
+            # sends `name` only under private preview (_batch_endpoint_operations.py, invoke;
+            # azure-sdk-for-python#32763: job_name "does nothing"). Every invoke is a new job.
+            logger.debug("documented contract: ignoring the job name and repeatability id")
         with self._create_lock:
-            if request_id:
+            if request_id and not documented:
                 earlier = self.store.find_by_request_id(endpoint.name, request_id)
                 if earlier is not None:
                     logger.info("job %s: repeated request id, returning the same job", earlier.name)
                     return self._ok(earlier)
-            name = spec.name or str(uuid.uuid4())
+            name = (None if documented else spec.name) or str(uuid.uuid4())
             if self.store.get(name) is not None:
                 raise ApiError(409, "UserError", f"A job with name '{name}' already exists")
             job = self._new_job(name, endpoint, deployment, spec, request_id)
@@ -401,7 +383,7 @@ class EmulatorServer:
         assert self._worker is not None
         self._worker.wake()
         logger.info("job %s: created on %s/%s (%s)", name, endpoint.name, deployment, job.status)
-        return self._ok(job)
+        return self._ok(job, next(self._invoke_codes) if documented else 200)
 
     def _route_deployment(self, endpoint: EndpointConfig, headers: Any) -> str:
         requested = (headers.get("azureml-model-deployment") or "").strip()
@@ -455,7 +437,19 @@ class EmulatorServer:
         return self._ok(self._job(params["name"], params["endpoint"]))
 
     def _h_arm_get_job(self, params: dict[str, str], *_: Any) -> Response:
-        return self._ok(self._job(params["name"]))
+        job = self._job(params["name"])
+        if self.config.documented:
+            return Response(200, render_arm_job(job, self.config), {})
+        return self._ok(job)
+
+    def _h_arm_list_jobs(
+        self, params: dict[str, str], query: dict[str, list[str]], headers: Any, _b: bytes
+    ) -> Response:
+        path = (
+            f"/subscriptions/{params['sub']}/resourceGroups/{params['rg']}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{params['ws']}/jobs"
+        )
+        return list_jobs(self.store, self.config, query, base_url=self._base(headers), path=path)
 
     def _h_list_jobs(
         self, params: dict[str, str], query: dict[str, list[str]], *_: Any
@@ -482,35 +476,14 @@ class EmulatorServer:
         )
 
     def _h_cancel_job(self, params: dict[str, str], _q: Any, headers: Any, _b: bytes) -> Response:
-        name = params["name"]
-        for _ in range(20):
-            job = self._job(name)
-            if job.terminal:
-                return Response(200, {}, {})
-            if job.status == "CancelRequested":
-                break
-            cancel_seconds = self.config.phase_seconds
-            updated = replace(
-                job,
-                status="CancelRequested",
-                script=(("CancelRequested", cancel_seconds),),
-                phase_index=0,
-                phase_started_at=time.time(),
-                outcome="Canceled",
-                outcome_message=None,
-                prepared=True,
-            )
-            if self.store.update(updated) is not None:
-                logger.info("job %s: %s -> CancelRequested", name, job.status)
-                assert self._worker is not None
-                self._worker.wake()
-                break
-        else:
-            raise ApiError(409, "Conflict", f"Job {name} is changing state; retry the cancel")
-        host = headers.get("Host") or f"{self.config.host}:{self.port}"
-        location = f"http://{host}{job_id(self.config, name)}?api-version={ARM_API_VERSION}"
-        retry_after = str(max(1, math.ceil(self.config.phase_seconds)))
-        return Response(202, {}, {"Location": location, "Retry-After": retry_after})
+        assert self._worker is not None
+        return cancel_job(
+            self.store,
+            self.config,
+            params["name"],
+            base_url=self._base(headers),
+            wake=self._worker.wake,
+        )
 
     # --- admin ----------------------------------------------------------------------------
 
@@ -538,6 +511,21 @@ class EmulatorServer:
             raise ApiError(400, "BadRequest", f"body.endpoint: unknown endpoint {fault.endpoint!r}")
         self.faults.add(fault)
         return Response(200, {"faults": self.faults.list()}, {})
+
+    def _h_admin_job(self, params: dict[str, str], *_: Any) -> Response:
+        job = self._job(params["name"])
+        return Response(
+            200,
+            {
+                "name": job.name,
+                "endpoint": job.endpoint,
+                "status": job.status,
+                "error_message": job.error_message,  # also under the documented profile
+                "request_id": job.request_id,
+                "requested_name": job.spec.name,
+            },
+            {},
+        )
 
     def _h_admin_script(self, params: dict[str, str], _q: Any, _h: Any, body: bytes) -> Response:
         payload = json_body(body)

@@ -14,8 +14,11 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from tests.integration.emulator.helpers import CONTAINER, EmulatorApi, running_emulator
 from tests.support import Azurite
 
-# Extra endpoints next to the default one, to test routing and the audience check.
+# Extra endpoints next to the default one, to test routing and the audience check. These tests
+# pin the lenient profile (client names, repeatability ids, errorMessage, ARM-form ids); the
+# documented profile has its own emulator in test_documented.py.
 CONFIG = {
+    "contract": "lenient",
     "datastores": {"workspaceblobstore": CONTAINER, "otherstore": "other-container"},
     "endpoints": {
         "heart-classifier": {"deployments": ["default"], "default_deployment": "default"},

@@ -179,8 +179,13 @@ def emulator_process(
     config: Path | None = None,
     port: int | None = None,
     log_dir: Path | None = None,
+    contract: str | None = "lenient",
 ) -> ManagedProcess:
-    """The emulator as a subprocess (not started)."""
+    """The emulator as a subprocess (not started).
+
+    ``contract``: the ``--contract`` flag (these tests pin ``lenient`` unless they say
+    otherwise); ``None`` passes no flag, so the config file or the default decides.
+    """
     args = [
         PYTHON,
         "-m",
@@ -197,6 +202,8 @@ def emulator_process(
     ]
     if config is not None:
         args += ["--config", str(config)]
+    if contract is not None:
+        args += ["--contract", contract]
     return ManagedProcess(args, name="aml-emulator", log_dir=log_dir)
 
 

@@ -275,6 +275,7 @@ def test_in_process_server(tmp_path: Path, azurite: Azurite, container: Containe
         state_path=str(tmp_path / "s.sqlite"),
         phase_seconds=0.05,
         storage_connection_string=azurite.connection_string,
+        contract="lenient",
     )
     with EmulatorServer(config) as server, requests.Session() as s:
         assert server.port > 0
