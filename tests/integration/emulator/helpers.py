@@ -180,6 +180,7 @@ def emulator_process(
     port: int | None = None,
     log_dir: Path | None = None,
     contract: str | None = "lenient",
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """The emulator as a subprocess (not started).
 
@@ -204,7 +205,7 @@ def emulator_process(
         args += ["--config", str(config)]
     if contract is not None:
         args += ["--contract", contract]
-    return ManagedProcess(args, name="aml-emulator", log_dir=log_dir)
+    return ManagedProcess(args, name="aml-emulator", log_dir=log_dir, env=env)
 
 
 def listening_url(proc: ManagedProcess, *, already: int = 0) -> str:

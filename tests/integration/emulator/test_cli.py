@@ -57,6 +57,16 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
             "endpoints.e.faults[0].status",
         ),
         ({"datastores": {"workspaceblobstore": "Bad_Container"}}, "datastores.workspaceblobstore"),
+        ({"contract": "strict"}, "contract"),
+        ({"arm_page_size": 0}, "arm_page_size"),
+        (
+            {"endpoints": {"e": {"faults": [{"kind": "drop", "seconds": -1}]}}},
+            "endpoints.e.faults[0].seconds",
+        ),
+        (
+            {"endpoints": {"e": {"faults": [{"kind": "drop", "job": 7}]}}},
+            "endpoints.e.faults[0].job",
+        ),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, config: object, key: str) -> None:
@@ -86,12 +96,21 @@ def test_unreadable_or_invalid_config_exits_2(tmp_path: Path) -> None:
         (["--phase-seconds", "-0.5"], "phase_seconds"),
         (["--port", "70000"], "port"),
         (["--storage-connection-string", "garbage"], "storage_connection_string"),
+        (["--contract", "strict"], "--contract"),
     ],
 )
 def test_bad_flag_exits_2(tmp_path: Path, flags: list[str], key: str) -> None:
     result = _run("serve", *flags, "--state", str(tmp_path / "s.sqlite"))
     assert result.returncode == 2
     assert key in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_contract_in_the_environment_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "AML_EMULATOR_CONTRACT": "strict"}
+    result = _run("serve", "--state", str(tmp_path / "s.sqlite"), env=env)
+    assert result.returncode == 2
+    assert "contract" in result.stderr
     assert "Traceback" not in result.stderr
 
 
