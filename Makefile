@@ -3,6 +3,8 @@
 #   make demo   run the main job end to end on the offline stack (Azurite + emulator + devhost)
 #   make test   lint, type-check and run the whole test suite (starts its own Azurite)
 #   make bench  run the benchmarks and print their figures
+#   make contract-test  the contract cases against a real endpoint (AML_LIVE_ENDPOINT_URI and
+#               AML_WORKSPACE_ID; Azure credential from the environment); skips cleanly offline
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,10 +13,10 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test lint fmt typecheck unit bench clean help
+.PHONY: install demo test lint fmt typecheck unit bench contract-test clean help
 
 help:
-	@echo "make demo | make test | make unit | make bench | make lint | make fmt | make clean"
+	@echo "make demo | make test | make unit | make bench | make contract-test | make lint | make fmt | make clean"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,10 @@ test: install lint typecheck
 # The sub-second loop: pure unit tests only (no Azurite, no emulator, no devhost processes).
 unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" tests/unit
+
+# The same cases make test runs against the emulator, here against the real service (opt-in).
+contract-test: $(STAMP)
+	$(BIN)/pytest -m live tests/contract
 
 demo: install
 	$(PY) -m scripts.demo
