@@ -199,3 +199,64 @@ def test_request_parsing_handles_both_casings_and_legacy_output() -> None:
                 }
             }
         )
+
+
+# --- ARM Jobs list filters (aml_emulator._arm) ---------------------------------------------------
+
+
+def test_properties_filter_terms() -> None:
+    from aml_emulator._arm import parse_properties_filter
+
+    assert parse_properties_filter("a,b=c") == (("a", None), ("b", "c"))
+    assert parse_properties_filter(" a , ,b=") == (("a", None), ("b", ""))
+    assert parse_properties_filter("k=v=w") == (("k", "v=w"),)
+    assert parse_properties_filter("") == ()
+
+
+def test_properties_filter_rejects_an_empty_name() -> None:
+    from aml_emulator._arm import parse_properties_filter
+    from aml_emulator._http import ApiError
+
+    with pytest.raises(ApiError, match="properties"):
+        parse_properties_filter("=v")
+
+
+def test_list_query_matches_tag_keys_and_every_property_term() -> None:
+    from dataclasses import replace
+
+    from aml_emulator._arm import parse_list_query
+    from aml_emulator._jobs import JobRecord
+
+    spec = parse_job_request(
+        {
+            "properties": {
+                "inputData": {
+                    "i": {"jobInputType": "UriFolder", "uri": "azureml://datastores/d/paths/p/"}
+                },
+                "tags": {"run": "r1"},
+                "properties": {"a": "1", "b": "2"},
+            }
+        }
+    )
+    job = JobRecord(
+        name="j",
+        endpoint="e",
+        deployment="d",
+        spec=spec,
+        request_id=None,
+        created_at=0.0,
+        status="Running",
+        phase_index=0,
+        phase_started_at=0.0,
+        script=(("Running", 1.0),),
+        outcome="Completed",
+    )
+    assert parse_list_query({"tag": ["run"]}).matches(job)
+    assert not parse_list_query({"tag": ["run=r1"]}).matches(job)
+    assert parse_list_query({"properties": ["a,b=2"]}).matches(job)
+    assert not parse_list_query({"properties": ["a,b=3"]}).matches(job)
+    assert not parse_list_query({"listViewType": ["ArchivedOnly"]}).matches(job)
+    assert parse_list_query({"listViewType": ["all"], "jobType": ["pipeline"]}).matches(job)
+    assert not parse_list_query({"jobType": ["Command"]}).matches(job)
+    assert parse_list_query({"$skip": ["12"]}).before_seq == 12
+    assert not parse_list_query({"tag": ["run"]}).matches(replace(job, spec=replace(spec, tags={})))
