@@ -265,6 +265,25 @@ def arm_list_filters(target: Target) -> None:
     assert names <= {j["name"] for j in by_name}
 
 
+def output_as_datastore_arm_id(target: Target) -> None:
+    """The output ``uri`` in the ``<datastore ARM id>/paths/<file>`` form is accepted
+    (batch-endpoint-rest.md 2.7, "Datastore ARM id + path"; issue 10 "Body fixes"). App
+    invariant: invoke accepts it; on the emulator the job also completes."""
+    prefix = target.output_prefix.removeprefix("azureml://datastores/")
+    datastore, _, path = prefix.partition("/paths/")
+    uri = (
+        f"{target.workspace_id}/datastores/{datastore}/paths/{path}/"
+        f"{uuid.uuid4().hex}/predictions.csv"
+    )
+    payload = target.body()
+    payload["properties"]["OutputData"]["score"]["Uri"] = uri
+    response = target.invoke(payload)
+    assert response.status_code in (200, 201), response.text
+    if target.profile is not None:
+        job = target.wait_final(response.json()["name"])
+        assert job["properties"]["status"] == "Completed"
+
+
 CASES: tuple[Callable[[Target], None], ...] = (
     invoke_shape,
     name_honoured_or_not,
@@ -277,4 +296,5 @@ CASES: tuple[Callable[[Target], None], ...] = (
     arm_token_on_data_plane,
     throttled_invoke_has_retry_after,
     arm_list_filters,
+    output_as_datastore_arm_id,
 )
