@@ -40,6 +40,8 @@ from tests.support import Azurite
 pytestmark = pytest.mark.integration
 
 API = "api-version=2024-04-01"
+# The profile must come from the default / config file here, whatever the caller's environment.
+NO_ENV_PROFILE = {"AML_EMULATOR_CONTRACT": ""}
 # This emulator has an audience-checking endpoint, so the workspace-wide ARM list wants an
 # ARM token.
 ARM_TOKEN = jwt("https://management.azure.com")
@@ -62,6 +64,7 @@ def doc_url(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Itera
         config=config,
         log_dir=root,
         contract=None,
+        env=NO_ENV_PROFILE,
     ) as (_proc, url):
         yield url
 
@@ -346,6 +349,7 @@ def test_config_key_and_environment_choose_the_profile(
             config=config,
             log_dir=tmp_path,
             contract=None,
+            env=NO_ENV_PROFILE,
         ) as (_p, url),
         requests.Session() as s,
     ):
