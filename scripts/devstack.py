@@ -32,6 +32,11 @@ PYTHON = sys.executable
 
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
+#: The emulator's workspace (its default ARM identity).
+EMULATOR_WORKSPACE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local-rg"
+    "/providers/Microsoft.MachineLearningServices/workspaces/local-ws"
+)
 DEV_ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
@@ -227,11 +232,14 @@ class Stack:
         azurite_port / emulator_port / devhost_port: preferred ports (a free one if taken).
         external_azurite: use the Azurite already listening on ``azurite_port``.
         app_dir: the Functions app to serve (the repository root by default).
+        contract: the emulator's profile: ``documented`` (every behaviour no public source
+            confirms takes its least helpful form; docs/service-contract.md) or ``lenient``.
     """
 
     run_dir: Path
     settings: dict[str, str] = field(default_factory=dict)
     phase_seconds: float = 1.0
+    contract: str = "documented"
     azurite_port: int | None = None
     emulator_port: int | None = None
     devhost_port: int | None = None
@@ -279,6 +287,7 @@ class Stack:
             "BATCH_ENDPOINT_ALLOWED_HOSTS": f"127.0.0.1:{self.emulator_port}",
             "BATCH_ENDPOINT_AUTH": "none",
             "AML_ARM_ENDPOINT": self.emulator_url,
+            "AML_WORKSPACE_ID": EMULATOR_WORKSPACE_ID,
             "POLL_INTERVAL_SECONDS": "2",
             "POLL_INTERVAL_MIN": "1",
             "POLL_INTERVAL_MAX": "3600",
@@ -313,6 +322,8 @@ class Stack:
                 self.connection_string,
                 "--phase-seconds",
                 str(self.phase_seconds),
+                "--contract",
+                self.contract,
             ],
             name="emulator",
             log_dir=self.run_dir,

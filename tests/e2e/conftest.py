@@ -42,16 +42,30 @@ def sample_data(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> l
     return sorted(out.glob("*.csv"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["documented", "lenient"])
 def stack(
-    azurite: Azurite, sample_data: list[Path], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    azurite: Azurite,
+    sample_data: list[Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """One devhost + emulator for a test module; the schedule is off (no SCHEDULED_INPUT_URI)."""
+    """One devhost + emulator for a test module, once per emulator profile (the documented
+    contract and the lenient one; docs/service-contract.md); the schedule is off."""
     s = make_stack(
         tmp_path_factory.mktemp("stack"),
         azurite,
+        contract=request.param,
         phase_seconds=0.3,
-        settings={"SCHEDULED_INPUT_URI": "", "POLL_INTERVAL_SECONDS": "1"},
+        settings={
+            "SCHEDULED_INPUT_URI": "",
+            "POLL_INTERVAL_SECONDS": "1",
+            # Azurite is shared by both profiles' stacks: each writes and watches its own paths.
+            "SCORING_BLOB_PATH": f"scoring-input-{request.param}/{{name}}",
+            "OUTPUT_URI_TEMPLATE": (
+                f"azureml://datastores/workspaceblobstore/paths/e2e-{request.param}/{{run_id}}"
+                "/predictions.csv"
+            ),
+        },
     )
     try:
         yield s

@@ -94,7 +94,11 @@ def test_failed_job_fails_the_run_with_the_service_message(stack: Stack, azurite
 
     assert view["runtime_status"] == "Failed"
     assert view["job_status"] == "Failed"
-    assert "already exists" in view["error"]
+    if stack.contract == "lenient":
+        assert "already exists" in view["error"]  # the service's text, where it sends one
+    else:  # the documented BatchJob has no error field: say where the reason is
+        assert "the service reported no error detail" in view["error"]
+        assert "user_logs" in view["error"]
     assert f"Batch job {view['job_name']} ended Failed" in view["error"]
     assert "Studio: https://ml.azure.com/runs/" in view["error"]
 
@@ -146,7 +150,8 @@ def test_cancel_cancels_the_azure_ml_job(stack: Stack):
 
 def test_blob_upload_starts_exactly_one_run(stack: Stack, azurite: Azurite, sample_data):
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    container = service.get_container_client("scoring-input")
+    container_name = stack.app_settings()["SCORING_BLOB_PATH"].split("/", 1)[0]
+    container = service.get_container_client(container_name)
     if not container.exists():
         container.create_container()
     container.upload_blob("e2e-one.csv", sample_data[1].read_bytes(), overwrite=True)
@@ -221,7 +226,7 @@ def test_kill9_during_polling_resumes_with_exactly_one_job(azurite: Azurite, sam
 
         assert view["runtime_status"] == "Completed"
         counters = stack.emulator_counters()
-        assert counters["jobs_created"] == 1
-        assert list(counters["jobs"]) == [view["job_name"]]
+        assert counters["jobs_created"] == 1  # the documented profile ignores client names
+        assert view["job_name"] in counters["jobs"]
     finally:
         stack.stop()
