@@ -1,0 +1,203 @@
+"""The monitor scenarios both engines run, and the scripted service each run talks to.
+
+Each run gets its own :class:`FakeEndpoint` (tests/orchestration/conftest.py) behind its own
+:class:`ScriptedEndpoint` on 127.0.0.1, built from the same script, and the product's activity
+bindings read settings that point at it: both engines see the same service, answer for answer.
+
+Everything that could race is tied to virtual time or to a status check, never to wall time:
+
+- ``cancel_at``: the ``cancel`` event is raised when the engine's virtual clock reaches
+  ``start + cancel_at`` (a sleeper instance holds a timer there, so an idle engine stops the
+  clock at that instant, and the event is raised before anything due then runs);
+- ``cancel_on_get``: the event is raised while the N-th status check runs (the activity is in
+  flight, so the engine is busy and cannot move the clock).
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import pytest
+
+from batch_endpoint import TransportError
+from batch_runs.state import POLLS_PER_EXECUTION
+from devhost.engine import VirtualClock
+from tests.orchestration.conftest import (
+    T0,
+    FakeEndpoint,
+    clear_app_caches,
+    settings_for,
+)
+from tests.orchestration.scripted_endpoint import ScriptedEndpoint
+
+INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
+
+#: The orchestrator that holds the clock still at ``cancel_at`` (run on both engines).
+SLEEPER = "xeng_clock_stop"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """One monitor run, the same on both engines."""
+
+    name: str
+    script: tuple[Any, ...]
+    ends: str  # the runtime status both engines must reach ("Completed" / "Failed")
+    params: dict[str, Any] = field(default_factory=dict)
+    fake: dict[str, Any] = field(default_factory=dict)  # FakeEndpoint keyword arguments
+    settings: dict[str, str] = field(default_factory=dict)  # extra app settings
+    cancel_at: float | None = None
+    cancel_on_get: int | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return f"xeng-{self.name}"
+
+    def run_input(self) -> dict[str, Any]:
+        return {
+            "endpoint_input_uri": INPUT,
+            "endpoint_input_type": "UriFolder",
+            "poll_interval": 60,
+            **self.params,
+        }
+
+
+def _transient(n: int) -> list[Any]:
+    return [TransportError("connection reset by peer")] * n
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="happy_path", script=("Queued", "Running", "Running", "Completed"), ends="Completed"
+    ),
+    Scenario(
+        name="failed_job",
+        ends="Failed",
+        script=("Running", "Failed"),
+        fake={"error_message": "UserError: the path already exists"},
+    ),
+    Scenario(
+        name="cancel_while_waiting",
+        ends="Failed",
+        script=("Running",),
+        params={"timeout": 7 * 86400},
+        cancel_at=150.0,  # between the checks at 120 s and 180 s
+    ),
+    Scenario(
+        name="cancel_during_status_check",
+        ends="Failed",
+        script=("Running",),
+        params={"timeout": 7 * 86400},
+        cancel_on_get=2,
+    ),
+    Scenario(
+        name="deadline",
+        script=("Queued",),
+        ends="Failed",
+        params={"poll_interval": 120, "timeout": 600},
+    ),
+    Scenario(
+        name="poll_failures_with_retries",
+        ends="Completed",
+        # One check recovers within the activity's retries, one exhausts them (a failed poll),
+        # then the job completes.
+        script=(*_transient(2), "Running", *_transient(4), "Running", "Completed"),
+    ),
+    Scenario(
+        name="poll_failures_give_up",
+        script=tuple(_transient(1)),
+        ends="Failed",
+    ),
+    Scenario(
+        name="continue_as_new",
+        script=(*["Running"] * (POLLS_PER_EXECUTION + 4), "Completed"),
+        ends="Completed",
+        params={"poll_interval": 10},
+    ),
+    Scenario(
+        name="cancel_during_last_poll_of_an_execution",
+        # The cancel arrives while the 20th check (the last before continue_as_new) runs.
+        script=("Running",),
+        ends="Failed",
+        params={"poll_interval": 10, "timeout": 7 * 86400},
+        cancel_on_get=POLLS_PER_EXECUTION,
+    ),
+    Scenario(
+        name="long_poll_interval",
+        ends="Completed",
+        # A 4-day interval: durabletask splits the timer at 3 days (LONG_TIMER_SPLIT).
+        script=("Running", "Completed"),
+        params={"poll_interval": 4 * 86400, "timeout": 10 * 86400},
+        settings={"POLL_INTERVAL_MAX": str(5 * 86400), "RUN_TIMEOUT_MAX_SECONDS": "2592000"},
+    ),
+)
+
+
+@dataclass
+class Service:
+    """The scripted batch endpoint one run talks to."""
+
+    fake: FakeEndpoint
+    endpoint: ScriptedEndpoint
+
+
+@contextlib.contextmanager
+def scripted_service(scenario: Scenario, raise_cancel: Callable[[], None]) -> Iterator[Service]:
+    """Start the scenario's scripted endpoint and point the app's settings at it.
+
+    ``raise_cancel`` is called (from the activity's thread) when ``cancel_on_get`` is reached.
+    """
+    on_get: Callable[[int], None] | None = None
+    if scenario.cancel_on_get is not None:
+        wanted = scenario.cancel_on_get
+
+        def on_get(count: int) -> None:
+            if count == wanted:
+                raise_cancel()
+
+    fake = FakeEndpoint(script=list(scenario.script), on_get=on_get, **scenario.fake)
+    endpoint = ScriptedEndpoint(fake).start()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in {**settings_for(endpoint), **scenario.settings}.items():
+                mp.setenv(name, value)
+            clear_app_caches()
+            yield Service(fake=fake, endpoint=endpoint)
+    finally:
+        clear_app_caches()
+        endpoint.stop()
+
+
+# --- the sleeper: a timer at start + cancel_at, written once against the 1.x API -------------
+
+sleeper_bp = df.Blueprint()
+
+
+@sleeper_bp.orchestration_trigger(context_name="context")
+def xeng_clock_stop(context: df.DurableOrchestrationContext):
+    seconds = float(context.get_input())
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
+    return None
+
+
+def cancel_time(scenario: Scenario) -> datetime:
+    assert scenario.cancel_at is not None
+    return T0 + timedelta(seconds=scenario.cancel_at)
+
+
+def cancel_when_clock_reaches(
+    clock: VirtualClock, when: datetime, raise_cancel: Callable[[], None]
+) -> None:
+    """Raise the event the first time ``clock`` reaches ``when``. Both engines call their
+    clock's listeners when they move it (only while idle), before firing the timers due then."""
+    raised: list[bool] = []
+
+    def listener() -> None:
+        if not raised and clock.now() >= when:
+            raised.append(True)
+            raise_cancel()
+
+    clock.subscribe(listener)
