@@ -22,7 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
-from batch_endpoint import TransportError
+from batch_endpoint import AuthError, TransportError
 from batch_runs.state import POLLS_PER_EXECUTION
 from devhost.engine import VirtualClock
 from tests.orchestration.conftest import (
@@ -98,6 +98,22 @@ SCENARIOS: tuple[Scenario, ...] = (
         script=("Queued",),
         ends="Failed",
         params={"poll_interval": 120, "timeout": 600},
+    ),
+    Scenario(
+        name="deadline_cancel_refused",
+        script=("Running",),
+        ends="Failed",
+        params={"poll_interval": 120, "timeout": 600},
+        fake={"cancel_error": AuthError(403, "AuthorizationFailed", "no jobs/cancel/action")},
+    ),
+    Scenario(
+        name="deadline_cancel_never_confirmed",
+        # The job ignores the cancel: checks go on until the grace period ends (next_check is
+        # capped at cancel_until), then the run gives up.
+        script=("Running",),
+        ends="Failed",
+        params={"poll_interval": 120, "timeout": 600},
+        fake={"cancel_takes_effect": False},
     ),
     Scenario(
         name="poll_failures_with_retries",

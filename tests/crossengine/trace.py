@@ -9,6 +9,7 @@ the run started, so two engines that agree give equal traces.
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Step kinds.
 ACTIVITY = "activity"
@@ -79,15 +80,15 @@ class Trace:
         return [step.render() for step in self.steps]
 
 
-#: What the scripted endpoint's address (an ephemeral port, one per run) is replaced with.
-ENDPOINT = "http://scripted-endpoint"
+#: What the scripted endpoint's ``host:port`` (an ephemeral port, one per run) is replaced with.
+ENDPOINT = "scripted-endpoint"
 
 
 def scrub(value: Any, base_url: str) -> Any:
-    """``value`` with this run's endpoint address replaced by :data:`ENDPOINT` (each run has its
-    own port, which the client's error messages quote; this is the harness, not an engine)."""
+    """``value`` with this run's endpoint ``host:port`` replaced by :data:`ENDPOINT` (each run
+    has its own port, which the client's messages quote; this is the harness, not an engine)."""
     if isinstance(value, str):
-        return value.replace(base_url, ENDPOINT)
+        return value.replace(urlsplit(base_url).netloc, ENDPOINT)
     if isinstance(value, dict):
         return {k: scrub(v, base_url) for k, v in value.items()}
     if isinstance(value, list | tuple):
