@@ -15,10 +15,10 @@ from typing import Any
 from devhost.engine import Engine, VirtualClock, parse_time
 from orchestrators import batch_run
 from tests.crossengine.scenarios import (
+    ACTIVITIES,
     SLEEPER,
     Scenario,
-    cancel_time,
-    cancel_when_clock_reaches,
+    install_clock_hooks,
     scripted_service,
     xeng_clock_stop,
 )
@@ -32,7 +32,7 @@ from tests.crossengine.trace import (
     dedupe,
     scrub,
 )
-from tests.orchestration.conftest import ACTIVITIES, T0, handle
+from tests.orchestration.conftest import T0, handle
 
 # DTFx ``EventType`` numbers (DurableTask.Core ``EventType``), as the SDK's context JSON has them.
 _TASK_SCHEDULED, _TASK_COMPLETED, _TASK_FAILED = 4, 5, 6
@@ -162,9 +162,9 @@ def run_on_devhost(scenario: Scenario, *, timeout: float = 60.0) -> Trace:
     with scripted_service(scenario, raise_cancel) as service:
         engine.start()
         try:
-            if scenario.cancel_at is not None:
-                cancel_when_clock_reaches(clock, cancel_time(scenario), raise_cancel)
-                engine.start_new(SLEEPER, instance_id=f"{iid}-clock", input=scenario.cancel_at)
+            hold_at = install_clock_hooks(scenario, clock, service, raise_cancel)
+            if hold_at is not None:
+                engine.start_new(SLEEPER, instance_id=f"{iid}-clock", input=hold_at)
             engine.start_new(
                 batch_run.ORCHESTRATOR_NAME, instance_id=iid, input=scenario.run_input()
             )

@@ -42,10 +42,10 @@ from devhost.engine import VirtualClock
 from orchestrators import batch_run
 from tests.crossengine.adapter import as_durabletask_orchestrator, raw_generator
 from tests.crossengine.scenarios import (
+    ACTIVITIES,
     SLEEPER,
     Scenario,
-    cancel_time,
-    cancel_when_clock_reaches,
+    install_clock_hooks,
     scripted_service,
     xeng_clock_stop,
 )
@@ -59,7 +59,7 @@ from tests.crossengine.trace import (
     dedupe,
     scrub,
 )
-from tests.orchestration.conftest import ACTIVITIES, T0
+from tests.orchestration.conftest import T0
 
 _quiet = logging.getLogger("tests.crossengine.durabletask")
 _quiet.addHandler(logging.NullHandler())
@@ -273,10 +273,10 @@ def run_on_durabletask(scenario: Scenario, *, timeout: float = 60.0) -> Trace:
         try:
             with scripted_service(scenario, raise_cancel) as service:
                 worker.start()
-                if scenario.cancel_at is not None:
-                    cancel_when_clock_reaches(clock, cancel_time(scenario), raise_cancel)
+                hold_at = install_clock_hooks(scenario, clock, service, raise_cancel)
+                if hold_at is not None:
                     client.schedule_new_orchestration(
-                        SLEEPER, input=scenario.cancel_at, instance_id=f"{iid}-clock"
+                        SLEEPER, input=hold_at, instance_id=f"{iid}-clock"
                     )
                 client.schedule_new_orchestration(
                     batch_run.ORCHESTRATOR_NAME, input=scenario.run_input(), instance_id=iid

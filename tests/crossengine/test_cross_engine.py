@@ -20,11 +20,12 @@ from tests.crossengine.allowances import (
     LONG_TIMER_SPLIT,
     MAX_TIMER_SECONDS,
     NO_TIMER_AFTER_LAST_RETRY,
+    normalize,
 )
 from tests.crossengine.compare import compare
 from tests.crossengine.devhost_runner import run_on_devhost
 from tests.crossengine.durabletask_runner import run_on_durabletask
-from tests.crossengine.scenarios import SCENARIOS, Scenario
+from tests.crossengine.scenarios import KNOWN_DIFFERENCES, SCENARIOS, Scenario
 from tests.crossengine.trace import ACTIVITY, TIMER, Outcome, Step, Trace
 from tests.orchestration.conftest import T0
 
@@ -42,6 +43,39 @@ def test_devhost_and_durabletask_agree(scenario: Scenario) -> None:
     assert devhost.outcome.status == durabletask.outcome.status == scenario.ends
     assert devhost.steps  # the journals saw the run
     assert devhost.statuses
+
+
+# --- a difference no allowance covers: a devhost bug (issue 11 section 1) -------------------------
+
+
+@pytest.fixture(scope="module")
+def renamed_activity() -> tuple[Trace, Trace]:
+    """A new release renames the status-check activity while an instance waits on its timer."""
+    (scenario,) = KNOWN_DIFFERENCES
+    return run_on_devhost(scenario), run_on_durabletask(scenario)
+
+
+def test_durabletask_fails_a_replay_whose_activity_was_renamed(renamed_activity) -> None:
+    _, durabletask = renamed_activity
+
+    assert durabletask.outcome.status == "Failed"
+    message = durabletask.outcome.message or ""
+    assert "history mismatch" in message
+    assert "name='get_batch_job'" in message
+    assert "get_batch_job_v2" in message
+
+
+@pytest.mark.xfail(
+    reason="issue 11 section 1: devhost matches replayed actions to history by position only, "
+    "so it completes the run with the old activity's results (DTFx fails it: "
+    "TaskOrchestrationContext.cs, NonDeterministicOrchestrationException)",
+    strict=False,
+)
+def test_devhost_fails_a_replay_whose_activity_was_renamed(renamed_activity) -> None:
+    devhost, durabletask = renamed_activity
+
+    assert devhost.outcome.status == "Failed"
+    assert normalize(devhost).steps == normalize(durabletask).steps
 
 
 # --- the harness itself --------------------------------------------------------------------------
