@@ -41,7 +41,7 @@ from tests.orchestration.scripted_endpoint import ScriptedEndpoint
 
 INPUT = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
 
-#: The orchestrator that holds the clock still at ``cancel_at`` (run on both engines).
+#: The orchestrator that holds the clock still at ``cancel_at`` / ``deploy_at`` (both engines).
 SLEEPER = "xeng_clock_stop"
 
 
@@ -217,7 +217,7 @@ def scripted_service(scenario: Scenario, raise_cancel: Callable[[], None]) -> It
         endpoint.stop()
 
 
-# --- the sleeper: a timer at start + cancel_at, written once against the 1.x API -------------
+# --- the sleeper: one timer at start + N seconds, written once against the 1.x API -----------
 
 sleeper_bp = df.Blueprint()
 
