@@ -8,6 +8,7 @@ now (its first poll is 10 s after the stack started).
 """
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -124,7 +125,18 @@ def test_idempotent_start_view_and_cancel(
             again_cancelled,
             "a second cancel was neither accepted nor a conflict",
         )
+    # The cancel is an event the orchestrator handles asynchronously: the view shows it once the
+    # orchestrator has run (bounded wait, not a fixed sleep).
     after = client.get(run_id)
+    deadline = time.monotonic() + 15
+    while (
+        after is not None
+        and after.status == 200
+        and after.json().get("cancel_requested") is not True
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+        after = client.get(run_id)
     if after is not None:
         findings.expect(
             after.status == 200 and after.json().get("cancel_requested") is True,
