@@ -67,7 +67,11 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "output_name",
     *_OVERRIDE_INTS,
     "output_file_name",
+    "max_queued_seconds",
+    "max_not_responding_seconds",
 )
+#: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
+WATCHDOGS: tuple[str, ...] = ("max_queued_seconds", "max_not_responding_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,8 @@ class RunRequest:
     max_retries: int | None = None
     retry_timeout: int | None = None
     output_file_name: str | None = None
+    max_queued_seconds: int | None = None
+    max_not_responding_seconds: int | None = None
 
     def __post_init__(self) -> None:
         problems = [*self._text_problems(), *self._number_problems(), *self._name_problems()]
@@ -174,7 +180,7 @@ class RunRequest:
             for field, number in (("poll_interval", self.poll_interval), ("timeout", self.timeout))
             if isinstance(number, bool) or not isinstance(number, int) or number < 1
         ]
-        for field, low in _OVERRIDE_INTS.items():
+        for field, low in {**_OVERRIDE_INTS, **dict.fromkeys(WATCHDOGS, 1)}.items():
             value = getattr(self, field)
             if value is not None and (
                 isinstance(value, bool)
@@ -215,6 +221,8 @@ class RunRequest:
             "max_retries": self.max_retries,
             "retry_timeout": self.retry_timeout,
             "output_file_name": self.output_file_name,
+            "max_queued_seconds": self.max_queued_seconds,
+            "max_not_responding_seconds": self.max_not_responding_seconds,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -252,6 +260,8 @@ class RunRequest:
             max_retries=opt("max_retries"),
             retry_timeout=opt("retry_timeout"),
             output_file_name=opt("output_file_name"),
+            max_queued_seconds=opt("max_queued_seconds"),
+            max_not_responding_seconds=opt("max_not_responding_seconds"),
         )
 
     def to_invocation(self, run_key: str | None = None) -> JobInvocation:
@@ -522,6 +532,11 @@ class _Parser:
             field: self.integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
         }
         output_file_name = self.checked_text("output_file_name", _file_name_problem)
+        watchdogs = {
+            field: self.integer(field, 1, self.settings.run_timeout_max_seconds)
+            or getattr(self.settings, field)
+            for field in WATCHDOGS
+        }
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -536,6 +551,7 @@ class _Parser:
             output_name=output_name,
             output_file_name=output_file_name,
             **overrides,
+            **watchdogs,
         )
 
 

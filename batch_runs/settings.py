@@ -78,6 +78,8 @@ class Settings:
     http_retry_budget_seconds: float = 60.0  # BATCH_ENDPOINT_RETRY_BUDGET_SECONDS
     workspace_id: str | None = None  # AML_WORKSPACE_ID (the workspace's ARM id)
     cancel_grace_seconds: int = 900  # CANCEL_GRACE_SECONDS
+    max_queued_seconds: int | None = None  # MAX_QUEUED_SECONDS (watchdog; unset = off)
+    max_not_responding_seconds: int | None = None  # MAX_NOT_RESPONDING_SECONDS (watchdog)
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -295,6 +297,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     workspace_id = r.parse("AML_WORKSPACE_ID", "", parse_workspace_id) or None
     cancel_grace = r.integer("CANCEL_GRACE_SECONDS", d.cancel_grace_seconds, low=1, high=86400)
+    watchdogs = {
+        name: (r.integer(name, 0, low=1, high=timeout_max) if r.raw(name) else None)
+        for name in ("MAX_QUEUED_SECONDS", "MAX_NOT_RESPONDING_SECONDS")
+    }
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
@@ -333,6 +339,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         http_retry_budget_seconds=budget,
         workspace_id=workspace_id,
         cancel_grace_seconds=cancel_grace,
+        max_queued_seconds=watchdogs["MAX_QUEUED_SECONDS"],
+        max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
     )
 
 

@@ -47,6 +47,11 @@ class RunFailed(Exception):
     """The run ends as a failed orchestration; the message is what callers see."""
 
 
+def _optional_time(data: Mapping[str, Any], field: str) -> datetime | None:
+    value = data.get(field)
+    return _parse_time(value, field) if value else None
+
+
 def _parse_time(value: object, field: str) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"RunState.{field} must be an ISO-8601 string")
@@ -72,14 +77,26 @@ class RunState:
     cancel_grace: int = DEFAULT_CANCEL_GRACE_SECONDS
     cancel_reason: str | None = None  # "requested" or "deadline" once a cancel was sent
     cancel_until: datetime | None = None  # the job must end by then, or the run gives up
+    status_since: datetime | None = None  # when the job was first seen in its current status
+    watchdog_note: str | None = None  # "Queued for 612 s", when a watchdog fired
 
     @property
     def endpoint_uri(self) -> str:
         return self.request.endpoint_uri
 
-    def with_job(self, job: BatchJob) -> "RunState":
+    def with_job(self, job: BatchJob, now: datetime | None = None) -> "RunState":
         """A successful poll: new job state, one more poll, failure streak reset."""
-        return replace(self, job=job, polls=self.polls + 1, poll_failures=0, last_poll_error=None)
+        since = self.status_since
+        if now is not None and (job.status != self.job.status or since is None):
+            since = now
+        return replace(
+            self,
+            job=job,
+            polls=self.polls + 1,
+            poll_failures=0,
+            last_poll_error=None,
+            status_since=since,
+        )
 
     def with_cancel_requested(self) -> "RunState":
         return replace(self, cancel_requested=True)
@@ -115,6 +132,8 @@ class RunState:
             "cancel_grace": self.cancel_grace,
             "cancel_reason": self.cancel_reason,
             "cancel_until": self.cancel_until.isoformat() if self.cancel_until else None,
+            "status_since": self.status_since.isoformat() if self.status_since else None,
+            "watchdog_note": self.watchdog_note,
         }
 
     @classmethod
@@ -136,9 +155,9 @@ class RunState:
             last_poll_error=data.get("last_poll_error"),
             cancel_grace=int(data.get("cancel_grace") or DEFAULT_CANCEL_GRACE_SECONDS),
             cancel_reason=data.get("cancel_reason"),
-            cancel_until=_parse_time(data["cancel_until"], "cancel_until")
-            if data.get("cancel_until")
-            else None,
+            cancel_until=_optional_time(data, "cancel_until"),
+            status_since=_optional_time(data, "status_since"),
+            watchdog_note=data.get("watchdog_note"),
         )
 
     @classmethod
@@ -156,6 +175,7 @@ class RunState:
             job=job,
             started=started,
             cancel_grace=cancel_grace,
+            status_since=started,
             deadline=deadline_from(started, request.timeout),
             poll_interval=request.poll_interval,
         )
@@ -167,8 +187,39 @@ def is_done(state: RunState) -> bool:
 
 def next_check(state: RunState, now: datetime) -> datetime:
     """When to poll next: one interval from now, but never after the deadline (or, while a
-    cancel waits to be confirmed, after the end of its grace period)."""
-    return next_check_time(now, state.poll_interval, state.cancel_until or state.deadline)
+    cancel waits to be confirmed, after the end of its grace period), nor after a watchdog
+    would fire."""
+    limit = state.cancel_until or state.deadline
+    due = watchdog_due(state)
+    if due is not None and state.cancel_until is None:
+        limit = min(limit, max(due[1], now))
+    return next_check_time(now, state.poll_interval, limit)
+
+
+#: Job statuses a watchdog watches, and the run parameter (setting) that bounds each.
+WATCHED_STATUSES = {
+    JobStatus.QUEUED: "max_queued_seconds",
+    JobStatus.NOT_RESPONDING: "max_not_responding_seconds",
+}
+
+
+def watchdog_due(state: RunState) -> tuple[str, datetime] | None:
+    """``(watchdog, when it fires)`` for the job's current status, or None."""
+    field = WATCHED_STATUSES.get(state.job.status)
+    limit = getattr(state.request, field) if field else None
+    if field is None or not limit or state.status_since is None:
+        return None
+    return field, state.status_since + timedelta(seconds=limit)
+
+
+def watchdog_fired(state: RunState, now: datetime) -> RunState | None:
+    """The state with the watchdog noted, when one fires now (and no cancel is under way)."""
+    due = watchdog_due(state)
+    if due is None or now < due[1] or state.cancel_until is not None:
+        return None
+    assert state.status_since is not None
+    stuck = int((now - state.status_since).total_seconds())
+    return replace(state, watchdog_note=f"{due[0]}: {state.job.status.value} for {stuck}s")
 
 
 def must_cancel_for_deadline(state: RunState, now: datetime) -> bool:
@@ -260,9 +311,27 @@ def deadline_message(state: RunState) -> str:
     )
 
 
+def _why(state: RunState) -> str:
+    if state.cancel_reason == "deadline":
+        return "the run's deadline passed"
+    if state.watchdog_note:
+        return f"watchdog {state.watchdog_note}"
+    return "on request"
+
+
+def watchdog_message(state: RunState) -> str:
+    """A watchdog fired: name it, the status and how long the job was in it, and the ending."""
+    field, _, stuck = (state.watchdog_note or "watchdog: ?").partition(": ")
+    limit = getattr(state.request, field, None)
+    return (
+        f"Batch job {state.job.name} stayed {stuck} (longer than {field}={limit}); it was "
+        f"cancelled and ended {state.job.status.value}.{_studio(state.job)}"
+    )
+
+
 def cancel_refused_message(state: RunState, refusal: str) -> str:
     """ARM refused the cancel: say so at once; the job may still be running (and billing)."""
-    why = "the run's deadline passed" if state.cancel_reason == "deadline" else "on request"
+    why = _why(state)
     return (
         f"Cancelling batch job {state.job.name} ({why}) was refused: {refusal}; the job may "
         f"still be running (last status {state.job.status.value}).{_studio(state.job)}"
@@ -271,7 +340,7 @@ def cancel_refused_message(state: RunState, refusal: str) -> str:
 
 def cancel_unconfirmed_message(state: RunState) -> str:
     """The job did not reach a final status within the cancel grace period."""
-    why = "the run's deadline passed" if state.cancel_reason == "deadline" else "on request"
+    why = _why(state)
     return (
         f"Batch job {state.job.name} was asked to cancel ({why}) but did not reach a final "
         f"status within {state.cancel_grace}s; last status {state.job.status.value}; it may "

@@ -51,6 +51,8 @@ from batch_runs.state import (
     must_cancel_for_deadline,
     next_check,
     poll_failures_message,
+    watchdog_fired,
+    watchdog_message,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,13 +89,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
         if is_done(state):
             return _finish(context, state)
         now = context.current_utc_datetime
-        if must_cancel_for_deadline(state, now):
-            _log(context, "deadline reached for job %s", state.job.name)
-            state = yield from _cancel_job(context, state, "deadline")
-        elif cancel_overdue(state, now):
-            raise RunFailed(cancel_unconfirmed_message(state))
-        if state.poll_failures > MAX_CONSECUTIVE_POLL_FAILURES:
-            raise RunFailed(poll_failures_message(state))
+        state = yield from _enforce_limits(context, state, now)
 
         wake_at = next_check(state, now)
         context.set_custom_status(custom_status(state, Phase.WAITING, next_check_at=wake_at))
@@ -117,6 +113,23 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
         state = yield from _cancel_job(context, state, "requested")
     context.continue_as_new({"resume": state.to_dict()})
     return None
+
+
+def _enforce_limits(context: df.DurableOrchestrationContext, state: RunState, now):
+    """The run's limits, in order: the deadline and the watchdogs send a (verified) cancel; a
+    cancel that was not confirmed in time, or status checks that keep failing, end the run."""
+    fired = watchdog_fired(state, now)
+    if must_cancel_for_deadline(state, now):
+        _log(context, "deadline reached for job %s", state.job.name)
+        state = yield from _cancel_job(context, state, "deadline")
+    elif fired is not None:
+        _log(context, "watchdog %s for job %s", fired.watchdog_note, state.job.name)
+        state = yield from _cancel_job(context, fired, "watchdog")
+    elif cancel_overdue(state, now):
+        raise RunFailed(cancel_unconfirmed_message(state))
+    if state.poll_failures > MAX_CONSECUTIVE_POLL_FAILURES:
+        raise RunFailed(poll_failures_message(state))
+    return state
 
 
 def _submit(context: df.DurableOrchestrationContext, params: dict):
@@ -157,7 +170,7 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
     job = outcome.job
     if job.status != state.job.status:
         _log(context, "job %s is now %s", job.name, job.status.value)
-    return state.with_job(job)
+    return state.with_job(job, context.current_utc_datetime)
 
 
 def _cancel_job(context: df.DurableOrchestrationContext, state: RunState, reason: str):
@@ -196,6 +209,8 @@ def _finish(context: df.DurableOrchestrationContext, state: RunState):
     _log(context, "job %s ended %s", state.job.name, state.job.status.value)
     if state.cancel_reason == "deadline":
         raise RunFailed(deadline_message(state))
+    if state.cancel_reason == "watchdog":
+        raise RunFailed(watchdog_message(state))
     raise RunFailed(failure_message(state))
 
 

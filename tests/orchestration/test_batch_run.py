@@ -317,3 +317,32 @@ def test_parent_sees_the_child_failure_message(make_harness):
     status = h.run(_params(), name="nightly_parent")
     assert status["runtimeStatus"] == "Completed"
     assert "ended Failed: No objects to concatenate" in status["output"]["failed"]
+
+
+def test_queued_watchdog_cancels_a_stuck_job_and_names_itself(make_harness):
+    h = make_harness(["Queued"])
+    status = h.run(_params(poll_interval=120, max_queued_seconds=300))
+
+    assert status["runtimeStatus"] == "Failed"
+    message = status["output"]
+    assert "stayed Queued for 300s (longer than max_queued_seconds=300)" in message
+    assert "it was cancelled and ended Canceled" in message
+    assert "Studio: https://ml.azure.com/runs/" in message
+    assert len(h.fake.cancels) == 1
+
+
+def test_not_responding_watchdog_counts_from_when_the_job_entered_that_status(make_harness):
+    h = make_harness(["Running", "Running", "NotResponding"])
+    status = h.run(_params(poll_interval=60, max_not_responding_seconds=150))
+
+    assert status["runtimeStatus"] == "Failed"
+    # NotResponding was first seen at the third check (+180 s); the watchdog fires 150 s later.
+    assert "stayed NotResponding for 150s" in status["output"]
+
+
+def test_no_watchdog_fires_for_a_status_it_does_not_watch(make_harness):
+    h = make_harness(["Running"] * 6 + ["Completed"])
+    status = h.run(_params(poll_interval=60, max_queued_seconds=60, max_not_responding_seconds=60))
+
+    assert status["runtimeStatus"] == "Completed"
+    assert h.fake.cancels == []

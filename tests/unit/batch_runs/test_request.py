@@ -278,3 +278,33 @@ def test_run_request_rejects_invalid_direct_construction() -> None:
         "endpoint_input_type",
         "poll_interval",
     }
+
+
+def test_watchdogs_come_from_the_parameters_or_the_settings() -> None:
+    settings = load_settings({"MAX_QUEUED_SECONDS": "900"})
+
+    from_settings = parse(minimal(), settings=settings)
+    from_parameter = parse(minimal(max_queued_seconds="120"), settings=settings)
+    off = parse(minimal())
+
+    assert (from_settings.max_queued_seconds, from_settings.max_not_responding_seconds) == (
+        900,
+        None,
+    )
+    assert from_parameter.max_queued_seconds == 120
+    assert off.max_queued_seconds is None
+    assert "max_queued_seconds" not in off.to_dict()
+    assert (
+        from_parameter.to_invocation()
+        .body()["properties"]
+        .keys()
+        .isdisjoint({"max_queued_seconds", "MaxQueuedSeconds"})
+    )
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", 1.5, True, "9" * 20])
+def test_bad_watchdog_values_name_the_field(value: object) -> None:
+    with pytest.raises(InvalidRunRequest) as caught:
+        parse(minimal(max_not_responding_seconds=value))
+
+    assert [d.field for d in caught.value.details] == ["max_not_responding_seconds"]
