@@ -151,3 +151,15 @@ def test_a_failed_job_without_error_text_gives_the_studio_link(stack: Stack, azu
     assert view["runtime_status"] == "Failed"
     assert "the service reported no error detail" in view["error"]
     assert "Studio: https://ml.azure.com/runs/" in view["error"]
+
+
+def test_a_job_stuck_in_queued_is_cancelled_by_the_watchdog(stack: Stack):
+    _fault(stack, {**NEVER_ENDS, "script": [["Queued", 86400.0]]})
+
+    view = stack.wait_run(_start(stack, max_queued_seconds=2))
+
+    assert view["runtime_status"] == "Failed"
+    assert "stayed Queued for" in view["error"]
+    assert "max_queued_seconds=2" in view["error"]
+    assert "it was cancelled and ended Canceled" in view["error"]
+    assert _arm_job(stack, view["job_name"])["properties"]["status"] == "Canceled"
