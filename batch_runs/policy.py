@@ -30,6 +30,43 @@ def next_check_time(now: datetime, poll_interval: int, deadline: datetime) -> da
     return min(now + timedelta(seconds=poll_interval), deadline)
 
 
+#: The longest single durable timer the app asks for. The Durable extension on Azure Storage
+#: splits timers longer than 6 days (``maximumShortTimerDuration``); staying below keeps one
+#: timer per wait on every backend.
+MAX_TIMER_SECONDS = 6 * 86400
+
+
+def poll_delay(
+    poll_interval: int,
+    *,
+    polls: int,
+    backoff: float = 1.0,
+    max_interval: int | None = None,
+    seed: str = "",
+) -> int:
+    """Seconds until the next status check, with optional exponential backoff.
+
+    With ``backoff`` 1 (the default, as in ADF) every wait is ``poll_interval``. Above 1 the
+    wait grows by that factor per poll, capped at ``max_interval``, with up to 10 % jitter
+    derived from ``seed`` (the instance id) and the poll number, so replays compute the same
+    value. Never more than :data:`MAX_TIMER_SECONDS`, never less than ``poll_interval``.
+
+    Args:
+        poll_interval: The first (and, without backoff, every) wait.
+        polls: Status checks made so far.
+        backoff: Growth factor per poll (>= 1).
+        max_interval: Cap of the wait (default: no cap below the timer limit).
+        seed: Deterministic jitter source.
+    """
+    cap = min(max_interval or MAX_TIMER_SECONDS, MAX_TIMER_SECONDS)
+    if backoff <= 1.0:
+        return min(poll_interval, MAX_TIMER_SECONDS)
+    grown = poll_interval * backoff ** min(polls, 64)
+    digest = hashlib.sha256(f"{seed}|{polls}".encode()).digest()
+    jitter = 1.0 - 0.1 * (digest[0] / 255.0)  # 0.9 .. 1.0: never beyond the cap
+    return max(poll_interval, min(int(min(grown, cap) * jitter), cap))
+
+
 def deadline_from(started: datetime, timeout_seconds: int) -> datetime:
     """The overall deadline of a run.
 

@@ -18,7 +18,7 @@ from batch_endpoint import (
     character_problem,
     check_host,
 )
-from batch_runs.policy import default_output_uri
+from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
 from batch_runs.settings import Settings
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -32,6 +32,7 @@ from batch_runs.uris import (
 _DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}\Z")
 _DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
 # Bounded digit count: int() of a huge digit string is slow and raises past 4300 digits.
+_NUMBER_TEXT = re.compile(r"^[0-9]{1,6}(?:\.[0-9]{1,6})?\Z")
 _INT_TEXT = re.compile(r"^[+-]?[0-9]{1,15}\Z")  # ASCII digits: int() also reads "١٠"
 #: Job overrides are Int32 on the service side.
 _INT32_MAX = 2**31 - 1
@@ -69,7 +70,11 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "output_file_name",
     "max_queued_seconds",
     "max_not_responding_seconds",
+    "poll_backoff",
+    "poll_max_interval",
 )
+#: The largest poll backoff factor.
+MAX_POLL_BACKOFF = 10.0
 #: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
 WATCHDOGS: tuple[str, ...] = ("max_queued_seconds", "max_not_responding_seconds")
 
@@ -144,9 +149,16 @@ class RunRequest:
     output_file_name: str | None = None
     max_queued_seconds: int | None = None
     max_not_responding_seconds: int | None = None
+    poll_backoff: float = 1.0
+    poll_max_interval: int | None = None
 
     def __post_init__(self) -> None:
-        problems = [*self._text_problems(), *self._number_problems(), *self._name_problems()]
+        problems = [
+            *self._text_problems(),
+            *self._number_problems(),
+            *self._backoff_problems(),
+            *self._name_problems(),
+        ]
         if problems:
             raise InvalidRunRequest(
                 _in_parameter_order([FieldError(f, f"{f} {p}") for f, p in problems if p])
@@ -192,6 +204,29 @@ class RunRequest:
                 )
         return problems
 
+    def _backoff_problems(self) -> list[tuple[str, str | None]]:
+        problems: list[tuple[str, str | None]] = []
+        backoff = self.poll_backoff
+        if (
+            isinstance(backoff, bool)
+            or not isinstance(backoff, (int, float))
+            or not (1.0 <= backoff <= MAX_POLL_BACKOFF)
+        ):
+            problems.append(
+                (
+                    "poll_backoff",
+                    f"must be a number from 1 to {MAX_POLL_BACKOFF:g}, got {backoff!r}",
+                )
+            )
+        cap = self.poll_max_interval
+        if cap is not None and (
+            isinstance(cap, bool) or not isinstance(cap, int) or cap < self.poll_interval
+        ):
+            problems.append(
+                ("poll_max_interval", f"must be an integer >= poll_interval, got {_got(cap)}")
+            )
+        return problems
+
     def _name_problems(self) -> list[tuple[str, str | None]]:
         checks: list[tuple[str, str | None]] = [
             ("input_name", _data_name_problem(self.input_name)),
@@ -223,6 +258,8 @@ class RunRequest:
             "output_file_name": self.output_file_name,
             "max_queued_seconds": self.max_queued_seconds,
             "max_not_responding_seconds": self.max_not_responding_seconds,
+            "poll_backoff": self.poll_backoff if self.poll_backoff != 1.0 else None,
+            "poll_max_interval": self.poll_max_interval,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -262,6 +299,8 @@ class RunRequest:
             output_file_name=opt("output_file_name"),
             max_queued_seconds=opt("max_queued_seconds"),
             max_not_responding_seconds=opt("max_not_responding_seconds"),
+            poll_backoff=opt("poll_backoff") or 1.0,
+            poll_max_interval=opt("poll_max_interval"),
         )
 
     def to_invocation(self, run_key: str | None = None) -> JobInvocation:
@@ -338,6 +377,17 @@ def _file_name_problem(value: str) -> str | None:
             "must be a plain file name such as predictions.csv (no '/' or '..'), "
             f"got {shown(value)}"
         )
+    return None
+
+
+def _to_number(value: object) -> float | None:
+    """A float from a number or a short decimal text; None otherwise (booleans included)."""
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) > 10**15):
+        return None  # float() of a huge int raises
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and _NUMBER_TEXT.match(value):
+        return float(value)
     return None
 
 
@@ -466,6 +516,17 @@ class _Parser:
             return None
         return number
 
+    def number(self, field: str, low: float, high: float) -> float | None:
+        """A number (or number text, as ADF sends) within ``[low, high]``."""
+        value = self.body.get(field)
+        if self.refused(field) or value is None or value == "":
+            return None
+        number = _to_number(value)
+        if number is None or not low <= number <= high:
+            self.bad(field, f"must be a number from {low:g} to {high:g}, got {_got(value)}")
+            return None
+        return number
+
     def endpoint(self) -> str | None:
         """``endpoint_uri`` (or ``BATCH_ENDPOINT_URI``), canonical, allowlisted."""
         endpoint = self.text("endpoint_uri")
@@ -537,6 +598,8 @@ class _Parser:
             or getattr(self.settings, field)
             for field in WATCHDOGS
         }
+        backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
+        poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -552,6 +615,8 @@ class _Parser:
             output_file_name=output_file_name,
             **overrides,
             **watchdogs,
+            poll_backoff=backoff if backoff is not None else 1.0,
+            poll_max_interval=poll_cap,
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from batch_endpoint import BatchJob, JobStatus, is_final
 from batch_runs.contracts import DEFAULT_CANCEL_GRACE_SECONDS
-from batch_runs.policy import deadline_from, next_check_time
+from batch_runs.policy import deadline_from, next_check_time, poll_delay
 from batch_runs.request import RunRequest
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
@@ -193,7 +193,14 @@ def next_check(state: RunState, now: datetime) -> datetime:
     due = watchdog_due(state)
     if due is not None and state.cancel_until is None:
         limit = min(limit, max(due[1], now))
-    return next_check_time(now, state.poll_interval, limit)
+    delay = poll_delay(
+        state.poll_interval,
+        polls=state.polls,
+        backoff=state.request.poll_backoff,
+        max_interval=state.request.poll_max_interval,
+        seed=state.job.name,
+    )
+    return next_check_time(now, delay, limit)
 
 
 #: Job statuses a watchdog watches, and the run parameter (setting) that bounds each.

@@ -346,3 +346,15 @@ def test_no_watchdog_fires_for_a_status_it_does_not_watch(make_harness):
 
     assert status["runtimeStatus"] == "Completed"
     assert h.fake.cancels == []
+
+
+def test_poll_backoff_waits_longer_between_checks_up_to_its_cap(make_harness):
+    h = make_harness(["Running"] * 4 + ["Completed"])
+    status = h.run(_params(poll_interval=60, poll_backoff=2, poll_max_interval=240))
+
+    assert status["runtimeStatus"] == "Completed"
+    out = status["output"]
+    elapsed = datetime.fromisoformat(out["finished"]) - datetime.fromisoformat(out["started"])
+    # Fixed 60 s waits would finish at +300 s; growing waits (60, ~120, ~240, ~240, ~240, each
+    # at most 10 % shorter from jitter) finish much later but never past five caps.
+    assert timedelta(seconds=700) <= elapsed <= timedelta(seconds=60 + 4 * 240)

@@ -308,3 +308,31 @@ def test_bad_watchdog_values_name_the_field(value: object) -> None:
         parse(minimal(max_not_responding_seconds=value))
 
     assert [d.field for d in caught.value.details] == ["max_not_responding_seconds"]
+
+
+def test_poll_backoff_is_a_bounded_number_and_its_cap_at_least_the_interval() -> None:
+    request = parse(minimal(poll_interval=30, poll_backoff="1.5", poll_max_interval=600))
+
+    assert (request.poll_backoff, request.poll_max_interval) == (1.5, 600)
+    assert request.to_dict()["poll_backoff"] == 1.5
+    assert "poll_backoff" not in parse(minimal()).to_dict()  # 1.0 = the ADF fixed interval
+    assert RunRequest.from_resolved(request.to_dict()) == request
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("poll_backoff", 0.5),
+        ("poll_backoff", 11),
+        ("poll_backoff", "fast"),
+        ("poll_backoff", True),
+        ("poll_backoff", 10**400),
+        ("poll_max_interval", 5),
+        ("poll_max_interval", 10**9),
+    ],
+)
+def test_bad_backoff_parameters_name_their_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidRunRequest) as caught:
+        parse(minimal(poll_interval=30, **{field: value}))
+
+    assert [d.field for d in caught.value.details] == [field]

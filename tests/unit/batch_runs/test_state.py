@@ -1,5 +1,6 @@
 """Pure decisions of the run orchestrator (batch_runs.state)."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -147,3 +148,26 @@ def test_activity_error_message_lists_field_details():
     assert ActivityFailure.from_dict(outcome).describe("Submitting") == (
         "Submitting failed: Invalid run request (poll_interval: too small)"
     )
+
+
+def test_poll_delay_without_backoff_is_the_fixed_adf_interval():
+    from batch_runs.policy import poll_delay
+
+    assert [poll_delay(120, polls=n) for n in range(5)] == [120] * 5
+
+
+def test_poll_delay_grows_caps_and_jitters_deterministically():
+    from batch_runs.policy import MAX_TIMER_SECONDS, poll_delay
+
+    delays = [
+        poll_delay(60, polls=n, backoff=2.0, max_interval=900, seed="run-1") for n in range(8)
+    ]
+
+    assert delays == [
+        poll_delay(60, polls=n, backoff=2.0, max_interval=900, seed="run-1") for n in range(8)
+    ]  # replay computes the same waits
+    assert delays[0] == 60
+    assert all(b >= a * 0.9 for a, b in itertools.pairwise(delays))
+    assert max(delays) <= 900
+    assert delays[-1] >= 810  # at the cap, less at most 10 % jitter
+    assert poll_delay(60, polls=200, backoff=10.0, seed="x") <= MAX_TIMER_SECONDS
