@@ -72,11 +72,14 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "max_not_responding_seconds",
     "poll_backoff",
     "poll_max_interval",
+    "rerun_of",
 )
 #: The largest poll backoff factor.
 MAX_POLL_BACKOFF = 10.0
 #: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
 WATCHDOGS: tuple[str, ...] = ("max_queued_seconds", "max_not_responding_seconds")
+#: ``rerun_of``: the id of the run a rerun repeats (set by the rerun route; a run id's rule).
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,7 @@ class RunRequest:
     max_not_responding_seconds: int | None = None
     poll_backoff: float = 1.0
     poll_max_interval: int | None = None
+    rerun_of: str | None = None
 
     def __post_init__(self) -> None:
         problems = [
@@ -236,6 +240,8 @@ class RunRequest:
             checks.append(("deployment_name", _deployment_problem(self.deployment_name)))
         if self.output_file_name is not None:
             checks.append(("output_file_name", _file_name_problem(self.output_file_name)))
+        if self.rerun_of is not None:
+            checks.append(("rerun_of", _run_id_problem(self.rerun_of)))
         return [(f, p) for f, p in checks if p]
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,6 +266,7 @@ class RunRequest:
             "max_not_responding_seconds": self.max_not_responding_seconds,
             "poll_backoff": self.poll_backoff if self.poll_backoff != 1.0 else None,
             "poll_max_interval": self.poll_max_interval,
+            "rerun_of": self.rerun_of,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -301,6 +308,7 @@ class RunRequest:
             max_not_responding_seconds=opt("max_not_responding_seconds"),
             poll_backoff=opt("poll_backoff") or 1.0,
             poll_max_interval=opt("poll_max_interval"),
+            rerun_of=opt("rerun_of"),
         )
 
     def to_invocation(self, run_key: str | None = None) -> JobInvocation:
@@ -388,6 +396,12 @@ def _to_number(value: object) -> float | None:
         return float(value)
     if isinstance(value, str) and _NUMBER_TEXT.match(value):
         return float(value)
+    return None
+
+
+def _run_id_problem(value: str) -> str | None:
+    if not isinstance(value, str) or not _RUN_ID.match(value):
+        return f"must be a run id, got {shown(str(value))}"
     return None
 
 
@@ -600,6 +614,7 @@ class _Parser:
         }
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
+        rerun_of = self.checked_text("rerun_of", _run_id_problem)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -613,6 +628,7 @@ class _Parser:
             input_name=input_name,
             output_name=output_name,
             output_file_name=output_file_name,
+            rerun_of=rerun_of,
             **overrides,
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,

@@ -39,6 +39,11 @@ DEFAULT_BLOB_SOURCE = "LogsAndContainerScan"
 DEFAULT_OUTPUT_URI_TEMPLATE = (
     "azureml://datastores/workspaceblobstore/paths/batch-scoring/{date}/{run_id}/predictions.csv"
 )
+#: Finished runs older than this many days are purged by the ``purge_old_runs`` timer.
+DEFAULT_RUN_RETENTION_DAYS = 30
+#: When ``purge_old_runs`` runs (NCRONTAB, six fields): daily at 03:30 UTC.
+DEFAULT_RETENTION_SCHEDULE = "0 30 3 * * *"
+RETENTION_SCHEDULE_SETTING = "RETENTION_SCHEDULE"
 _NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+\Z")
 _T = TypeVar("_T")
 
@@ -80,6 +85,8 @@ class Settings:
     cancel_grace_seconds: int = 900  # CANCEL_GRACE_SECONDS
     max_queued_seconds: int | None = None  # MAX_QUEUED_SECONDS (watchdog; unset = off)
     max_not_responding_seconds: int | None = None  # MAX_NOT_RESPONDING_SECONDS (watchdog)
+    run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
+    retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -301,6 +308,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         name: (r.integer(name, 0, low=1, high=timeout_max) if r.raw(name) else None)
         for name in ("MAX_QUEUED_SECONDS", "MAX_NOT_RESPONDING_SECONDS")
     }
+    retention_days = r.integer("RUN_RETENTION_DAYS", d.run_retention_days, low=0, high=36500)
+    retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
@@ -341,6 +350,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         cancel_grace_seconds=cancel_grace,
         max_queued_seconds=watchdogs["MAX_QUEUED_SECONDS"],
         max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
+        run_retention_days=retention_days,
+        retention_schedule=retention_schedule,
     )
 
 
@@ -370,6 +381,33 @@ def blob_trigger_source(environ: Mapping[str, str] | None = None) -> str:
             DEFAULT_BLOB_SOURCE,
         )
         return DEFAULT_BLOB_SOURCE
+
+
+def retention_schedule_binding(environ: Mapping[str, str] | None = None) -> str:
+    """The retention timer's ``schedule`` to index; never raises.
+
+    ``%RETENTION_SCHEDULE%`` when that setting is set (the host resolves it), else the default
+    :data:`DEFAULT_RETENTION_SCHEDULE`: the host refuses to load a function whose ``%SETTING%``
+    does not resolve, and the setting is optional. An invalid value also indexes the default;
+    :func:`load_settings` reports it by name when the timer runs. Called once, at import, as
+    :func:`blob_trigger_source` is.
+
+    Args:
+        environ: The environment; ``os.environ`` when omitted.
+    """
+    raw = (os.environ if environ is None else environ).get(RETENTION_SCHEDULE_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_SCHEDULE
+    try:
+        _schedule(raw)
+    except ValueError:
+        logger.warning(
+            "%s is invalid; the retention timer is indexed with %s",
+            RETENTION_SCHEDULE_SETTING,
+            DEFAULT_RETENTION_SCHEDULE,
+        )
+        return DEFAULT_RETENTION_SCHEDULE
+    return f"%{RETENTION_SCHEDULE_SETTING}%"
 
 
 @functools.cache

@@ -164,8 +164,12 @@ def run_view(
     output: object,
     created_time: object,
     last_updated_time: object,
+    rerun_of: str | None = None,
 ) -> dict[str, Any]:
-    """The friendly view of a run returned by ``GET /api/runs/{id}``."""
+    """The friendly view of a run returned by ``GET /api/runs/{id}``.
+
+    ``rerun_of`` (the run a rerun repeats, from its input) is shown when given.
+    """
     custom = custom_status if isinstance(custom_status, Mapping) else {}
     view: dict[str, Any] = {
         "id": instance_id,
@@ -182,6 +186,8 @@ def run_view(
     }
     if custom.get("cancel_requested"):
         view["cancel_requested"] = True
+    if rerun_of:
+        view["rerun_of"] = rerun_of
     if runtime_status == "Completed":
         view["output"] = output
     elif runtime_status in ("Failed", "Terminated") and output is not None:

@@ -8,10 +8,15 @@
   check, Studio link, output or error); 404 for unknown ids.
 - ``POST /api/runs/{instance_id}/cancel``: raises the ``cancel`` event; the orchestrator cancels
   the Azure ML job and ends when the job reports ``Canceled``.
+- ``GET /api/runs``: run views, filtered and paged through the Durable management API
+  (``batch_runs.run_control``: the SDK's ``get_status_by`` reads only the first page).
+- ``POST /api/runs/{instance_id}/rerun``: a new run with the ended run's parameters
+  (``rerun_of`` recorded; a template-made output path is made anew).
 
 Starters are ``async def`` (the Durable client middleware awaits them) and never block.
 """
 
+import asyncio
 import json
 import logging
 import uuid
@@ -27,6 +32,17 @@ from batch_runs import (
     SettingsError,
     get_settings,
     parse_run_request,
+)
+from batch_runs.clients import get_session
+from batch_runs.run_control import (
+    HttpInstancesApi,
+    ManagementApiError,
+    ManagementEndpoint,
+    list_runs,
+    parse_list_query,
+    rerun_of,
+    rerun_parameters,
+    run_parameters_of,
 )
 from batch_runs.starts import (
     ACTIVE_STATUSES,
@@ -99,7 +115,7 @@ async def _find_run(
     instance_id = req.route_params.get("instance_id", "")
     if not is_valid_instance_id(instance_id):
         return instance_id, None, _invalid("instance_id", "instance_id is not a valid run id")
-    status = await client.get_status(instance_id)
+    status = await client.get_status(instance_id, show_input=True)
     if not status:
         return (
             instance_id,
@@ -107,6 +123,15 @@ async def _find_run(
             _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404),
         )
     return instance_id, status, None
+
+
+def _new_instance_id(key: str | None) -> str:
+    """The run id for an optional Idempotency-Key (a random one without).
+
+    Raises:
+        ValueError: The key is malformed.
+    """
+    return instance_id_for_idempotency_key(key) if key is not None else uuid.uuid4().hex
 
 
 @bp.route(route="runs", methods=["POST"])
@@ -119,14 +144,13 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
+    if isinstance(body, dict) and "rerun_of" in body:
+        return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
     key = req.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None:
-        try:
-            instance_id = instance_id_for_idempotency_key(key)
-        except ValueError as exc:
-            return _invalid(IDEMPOTENCY_HEADER, str(exc))
-    else:
-        instance_id = uuid.uuid4().hex
+    try:
+        instance_id = _new_instance_id(key)
+    except ValueError as exc:
+        return _invalid(IDEMPOTENCY_HEADER, str(exc))
 
     try:
         settings = get_settings()
@@ -165,6 +189,7 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         output=status.output,
         created_time=status.created_time,
         last_updated_time=status.last_updated_time,
+        rerun_of=rerun_of(status.input_),
     )
     return _json(view, 200)
 
@@ -195,3 +220,80 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         202,
         {"Location": run_uri},
     )
+
+
+@bp.route(route="runs", methods=["GET"])
+@bp.generic_input_binding(arg_name="client", type="durableClient")
+async def list_runs_http(req: func.HttpRequest, client: str) -> func.HttpResponse:
+    # The raw binding: its management URLs are needed, which the SDK's client object hides.
+    try:
+        query = parse_list_query(dict(req.params))
+    except InvalidRunRequest as exc:
+        return _json(exc.to_error_body(), 400)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        return _misconfigured(exc)
+    try:
+        api = HttpInstancesApi(ManagementEndpoint.from_binding(client), session=get_session())
+        page = await asyncio.to_thread(
+            list_runs,
+            api,
+            query,
+            orchestrator=ORCHESTRATOR_NAME,
+            default_endpoint=settings.batch_endpoint_uri,
+        )
+    except ManagementApiError as exc:
+        if exc.status == 400 and query.store_token:
+            return _invalid("continuation", "continuation was refused by the run store")
+        logger.warning("listing runs failed: %s", exc)
+        return _json(error_body("ListFailed", "The runs could not be listed; try again."), 503)
+    return _json(page.to_dict(), 200)
+
+
+@bp.route(route="runs/{instance_id}/rerun", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
+    original_id, status, problem = await _find_run(req, client)
+    if problem is not None:
+        return problem
+    runtime = getattr(status.runtime_status, "value", status.runtime_status)
+    if status.name != ORCHESTRATOR_NAME:
+        return _json(error_body("NotABatchRun", f"Run '{original_id}' is not a batch run."), 409)
+    if runtime in ACTIVE_STATUSES:
+        message = f"Run '{original_id}' is {runtime}; cancel it or wait for it to end first."
+        return _json(error_body("RunStillActive", message), 409)
+    params = run_parameters_of(status.input_)
+    if params is None:
+        message = f"Run '{original_id}' has no run parameters to start again."
+        return _json(error_body("RerunNotPossible", message), 409)
+    key = req.headers.get(IDEMPOTENCY_HEADER)
+    try:
+        instance_id = _new_instance_id(key)
+    except ValueError as exc:
+        return _invalid(IDEMPOTENCY_HEADER, str(exc))
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        return _misconfigured(exc)
+    body = rerun_parameters(
+        params, original_id=original_id, output_template=settings.output_uri_template
+    )
+    try:
+        request = parse_run_request(body, settings, run_id=instance_id, now=datetime.now(UTC))
+    except InvalidRunRequest as exc:
+        # The original's parameters no longer pass today's settings (e.g. the allowlist).
+        error = exc.to_error_body()["error"]
+        error.update(code="RerunNotPossible", message=f"Run '{original_id}': {exc}")
+        return _json({"error": error}, 409)
+    if key is not None and await client.get_status(instance_id):
+        return _accepted(req, client, instance_id, replayed=True)
+    try:
+        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
+    except Exception as exc:  # the SDK raises a bare Exception
+        if key is not None and await client.get_status(instance_id):
+            return _accepted(req, client, instance_id, replayed=True)
+        logger.warning("run %s: could not start the rerun of %s: %s", instance_id, original_id, exc)
+        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
+    logger.info("run %s: started as a rerun of %s", instance_id, original_id)
+    return _accepted(req, client, instance_id)

@@ -12,4 +12,7 @@ def test_product_app_loads_and_lists_its_functions():
     assert index.functions.get("start_run_http") == "httpTrigger"
     assert {r.function_name for r in index.http_routes} >= {"start_run_http", "get_run_http"}
     assert [b.function_name for b in index.blob_triggers] == ["start_run_on_blob"]
-    assert [t.function_name for t in index.timer_triggers] == ["start_run_on_schedule"]
+    assert sorted(t.function_name for t in index.timer_triggers) == [
+        "purge_old_runs",
+        "start_run_on_schedule",
+    ]

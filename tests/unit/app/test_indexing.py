@@ -13,8 +13,11 @@ EXPECTED = {
     "start_run_http": "httpTrigger",
     "get_run_http": "httpTrigger",
     "cancel_run_http": "httpTrigger",
+    "list_runs_http": "httpTrigger",
+    "rerun_run_http": "httpTrigger",
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
+    "purge_old_runs": "timerTrigger",
 }
 
 
@@ -31,7 +34,13 @@ def test_function_app_indexes_exactly_the_product_functions():
 def test_http_routes_methods_and_auth_level():
     functions = FUNCTIONS
     routes = {}
-    for name in ("start_run_http", "get_run_http", "cancel_run_http"):
+    for name in (
+        "start_run_http",
+        "get_run_http",
+        "cancel_run_http",
+        "list_runs_http",
+        "rerun_run_http",
+    ):
         trigger = functions[name].get_trigger()
         routes[name] = (
             trigger.route,
@@ -42,6 +51,8 @@ def test_http_routes_methods_and_auth_level():
         "start_run_http": ("runs", ["POST"], "function"),
         "get_run_http": ("runs/{instance_id}", ["GET"], "function"),
         "cancel_run_http": ("runs/{instance_id}/cancel", ["POST"], "function"),
+        "list_runs_http": ("runs", ["GET"], "function"),
+        "rerun_run_http": ("runs/{instance_id}/rerun", ["POST"], "function"),
     }
 
 
@@ -52,4 +63,11 @@ def test_blob_and_timer_triggers_read_their_paths_from_settings():
     assert blob.path == "%SCORING_BLOB_PATH%"
     assert blob.connection == "AzureWebJobsStorage"
     assert timer.schedule == "%SCORING_SCHEDULE%"
+    assert timer.run_on_startup is False
+
+
+def test_retention_timer_defaults_to_a_daily_schedule_without_its_setting():
+    timer = FUNCTIONS["purge_old_runs"].get_trigger()
+    # Indexed from the environment: the setting when set, else the default (never unresolved).
+    assert timer.schedule in ("0 30 3 * * *", "%RETENTION_SCHEDULE%")
     assert timer.run_on_startup is False
