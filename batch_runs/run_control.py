@@ -376,7 +376,7 @@ def _status_time(value: object) -> object:
     text = text[:-1] + "+00:00" if text.endswith("Z") else text
     if "." in text:  # .NET writes 7 fractional digits; fromisoformat takes at most 6
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     try:
         return datetime.fromisoformat(text)
