@@ -92,6 +92,12 @@ param httpRetryBudgetSeconds string = '60'
 @description('CANCEL_GRACE_SECONDS: after a cancel the run polls this long for the job to end.')
 param cancelGraceSeconds string = '900'
 
+@description('RUN_RETENTION_DAYS: finished runs older than this many days are purged.')
+param runRetentionDays string = '30'
+
+@description('RETENTION_SCHEDULE: six-field NCRONTAB (UTC) of the purge_old_runs timer.')
+param retentionSchedule string = '0 30 3 * * *'
+
 @description('TASKHUB_NAME: letters and digits. Change it to deploy an incompatible orchestrator without draining (docs/deploy.md).')
 param taskHubName string = 'batchscoring'
 
@@ -196,6 +202,8 @@ module app 'app.bicep' = {
       BATCH_ENDPOINT_MAX_ATTEMPTS: httpMaxAttempts
       BATCH_ENDPOINT_RETRY_BUDGET_SECONDS: httpRetryBudgetSeconds
       CANCEL_GRACE_SECONDS: cancelGraceSeconds
+      RUN_RETENTION_DAYS: runRetentionDays
+      RETENTION_SCHEDULE: retentionSchedule
       // The host reads request bodies up to this size before the app sees them (default 100 MB);
       // the app refuses run requests over 64 KiB anyway, Event Grid deliveries stay well under.
       FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'

@@ -38,8 +38,11 @@ EXPECTED_FUNCTIONS = {
     "start_run_http",
     "get_run_http",
     "cancel_run_http",
+    "list_runs_http",
+    "rerun_run_http",
     "start_run_on_blob",
     "start_run_on_schedule",
+    "purge_old_runs",
 }
 
 
