@@ -155,6 +155,8 @@ def _endpoint(raw: str) -> str:
 def parse_list_query(params: Mapping[str, str]) -> RunListQuery:
     """Validate the query of ``GET /api/runs``; other parameters (e.g. ``code``) are ignored.
 
+    An empty filter counts as absent; an empty ``top`` or ``continuation`` is refused.
+
     Raises:
         InvalidRunRequest: Naming every bad parameter (``status``, ``endpoint``,
             ``created_from``, ``created_to``, ``top``, ``continuation``).
@@ -170,8 +172,8 @@ def parse_list_query(params: Mapping[str, str]) -> RunListQuery:
     }
     for name, (attr, read) in readers.items():
         raw = params.get(name)
-        if raw is None or not raw.strip():
-            continue
+        if raw is None or (not raw.strip() and name != "top"):
+            continue  # an empty filter is no filter; an empty top is not a number
         if len(raw) > _MAX_FILTER_TEXT:
             errors.append(FieldError(name, f"{name} must be at most {_MAX_FILTER_TEXT} characters"))
             continue
@@ -186,7 +188,7 @@ def parse_list_query(params: Mapping[str, str]) -> RunListQuery:
         raise InvalidRunRequest(errors)
     query = RunListQuery(**values)
     token = params.get("continuation")
-    if token:
+    if token is not None:
         return RunListQuery(**values, store_token=decode_continuation(token, query))
     return query
 

@@ -87,6 +87,8 @@ def test_filters_are_parsed_and_sent_in_the_management_api_names():
         ({"top": "ten"}, "top"),
         ({"top": "1e2"}, "top"),
         ({"continuation": "not a token"}, "continuation"),
+        ({"continuation": ""}, "continuation"),
+        ({"top": ""}, "top"),
         ({"continuation": "x" * 5000}, "continuation"),
         ({"status": "x" * 3000}, "status"),
     ],
