@@ -5,7 +5,6 @@ Parameter names follow the ADF "Run-BatchEndpoint" template (``endpoint_uri``,
 "Run parameters" table and reports ALL problems at once through :class:`InvalidRunRequest`.
 """
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,16 @@ from batch_endpoint import (
     character_problem,
     check_host,
 )
+from batch_runs.fields import (
+    coerce_int,
+    data_name_problem,
+    deployment_problem,
+    file_name_problem,
+    got,
+    input_type_problem,
+    run_id_problem,
+    to_number,
+)
 from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
 from batch_runs.settings import Settings
 from batch_runs.uris import (
@@ -26,14 +35,8 @@ from batch_runs.uris import (
     input_uri_problem,
     output_uri_problem,
     parse_endpoint_uri,
-    shown,
 )
 
-_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,31}\Z")
-_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
-# Bounded digit count: int() of a huge digit string is slow and raises past 4300 digits.
-_NUMBER_TEXT = re.compile(r"^[0-9]{1,6}(?:\.[0-9]{1,6})?\Z")
-_INT_TEXT = re.compile(r"^[+-]?[0-9]{1,15}\Z")  # ASCII digits: int() also reads "١٠"
 #: Job overrides are Int32 on the service side.
 _INT32_MAX = 2**31 - 1
 
@@ -78,8 +81,6 @@ _KNOWN_KEYS: tuple[str, ...] = (
 MAX_POLL_BACKOFF = 10.0
 #: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
 WATCHDOGS: tuple[str, ...] = ("max_queued_seconds", "max_not_responding_seconds")
-#: ``rerun_of``: the id of the run a rerun repeats (set by the rerun route; a run id's rule).
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,7 @@ class RunRequest:
             return list(wrong)
         checks: list[tuple[str, str | None]] = [
             ("endpoint_uri", endpoint_uri_problem(self.endpoint_uri)),
-            ("endpoint_input_type", _input_type_problem(self.input_type)),
+            ("endpoint_input_type", input_type_problem(self.input_type)),
             ("endpoint_input_uri", input_uri_problem(self.input_uri, self.input_type)),
             ("endpoint_output_uri", output_uri_problem(self.output_uri)),
         ]
@@ -204,7 +205,7 @@ class RunRequest:
                 or not low <= value <= _INT32_MAX
             ):
                 problems.append(
-                    (field, f"must be an integer between {low} and {_INT32_MAX}, got {_got(value)}")
+                    (field, f"must be an integer between {low} and {_INT32_MAX}, got {got(value)}")
                 )
         return problems
 
@@ -227,21 +228,21 @@ class RunRequest:
             isinstance(cap, bool) or not isinstance(cap, int) or cap < self.poll_interval
         ):
             problems.append(
-                ("poll_max_interval", f"must be an integer >= poll_interval, got {_got(cap)}")
+                ("poll_max_interval", f"must be an integer >= poll_interval, got {got(cap)}")
             )
         return problems
 
     def _name_problems(self) -> list[tuple[str, str | None]]:
         checks: list[tuple[str, str | None]] = [
-            ("input_name", _data_name_problem(self.input_name)),
-            ("output_name", _data_name_problem(self.output_name)),
+            ("input_name", data_name_problem(self.input_name)),
+            ("output_name", data_name_problem(self.output_name)),
         ]
         if self.deployment_name is not None:
-            checks.append(("deployment_name", _deployment_problem(self.deployment_name)))
+            checks.append(("deployment_name", deployment_problem(self.deployment_name)))
         if self.output_file_name is not None:
-            checks.append(("output_file_name", _file_name_problem(self.output_file_name)))
+            checks.append(("output_file_name", file_name_problem(self.output_file_name)))
         if self.rerun_of is not None:
-            checks.append(("rerun_of", _run_id_problem(self.rerun_of)))
+            checks.append(("rerun_of", run_id_problem(self.rerun_of)))
         return [(f, p) for f, p in checks if p]
 
     def to_dict(self) -> dict[str, Any]:
@@ -350,83 +351,6 @@ class RunRequest:
         )
 
 
-def _input_type_problem(value: str) -> str | None:
-    if value not in INPUT_TYPES:
-        return f"must be one of {', '.join(INPUT_TYPES)} (exact case), got {shown(str(value))}"
-    return None
-
-
-def _deployment_problem(value: str) -> str | None:
-    if not _DEPLOYMENT_NAME.match(value):
-        return f"must be 1-32 characters: a letter, then letters, digits or '-', got {shown(value)}"
-    return None
-
-
-def _data_name_problem(value: str) -> str | None:
-    if not isinstance(value, str) or not _DATA_NAME.match(value):
-        return (
-            "must start with a letter or '_' and hold only letters, digits and '_' "
-            f"(at most 255), got {shown(str(value))}"
-        )
-    return None
-
-
-def _file_name_problem(value: str) -> str | None:
-    if (
-        not value
-        or "/" in value
-        or "\\" in value
-        or value in {".", ".."}
-        or ".." in value
-        or any(c.isspace() and c != " " for c in value)
-        or value != value.strip()
-    ):
-        return (
-            "must be a plain file name such as predictions.csv (no '/' or '..'), "
-            f"got {shown(value)}"
-        )
-    return None
-
-
-def _to_number(value: object) -> float | None:
-    """A float from a number or a short decimal text; None otherwise (booleans included)."""
-    if isinstance(value, bool) or (isinstance(value, int) and abs(value) > 10**15):
-        return None  # float() of a huge int raises
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and _NUMBER_TEXT.match(value):
-        return float(value)
-    return None
-
-
-def _run_id_problem(value: str) -> str | None:
-    if not isinstance(value, str) or not _RUN_ID.match(value):
-        return f"must be a run id, got {shown(str(value))}"
-    return None
-
-
-def _coerce_int(value: object) -> int | None:
-    """An int from an int, an integral float or an integer string (ADF sends strings)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str) and _INT_TEXT.match(value.strip()):
-        return int(value.strip())
-    return None
-
-
-def _got(value: object) -> str:
-    if isinstance(value, str):
-        return shown(value)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
-        return "a number with too many digits"  # repr() of huge ints is slow or raises
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def parse_run_request(
     body: object,
     settings: Settings,
@@ -523,10 +447,10 @@ class _Parser:
         value = self.body.get(field)
         if self.refused(field) or value is None or (isinstance(value, str) and not value.strip()):
             return None
-        number = _coerce_int(value)
+        number = coerce_int(value)
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         if number is None or number < low or (high is not None and number > high):
-            self.bad(field, f"must be an integer {bounds}, got {_got(value)}")
+            self.bad(field, f"must be an integer {bounds}, got {got(value)}")
             return None
         return number
 
@@ -535,9 +459,9 @@ class _Parser:
         value = self.body.get(field)
         if self.refused(field) or value is None or value == "":
             return None
-        number = _to_number(value)
+        number = to_number(value)
         if number is None or not low <= number <= high:
-            self.bad(field, f"must be a number from {low:g} to {high:g}, got {_got(value)}")
+            self.bad(field, f"must be a number from {low:g} to {high:g}, got {got(value)}")
             return None
         return number
 
@@ -562,7 +486,7 @@ class _Parser:
 
     def input(self) -> tuple[str, str | None]:
         """``(endpoint_input_type, endpoint_input_uri)``."""
-        input_type = self.checked_text("endpoint_input_type", _input_type_problem) or "UriFolder"
+        input_type = self.checked_text("endpoint_input_type", input_type_problem) or "UriFolder"
         rule_type = input_type if input_type in INPUT_TYPES else "UriFolder"
         input_uri = self.checked_text(
             "endpoint_input_uri", lambda uri: input_uri_problem(uri, rule_type)
@@ -600,13 +524,13 @@ class _Parser:
         input_type, input_uri = self.input()
         output_uri = self.output(run_id=run_id, now=now, source_name=source_name)
         poll_interval, timeout = self.timing()
-        deployment = self.checked_text("deployment_name", _deployment_problem)
-        input_name = self.checked_text("input_name", _data_name_problem) or "input_data"
-        output_name = self.checked_text("output_name", _data_name_problem) or "score"
+        deployment = self.checked_text("deployment_name", deployment_problem)
+        input_name = self.checked_text("input_name", data_name_problem) or "input_data"
+        output_name = self.checked_text("output_name", data_name_problem) or "score"
         overrides = {
             field: self.integer(field, low, _INT32_MAX) for field, low in _OVERRIDE_INTS.items()
         }
-        output_file_name = self.checked_text("output_file_name", _file_name_problem)
+        output_file_name = self.checked_text("output_file_name", file_name_problem)
         watchdogs = {
             field: self.integer(field, 1, self.settings.run_timeout_max_seconds)
             or getattr(self.settings, field)
@@ -614,7 +538,7 @@ class _Parser:
         }
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
-        rerun_of = self.checked_text("rerun_of", _run_id_problem)
+        rerun_of = self.checked_text("rerun_of", run_id_problem)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
