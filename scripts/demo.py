@@ -157,6 +157,18 @@ def _summary(stack: Stack, runs: list[Run]) -> bool:
     return ok
 
 
+def _run_list(stack: Stack) -> None:
+    """``GET /api/runs``: every run the app knows, as a user would list them."""
+    resp = stack.api("GET", "runs", params={"top": "20"})
+    resp.raise_for_status()
+    _say("\nGET /api/runs")
+    for view in resp.json().get("value", []):
+        _say(
+            f"  {view['id'][:40]:<40} {view.get('runtime_status') or '':<10} "
+            f"job {view.get('job_status') or '-':<10} polls {view.get('polls')}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / ".run" / "demo")
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
         _follow(stack, runs, timeout=args.timeout)
         ok = _summary(stack, runs)
+        _run_list(stack)
     except KeyboardInterrupt:
         _say("\ninterrupted")
         ok = False
