@@ -19,7 +19,8 @@ before any id the resumed generator hands out, whatever the mix of concurrent ta
 
 Bookkeeping (``meta``, persisted as JSON with the instance): ``tasks`` maps a task id to its
 kind (and retry group), ``groups`` maps a with-retry call's first task id to the call and its
-attempt count, ``action_ids`` is the task id of each action of the flattened action list so far.
+attempt count, ``action_ids`` is the task id of each action of the flattened action list so far
+and ``signatures`` its kind and name, which each replay must reproduce (``determinism``).
 """
 
 import copy
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, cast
 
+from devhost import determinism
 from devhost.history import (
     A_CALL_ACTIVITY,
     A_CALL_ACTIVITY_RETRY,
@@ -199,6 +201,11 @@ class _Plan:
         self.tasks: dict[str, TaskEntry] = self.meta.setdefault("tasks", {})
         self.groups: dict[str, CallGroup] = self.meta.setdefault("groups", {})
         self.action_ids: list[int | None] = self.meta.setdefault("action_ids", [])
+        # State files written before signatures were recorded: nothing to compare with.
+        self.signatures: list[list[str] | None] = self.meta.setdefault(
+            "signatures", [None] * len(self.action_ids)
+        )
+        self.nondeterminism: str | None = None
         self.next_id = episode.next_id
         self.work: list[WorkItem] = []
         self.children: list[ChildStart] = []
@@ -347,11 +354,15 @@ def decide(replay: Replay, state: OrchestratorState) -> Decision:
         state: the SDK's answer (``invoke_orchestrator``).
     """
     plan = replay.plan
-    for index, action in enumerate(flatten_actions(state.get("actions") or [])):
+    actions = flatten_actions(state.get("actions") or [])
+    if not state.get("error"):
+        plan.nondeterminism = determinism.mismatch(plan.signatures, actions)
+    for index, action in enumerate([] if plan.nondeterminism else actions):
         if index < len(plan.action_ids):
             _seen_action(plan, action, plan.action_ids[index])
         else:
             plan.action_ids.append(_new_action(plan, action))
+            plan.signatures.append(determinism.signature(action))
     now_s = plan.now_s
     return Decision(
         at=now_s,
@@ -429,6 +440,8 @@ def _new_call(plan: _Plan, action: dict[str, Any]) -> int:
 
 
 def _outcome(plan: _Plan, state: OrchestratorState) -> Outcome | None:
+    if plan.nondeterminism is not None:
+        return Failed(plan.nondeterminism)
     error = state.get("error")
     if plan.unsupported and not error:
         error = plan.unsupported

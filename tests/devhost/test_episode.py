@@ -246,3 +246,42 @@ def test_decide_schedules_only_new_actions_and_refuses_unsupported_ones() -> Non
     assert again.work == []
     assert isinstance(again.outcome, Failed)
     assert "does not support action type 8" in again.outcome.message
+
+
+def _fake(actions: list[dict[str, Any]]) -> Callable[[str], str]:
+    return lambda _context: json.dumps({"isDone": False, "actions": [[a] for a in actions]})
+
+
+def test_a_replay_that_schedules_another_activity_fails_as_non_deterministic() -> None:
+    """A replayed action must match the recorded one by type and name (case-insensitive).
+
+    Reproduces Azure/durabletask ``src/DurableTask.Core/TaskOrchestrationContext.cs`` lines
+    277-309 (``HandleTaskScheduledEvent``: missing action, other action type, other name) and
+    ``TaskOrchestrationExecutor.cs`` lines 180-183 (the instance fails with the message), tag
+    durabletask.core-v2.17.1.
+    """
+    run = _Run(_fake([{"actionType": 0, "functionName": "check_job", "input": "1"}]), "o")
+    run.start()
+    cases = {
+        "renamed": [{"actionType": 0, "functionName": "check_job_v2", "input": "1"}],
+        "timer": [{"actionType": 5, "fireAt": format_time(START), "isCanceled": False}],
+        "missing": [],
+    }
+    same_but_case = _Run(_fake([{"actionType": 0, "functionName": "CHECK_JOB"}]), "o")
+    same_but_case.past, same_but_case.meta, same_but_case.next_id = run.past, run.meta, 1
+
+    outcomes = {}
+    for case, actions in cases.items():
+        replay = _Run(_fake(actions), "o")
+        replay.past, replay.meta, replay.next_id = list(run.past), run.meta, run.next_id
+        outcomes[case] = replay.step([])
+    ok = same_but_case.step([])
+
+    for case, decision in outcomes.items():
+        assert isinstance(decision.outcome, Failed), case
+        assert decision.outcome.message.startswith("Non-Deterministic workflow detected: "), case
+        assert decision.work == [], case
+    assert "instead scheduled an activity task named 'check_job_v2'" in str(outcomes["renamed"])
+    assert "CreateTimerOrchestratorAction" in str(outcomes["timer"])
+    assert "hasn't (yet?) scheduled" in str(outcomes["missing"])
+    assert ok.outcome is None
