@@ -319,7 +319,11 @@ def _retry_after_failure(plan: _Plan, event: Event) -> bool:
         return False
     group = plan.groups[group_key]
     timer_id = plan.take_id()
-    fire_at = format_time(plan.episode.now + timedelta(milliseconds=group["first_ms"]))
+    # After the last attempt DTFx still creates the timer (for replay compatibility) but at
+    # CurrentUtcDateTime, so it fires at once (RetryInterceptor.cs lines 73-82, core v2.17.1).
+    last = group["attempts"] >= group["max"]
+    delay = timedelta(0) if last else timedelta(milliseconds=group["first_ms"])
+    fire_at = format_time(plan.episode.now + delay)
     plan.tasks[str(timer_id)] = {"kind": "retry_timer", "group": group_key}
     plan.schedule_timer(timer_id, fire_at)
     return True

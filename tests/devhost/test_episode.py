@@ -285,3 +285,32 @@ def test_a_replay_that_schedules_another_activity_fails_as_non_deterministic() -
     assert "CreateTimerOrchestratorAction" in str(outcomes["timer"])
     assert "hasn't (yet?) scheduled" in str(outcomes["missing"])
     assert ok.outcome is None
+
+
+def test_the_retry_timer_after_the_last_attempt_fires_at_once(sample_index: AppIndex) -> None:
+    """After the last failed attempt the retry timer is due now, not one interval later.
+
+    Reproduces Azure/durabletask ``src/DurableTask.Core/RetryInterceptor.cs`` lines 73-82 (tag
+    durabletask.core-v2.17.1): on the last retry it creates "Dummy timer for back-compat" at
+    ``CurrentUtcDateTime``; the first retries still wait ``FirstRetryInterval`` (line 90).
+    """
+    run = _run(sample_index, "with_retry", {"key": "k", "fail_times": 5, "attempts": 2})
+    now_s = format_time(START)
+    retry_at = START + timedelta(milliseconds=5000)
+
+    run.start()
+    first = run.step([new_event(TASK_FAILED, now_s, TaskScheduledId=0, Reason="x", Details="")])
+    fire_at = first.work[0].payload["fire_at"]
+    run.step([new_event(TIMER_FIRED, format_time(retry_at), TimerId=1, FireAt=fire_at)], retry_at)
+    last = run.step(
+        [new_event(TASK_FAILED, format_time(retry_at), TaskScheduledId=2, Reason="y", Details="")],
+        at=retry_at,
+    )
+    last_fire_at = last.work[0].payload["fire_at"]
+    done = run.step(
+        [new_event(TIMER_FIRED, format_time(retry_at), TimerId=3, FireAt=last_fire_at)], retry_at
+    )
+
+    assert first.work[0].due == format_time(retry_at)
+    assert [(w.kind, w.task_id, w.due) for w in last.work] == [("timer", 3, format_time(retry_at))]
+    assert done.outcome == Completed(json.dumps({"error": "y "}))
