@@ -83,6 +83,21 @@ OrchestratorState = dict[str, Any]
 #: An orchestrator handle: context JSON in, state JSON out (``DFApp`` orchestration triggers).
 OrchestratorHandle = Callable[[str], str]
 
+#: What the extension adds to every context (Azure/azure-functions-durable-extension
+#: ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
+#: lines 227-241, v2.13.7): schema V2/V3, the Azure Storage provider's timer limits as .NET
+#: TimeSpans (``AzureStorageDurabilityProvider.cs`` lines 68-70: 6 and 3 days) and
+#: ``HttpOptions.DefaultAsyncRequestSleepTimeMilliseconds`` (``Options/HttpOptions.cs`` line 19).
+#: With them the SDK splits timers longer than 6 days into 3-day steps and compares
+#: ``fire_at`` with the (aware) current time, so a naive ``fire_at`` raises, as in Azure.
+CONTEXT_FIELDS = {
+    "upperSchemaVersion": 1,
+    "upperSchemaVersionNew": 2,
+    "longRunningTimerIntervalDuration": "3.00:00:00",
+    "maximumShortTimerDuration": "6.00:00:00",
+    "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+}
+
 _CALLS = (A_CALL_ACTIVITY, A_CALL_ACTIVITY_RETRY, A_CALL_SUB, A_CALL_SUB_RETRY)
 
 
@@ -290,8 +305,7 @@ def begin(episode: EpisodeInput) -> Replay:
         "isReplaying": False,
         "parentInstanceId": episode.parent_instance_id,
         "input": episode.input_json,
-        "upperSchemaVersion": 1,
-        "upperSchemaVersionNew": 2,
+        **CONTEXT_FIELDS,
     }
     return Replay(plan=plan, context_json=json.dumps(context), ordered_new=ordered_new)
 

@@ -5,9 +5,11 @@ one episode to the next as the engine does (played events, meta, next task id).
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any
+
+import azure.durable_functions as df
 
 from devhost.app_loader import AppIndex
 from devhost.episode import (
@@ -34,6 +36,7 @@ from devhost.history import (
     Event,
     format_time,
     new_event,
+    parse_time,
 )
 from tests.devhost.conftest import START
 
@@ -314,3 +317,41 @@ def test_the_retry_timer_after_the_last_attempt_fires_at_once(sample_index: AppI
     assert first.work[0].due == format_time(retry_at)
     assert [(w.kind, w.task_id, w.due) for w in last.work] == [("timer", 3, format_time(retry_at))]
     assert done.outcome == Completed(json.dumps({"error": "y "}))
+
+
+def test_the_context_carries_the_extensions_timer_fields_so_long_timers_are_split(
+    sample_index: AppIndex,
+) -> None:
+    """A 10-day timer fires as 3-day steps, then the rest; a naive ``fire_at`` fails.
+
+    Reproduces Azure/azure-functions-durable-extension
+    ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
+    lines 227-241 (v2.13.7: ``longRunningTimerIntervalDuration``, ``maximumShortTimerDuration``,
+    ``defaultHttpAsyncRequestSleepTimeMillseconds`` in every context) with the Azure Storage
+    values of ``AzureStorageDurabilityProvider.cs`` lines 68-70 (6 days, 3 days).
+    """
+    run = _run(sample_index, "sleeper", 10 * 86400)
+    naive_app = df.DFApp()
+
+    @naive_app.orchestration_trigger(context_name="context")
+    def naive(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+        yield context.create_timer(datetime(2027, 1, 1))
+
+    dues = []
+    decision = run.start()
+    while decision.outcome is None:
+        item = decision.work[0]
+        dues.append(item.due)
+        at = parse_time(item.due)
+        fired = new_event(
+            TIMER_FIRED, item.due, TimerId=item.task_id, FireAt=item.payload["fire_at"]
+        )
+        decision = run.step([fired], at=at)
+    context = json.loads(begin(run.episode([])).context_json)
+    naive_decision = _Run(naive_app.get_functions()[0].get_user_function(), "naive").start()
+
+    assert dues == [format_time(START + timedelta(days=d)) for d in (3, 6, 10)]
+    assert decision.outcome == Completed(json.dumps(10 * 86400.0))
+    assert context["defaultHttpAsyncRequestSleepTimeMillseconds"] == 30000
+    assert isinstance(naive_decision.outcome, Failed)
+    assert "offset-naive" in naive_decision.outcome.message
