@@ -135,6 +135,26 @@ def _json_text(body: bytes) -> str | None:
     return None if decoded is None else json.dumps(decoded)
 
 
+def _event_json(body: bytes) -> str | None:
+    """An event body as the extension stores it: the JSON token, not unwrapped.
+
+    The SDK client posts ``json.dumps(event_data)`` as JSON, a string token; the extension
+    parses the body to a ``JToken`` and raises it as it is (``HttpApiHandler.cs``
+    ``HandleRaiseEventRequestAsync``, lines 1006-1018, v2.13.7), so
+    ``wait_for_external_event`` returns that string (azure-functions-durable-python#295).
+
+    Raises:
+        ValueError: the body is not JSON.
+    """
+    if not body.strip():
+        return None
+    try:
+        decoded = json.loads(body)
+    except RecursionError as exc:  # nested deeper than the stack
+        raise ValueError("too deeply nested") from exc
+    return None if decoded is None else json.dumps(decoded)
+
+
 class ManagementApi:
     """The management API of one engine.
 
@@ -268,7 +288,7 @@ class ManagementApi:
 
     def _raise_event(self, call: _Call) -> Response:
         try:
-            data_json = _json_text(call.body)
+            data_json = _event_json(call.body)
         except ValueError:
             return Response(400, {"Message": _BAD_JSON})
         self._engine.raise_event_json(call.iid, call.rest[1], data_json)
