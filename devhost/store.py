@@ -433,7 +433,8 @@ class Tx:
     def continue_as_new(self, row: InstanceRow, input_json: str | None, *, now_s: str) -> None:
         """Start a new execution of the instance with ``input_json``.
 
-        Events raised between executions are carried over (DTFx keeps unprocessed messages).
+        Raised events are carried over (DTFx keeps unprocessed messages); ``created`` resets
+        (Azure Storage's ``AzureTableTrackingStore.cs`` writes it per ``ExecutionStarted``).
         """
         iid = row.instance_id
         execution_id = uuid.uuid4().hex
@@ -442,8 +443,8 @@ class Tx:
         self._db.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
         self._db.execute(
             "UPDATE instances SET execution_id = ?, input = ?, next_id = 0, meta = '{}', "
-            "status = 'Running', output = NULL, updated = ? WHERE instance_id = ?",
-            (execution_id, input_json, now_s, iid),
+            "status = 'Running', output = NULL, created = ?, updated = ? WHERE instance_id = ?",
+            (execution_id, input_json, now_s, now_s, iid),
         )
         started = new_event(
             EXECUTION_STARTED,
