@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, cast
 
-from devhost import determinism
+from devhost import determinism, limits
 from devhost.history import (
     A_CALL_ACTIVITY,
     A_CALL_ACTIVITY_RETRY,
@@ -191,7 +191,7 @@ class Decision:
         canceled_timers: task ids of timers the SDK canceled.
         at: the episode's time (``format_time``).
         meta / next_id: the bookkeeping to store.
-        custom_status: the SDK's custom status (None: keep the stored one).
+        custom_status: the SDK's custom status (None: cleared to null).
         outcome: how the execution ends, or None while it goes on.
     """
 
@@ -395,7 +395,7 @@ def decide(replay: Replay, state: OrchestratorState) -> Decision:
         canceled_timers=plan.canceled_timers,
         meta=plan.meta,
         next_id=plan.next_id,
-        custom_status=state.get("customStatus"),
+        custom_status=_custom_status(state),
         outcome=_outcome(plan, state),
     )
 
@@ -457,10 +457,23 @@ def _new_call(plan: _Plan, action: dict[str, Any]) -> int:
     return task_id
 
 
+def _custom_status(state: OrchestratorState) -> Any:
+    """The custom status to store: None (null) when unset or refused, as in Azure.
+
+    Each episode gets a fresh extension context whose custom status is null until the SDK's
+    answer sets one, and the tracking store writes ``status ?? "null"`` (DurableTask.AzureStorage
+    ``AzureTableTrackingStore.cs`` line 1002, v1.17.5); a too-large one is refused (``limits``).
+    """
+    value = state.get("customStatus")
+    return None if limits.custom_status_error(value) else value
+
+
 def _outcome(plan: _Plan, state: OrchestratorState) -> Outcome | None:
     if plan.nondeterminism is not None:
         return Failed(plan.nondeterminism)
-    error = state.get("error")
+    error = limits.custom_status_error(state.get("customStatus"))
+    if error is None:
+        error = state.get("error")
     if plan.unsupported and not error:
         error = plan.unsupported
     if error is not None:

@@ -297,10 +297,10 @@ class Tx:
         custom_status: Any,
         now_s: str,
     ) -> None:
-        """Record an episode's bookkeeping (``custom_status`` None keeps the previous one)."""
+        """Record an episode's bookkeeping (``custom_status`` None clears it, as in Azure)."""
         self._db.execute(
             "UPDATE instances SET next_id = ?, meta = ?, has_new = ?, status = ?, "
-            "custom_status = COALESCE(?, custom_status), updated = ? WHERE instance_id = ?",
+            "custom_status = ?, updated = ? WHERE instance_id = ?",
             (
                 next_id,
                 json.dumps(meta),

@@ -355,3 +355,29 @@ def test_the_context_carries_the_extensions_timer_fields_so_long_timers_are_spli
     assert context["defaultHttpAsyncRequestSleepTimeMillseconds"] == 30000
     assert isinstance(naive_decision.outcome, Failed)
     assert "offset-naive" in naive_decision.outcome.message
+
+
+def test_a_custom_status_over_16_kb_of_utf16_fails_the_orchestration() -> None:
+    """More than 16 KB of UTF-16 custom status fails the instance; 16 KB and a bit passes.
+
+    Reproduces Azure/azure-functions-durable-extension (v2.13.7)
+    ``src/WebJobs.Extensions.DurableTask/ContextImplementations/DurableOrchestrationContext.cs``
+    lines 221-230 and ``MessagePayloadDataConverter.cs`` lines 60-72 (compact JSON,
+    ``(int)(Encoding.Unicode.GetByteCount(json) / 1024.0) > 16`` throws), failed by
+    ``Listener/TaskOrchestrationShim.cs`` lines 195-196.
+    """
+
+    def answer(size: int) -> Callable[[str], str]:
+        # "x" * n as a JSON string is n + 2 UTF-16 code units, 2 bytes each.
+        return lambda _c: json.dumps({"isDone": False, "actions": [], "customStatus": "x" * size})
+
+    fits = _Run(answer(17 * 512 - 3), "o").start()  # 17 KB - 2 bytes: rounds down to 16
+    too_big = _Run(answer(17 * 512 - 2), "o").start()  # 17 KB exactly
+
+    assert fits.outcome is None
+    assert isinstance(too_big.outcome, Failed)
+    assert too_big.outcome.message == (
+        "Orchestrator function 'o' failed: The UTF-16 size of the JSON-serialized payload must "
+        "not exceed 16 KB. The current payload size is 17 KB."
+    )
+    assert too_big.custom_status is None
