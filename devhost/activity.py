@@ -3,10 +3,10 @@
 import inspect
 import json
 import logging
-import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from devhost.failures import activity_failure
 from devhost.history import TASK_COMPLETED, TASK_FAILED, decode
 from devhost.logs import function_invocation
 
@@ -45,8 +45,7 @@ def invoke_activity(
                 result = run()(_await(result))
             result_json = json.dumps(result)
     except Exception as exc:
-        reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
-        details = "".join(traceback.format_exception(exc))[-4000:]
+        reason, details = activity_failure(name, exc)
         logger.warning("Activity %s failed: %s", name, exc)
         return TASK_FAILED, {"Reason": reason, "Details": details}
     return TASK_COMPLETED, {"Result": result_json}
