@@ -57,6 +57,7 @@ from devhost.management import ManagementApi, client_binding
 from devhost.ncrontab import Schedule, parse_schedule
 from devhost.routing import RouteTemplate, compile_route
 from devhost.triggers import BlobPoller, TimerScheduler
+from devhost.validation import task_hub_error
 from devhost.wire import body_limit
 
 __all__ = ["Host", "HostConfig"]
@@ -105,6 +106,9 @@ class Host:
             os.environ,
             what="host.json durableTask.hubName",
         )
+        hub_error = task_hub_error(self.task_hub)
+        if hub_error is not None:
+            raise AppLoadError(hub_error)
         self.index: AppIndex = load_app(app_dir, isolate=False)
         self.routes: list[tuple[RouteTemplate, HttpRoute]] = []
         for route in self.index.http_routes:

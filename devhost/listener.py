@@ -271,7 +271,13 @@ class Handler(BaseHTTPRequestHandler):
         request_url = f"http://{self._host_header()}{self.path}"
         self._respond(
             self.host.management.handle(
-                self.command, rest, query, body, origin=origin, request_url=request_url
+                self.command,
+                rest,
+                query,
+                body,
+                origin=origin,
+                request_url=request_url,
+                content_type=self.headers.get("Content-Type"),
             )
         )
 

@@ -138,7 +138,7 @@ def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
     missing = host.mgmt("GET", "instances/mgmt-1")
 
     assert started.status_code == 202
-    assert duplicate.status_code == 400
+    assert duplicate.status_code == 500
     assert "already exists" in duplicate.json()["ExceptionMessage"]
     assert unauthorised.status_code == 401
     assert (suspend.status_code, suspended, resume.status_code) == (202, "Suspended", 202)

@@ -107,7 +107,7 @@ def test_kill9_mid_run_then_restart_completes_without_rerunning_done_activity(az
 
 
 def test_bad_setting_is_a_clear_error_naming_it(tmp_path):
-    proc = DevhostProcess(workdir=tmp_path, settings={"SAMPLE_HUB": "h"})
+    proc = DevhostProcess(workdir=tmp_path, settings={"SAMPLE_HUB": "hub"})
     import subprocess
 
     result = subprocess.run(
