@@ -51,10 +51,11 @@ from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
 from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
+from devhost.function_settings import function_disabled, timer_time_zone
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
-from devhost.ncrontab import Schedule, parse_schedule
+from devhost.ncrontab import Schedule, ZonedSchedule, parse_schedule
 from devhost.routing import RouteTemplate, compile_route
 from devhost.triggers import BlobPoller, TimerScheduler
 from devhost.validation import task_hub_error
@@ -175,6 +176,9 @@ class Host:
     def _resolve_blob_triggers(self) -> list[tuple[BlobTriggerSpec, str, str]]:
         result = []
         for spec in self.index.blob_triggers:
+            if function_disabled(spec.function_name, os.environ):
+                logger.info("function %s is disabled (app setting)", spec.function_name)
+                continue
             what = f"function '{spec.function_name}' blob trigger path"
             path = resolve_setting_refs(spec.path, os.environ, what=what)
             conn_name = spec.connection
@@ -189,14 +193,19 @@ class Host:
         return result
 
     def _resolve_timer_triggers(self) -> list[tuple[Any, Schedule]]:
-        result = []
+        result: list[tuple[Any, Schedule]] = []
+        zone = timer_time_zone(os.environ)
         for spec in self.index.timer_triggers:
+            if function_disabled(spec.function_name, os.environ):
+                logger.info("function %s is disabled (app setting)", spec.function_name)
+                continue
             what = f"function '{spec.function_name}' timer schedule"
             text = resolve_setting_refs(spec.schedule, os.environ, what=what)
             try:
-                result.append((spec, parse_schedule(text)))
+                schedule = parse_schedule(text)
             except ValueError as exc:
                 raise SettingsError(f"{what}: {exc}") from exc
+            result.append((spec, schedule if zone is None else ZonedSchedule(schedule, zone)))
         return result
 
     # ------------------------------------------------------------------ lifecycle
