@@ -537,8 +537,6 @@ class Engine:
             return  # terminated while the episode ran: its decisions are dropped
         tx.delete_events(iid, consumed)
         tx.append_played(iid, decision.played)
-        for timer_id in decision.canceled_timers:
-            tx.delete_timer(iid, timer_id)
         tx.save_episode(
             iid,
             next_id=decision.next_id,

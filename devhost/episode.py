@@ -57,6 +57,7 @@ from devhost.history import (
     parse_time,
 )
 from devhost.logs import function_invocation
+from devhost.open_tasks import open_task_ids
 
 __all__ = [
     "ChildStart",
@@ -188,7 +189,7 @@ class Decision:
             in the order the SDK saw them, the scheduling events, ``OrchestratorCompleted``).
         work: activities and timers to schedule (only when ``outcome`` is None).
         children: sub-orchestrations to create (only when ``outcome`` is None).
-        canceled_timers: task ids of timers the SDK canceled.
+        canceled_timers: task ids of timers the SDK reports canceled (they still fire).
         at: the episode's time (``format_time``).
         meta / next_id: the bookkeeping to store.
         custom_status: the SDK's custom status (None: cleared to null).
@@ -269,12 +270,13 @@ class _Plan:
             )
         )
 
-    def schedule_timer(self, task_id: int, fire_at: str, *, armed: bool = True) -> None:
+    def schedule_timer(self, task_id: int, fire_at: str) -> None:
+        # Armed even when already canceled: the extension creates it, then cancels it, and the
+        # timer message still fires (``open_tasks`` module).
         due = format_time(parse_time(fire_at))
-        if armed:
-            self.work.append(
-                WorkItem(kind="timer", task_id=task_id, due=due, payload={"fire_at": fire_at})
-            )
+        self.work.append(
+            WorkItem(kind="timer", task_id=task_id, due=due, payload={"fire_at": fire_at})
+        )
         self.scheduled.append(new_event(TIMER_CREATED, self.now_s, task_id, FireAt=fire_at))
 
 
@@ -382,21 +384,28 @@ def decide(replay: Replay, state: OrchestratorState) -> Decision:
             plan.action_ids.append(_new_action(plan, action))
             plan.signatures.append(determinism.signature(action))
     now_s = plan.now_s
+    played = [
+        new_event(ORCHESTRATOR_STARTED, now_s),
+        *replay.ordered_new,
+        *plan.scheduled,
+        new_event(ORCHESTRATOR_COMPLETED, now_s),
+    ]
+    outcome = _outcome(plan, state)
+    if outcome is not None and plan.nondeterminism is None and not plan.unsupported:
+        canceled = plan.meta.setdefault("canceled", [])
+        canceled.extend(t for t in plan.canceled_timers if t not in canceled)
+        if open_task_ids([*plan.episode.past, *played], canceled):
+            outcome = None  # DTFx waits for open tasks (``open_tasks`` module)
     return Decision(
         at=now_s,
-        played=[
-            new_event(ORCHESTRATOR_STARTED, now_s),
-            *replay.ordered_new,
-            *plan.scheduled,
-            new_event(ORCHESTRATOR_COMPLETED, now_s),
-        ],
+        played=played,
         work=plan.work,
         children=plan.children,
         canceled_timers=plan.canceled_timers,
         meta=plan.meta,
         next_id=plan.next_id,
         custom_status=_custom_status(state),
-        outcome=_outcome(plan, state),
+        outcome=outcome,
     )
 
 
@@ -418,7 +427,9 @@ def _new_action(plan: _Plan, action: dict[str, Any]) -> int | None:
     if atype == A_CREATE_TIMER:
         task_id = plan.take_id()
         plan.tasks[str(task_id)] = {"kind": "timer"}
-        plan.schedule_timer(task_id, action["fireAt"], armed=not action.get("isCanceled"))
+        plan.schedule_timer(task_id, action["fireAt"])
+        if action.get("isCanceled"):
+            plan.canceled_timers.append(task_id)
         return task_id
     if atype == A_CONTINUE_AS_NEW:
         plan.take_id()

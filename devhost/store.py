@@ -552,13 +552,6 @@ class Tx:
         cursor = self._db.execute("DELETE FROM work WHERE work_id = ?", (work_id,))
         return bool(cursor.rowcount)
 
-    def delete_timer(self, iid: str, task_id: int) -> None:
-        """Drop a timer (the SDK canceled it)."""
-        self._db.execute(
-            "DELETE FROM work WHERE instance_id = ? AND kind = 'timer' AND task_id = ?",
-            (iid, task_id),
-        )
-
     def due_timers(self, now_s: str) -> list[WorkRow]:
         """Timers due at or before ``now_s``."""
         rows = self._db.execute(

@@ -5,11 +5,16 @@ DurableTask.Core 2.17.1, the versions Azure/azure-functions-durable-extension v2
 whose behaviour it reproduces.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
 
 from devhost.clock import VirtualClock
 from devhost.engine import Engine
+from devhost.history import TIMER_CREATED, TIMER_FIRED
 from tests.devhost.conftest import START
 from tests.support import wait_until
 
@@ -54,3 +59,76 @@ def test_custom_status_is_cleared_when_an_execution_has_not_set_one_yet(
     status = engine.get_status(iid) or {}
 
     assert status["customStatus"] is None
+
+
+def _timer_app() -> dict[str, Callable[[str], str]]:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def cancel_then_wait(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+        timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+        yield context.task_any([timer, context.wait_for_external_event("Go")])
+        timer.cancel()
+        yield context.wait_for_external_event("Done")
+        return "done"
+
+    @app.orchestration_trigger(context_name="context")
+    def leave_timer_open(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+        timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+        yield context.task_any([timer, context.wait_for_external_event("Go")])
+        return "returned"  # the timer is neither awaited nor canceled
+
+    return {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+
+
+def test_a_canceled_timer_still_fires_and_an_open_one_keeps_the_instance_running(
+    tmp_path: Path,
+) -> None:
+    """A canceled timer fires anyway (one more replay); an uncanceled one holds completion.
+
+    Reproduces Azure/durabletask (tag durabletask.core-v2.17.1)
+    ``src/DurableTask.Core/TaskOrchestrationExecutor.cs`` lines 150-153 (the result is applied
+    only when ``!this.context.HasOpenTasks``) and ``TaskOrchestrationContext.cs`` lines 258-268
+    (canceling removes the timer from ``openTasks``; its message was already sent), with the
+    extension creating then canceling the timer (Azure/azure-functions-durable-extension
+    ``src/WebJobs.Extensions.DurableTask/Listener/OutOfProcOrchestrationShim.cs`` lines
+    118-133, v2.13.7).
+    """
+    clock = VirtualClock(start=START)
+    engine = Engine(
+        state_path=tmp_path / "state.sqlite",
+        orchestrators=_timer_app(),
+        activities={},
+        clock=clock,
+    )
+    engine.start()
+    try:
+        canceled = engine.start_new("cancel_then_wait")
+        held = engine.start_new("leave_timer_open")
+        wait_until(lambda: all(_created_timer(engine, i) for i in (canceled, held)))
+        engine.raise_event(canceled, "Go")
+        engine.raise_event(held, "Go")
+        wait_until(lambda: all(_event_played(engine, i, 15) for i in (canceled, held)))
+        held_before = (engine.get_status(held) or {}).get("runtimeStatus")
+        clock.advance(60)
+        wait_until(lambda: _event_played(engine, canceled, TIMER_FIRED))
+        engine.raise_event(canceled, "Done")
+        canceled_status = engine.wait_for_completion(canceled, timeout=10)
+        held_status = engine.wait_for_completion(held, timeout=10)
+    finally:
+        engine.stop()
+
+    assert held_before == "Running"
+    assert held_status["output"] == "returned"
+    assert canceled_status["output"] == "done"
+
+
+def _created_timer(engine: Engine, iid: str) -> bool:
+    return _event_played(engine, iid, TIMER_CREATED)
+
+
+def _event_played(engine: Engine, iid: str, event_type: int) -> bool:
+    return any(
+        e["EventType"] == event_type and e.get("IsPlayed", True)
+        for e in engine.get_history_events(iid)
+    )
