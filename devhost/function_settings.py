@@ -8,15 +8,19 @@
 - ``WEBSITE_TIME_ZONE``: timer schedules are read in that zone instead of UTC (Azure Functions
   timer trigger documentation, "NCRONTAB time zones"). devhost takes the Linux (IANA) form,
   ``America/New_York``; a Windows name (``Eastern Standard Time``) is refused at start-up.
+- host.json ``functionTimeout``: enforced on activities (``devhost.activity``).
 """
 
+import re
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devhost.errors import SettingsError
 
-__all__ = ["function_disabled", "timer_time_zone"]
+__all__ = ["function_disabled", "function_timeout", "timer_time_zone"]
+
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})")
 
 
 def _enabled(value: str | None) -> bool:
@@ -46,3 +50,18 @@ def timer_time_zone(environ: Mapping[str, str]) -> tzinfo | None:
             f"WEBSITE_TIME_ZONE={name!r} is not an IANA time zone (devhost takes the Linux form, "
             "e.g. 'Europe/Paris')"
         ) from exc
+
+
+def function_timeout(value: object) -> timedelta | None:
+    """host.json ``functionTimeout`` (``[d.]hh:mm:ss``; ``-1`` or absent: unlimited).
+
+    Raises:
+        SettingsError: not a TimeSpan.
+    """
+    if value is None or str(value).strip() == "-1":
+        return None
+    match = _TIMESPAN.fullmatch(str(value).strip())
+    if match is None:
+        raise SettingsError(f"host.json functionTimeout {value!r} is not a TimeSpan (hh:mm:ss)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

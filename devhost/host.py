@@ -51,7 +51,7 @@ from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
 from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
-from devhost.function_settings import function_disabled, timer_time_zone
+from devhost.function_settings import function_disabled, function_timeout, timer_time_zone
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
@@ -131,6 +131,7 @@ class Host:
             ),
             task_hub=self.task_hub,
             loop=self.loop,
+            function_timeout=function_timeout(self.host_json.get("functionTimeout")),
             replace_running=str(durable.get("overridableExistingInstanceStates", "")).lower()
             == "anystate",
         )
@@ -372,8 +373,10 @@ class Host:
                 result = self._call_function(function, kwargs)
         except Exception:
             logger.error("Function '%s' failed:\n%s", route.function_name, traceback.format_exc())
-            body = json.dumps({"error": "Internal Server Error"}).encode()
-            return 500, {"Content-Type": "application/json"}, body
+            # An empty 500, as the host's ExceptionMiddleware (Azure/azure-functions-host
+            # src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs lines 29-50) sets
+            # only the status code.
+            return 500, {}, b""
         if result is None:
             return 204, {}, b""
         if isinstance(result, func.HttpResponse):

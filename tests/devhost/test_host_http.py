@@ -74,11 +74,18 @@ def test_function_auth_level_requires_the_key(host):
     assert header.status_code == 202
 
 
-def test_handler_exception_is_a_generic_500_with_logged_traceback(host):
+def test_handler_exception_is_an_empty_500_with_logged_traceback(host):
+    """The host's ``ExceptionMiddleware`` sets only the status code: no body, no content type.
+
+    Reproduces Azure/azure-functions-host
+    ``src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs`` lines 29-50 (commit
+    89dc438d).
+    """
     r = requests.get(f"{host.base}/api/fail", timeout=10)
 
     assert r.status_code == 500
-    assert "secret internals" not in r.text
+    assert r.content == b""
+    assert "Content-Type" not in r.headers
     assert "RuntimeError: secret internals" in host.log()
     assert "Executed 'Functions.fail' (Failed" in host.log()
 
