@@ -1,6 +1,7 @@
 """Unit tests: NCRONTAB/TimeSpan schedules, route templates, settings references, blob paths."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,7 +10,7 @@ from devhost.errors import SettingsError
 from devhost.function_settings import function_disabled, timer_time_zone
 from devhost.ncrontab import CronSchedule, ZonedSchedule, parse_schedule
 from devhost.routing import compile_route
-from devhost.triggers import blob_path_regex
+from devhost.triggers import blob_input_stream, blob_path_regex, timer_request
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Thursday
 
@@ -237,3 +238,31 @@ def test_website_time_zone_reads_the_schedule_in_local_time():
         timer_time_zone({"WEBSITE_TIME_ZONE": "Eastern Standard Time"})
     assert function_disabled("f", {"AzureWebJobs_f_Disabled": "1"})
     assert not function_disabled("f", {"AzureWebJobs.f.Disabled": "false"})
+
+
+def test_timer_and_blob_arguments_come_from_the_workers_converters():
+    """``TimerRequest`` and ``InputStream`` are decoded by ``azure.functions``' own converters
+    from host-shaped payloads, as the Python worker does (azure-functions 1.26
+    ``azure/functions/timer.py`` ``TimerRequestConverter.decode``: ``IsPastDue``,
+    ``ScheduleStatus``, ``Schedule``; ``azure/functions/blob.py`` ``BlobConverter.decode``:
+    ``BlobTrigger``, ``Uri``, ``Properties``, ``Metadata``)."""
+    props = SimpleNamespace(
+        name="in/a.csv",
+        etag='"0x1"',
+        size=3,
+        content_settings=SimpleNamespace(content_type="text/csv"),
+        last_modified=T0,
+        creation_time=T0,
+        blob_type="BlockBlob",
+        metadata={"k": "v"},
+    )
+
+    timer = timer_request(True, {"Last": None, "Next": "2026-01-01T00:00:00Z"})
+    stream = blob_input_stream("data", props, b"a,b", "http://127.0.0.1:10000/acct/data/in/a.csv")
+
+    assert (timer.past_due, timer.schedule_status["Next"]) == (True, "2026-01-01T00:00:00Z")
+    assert (stream.name, stream.length, stream.read()) == ("data/in/a.csv", 3, b"a,b")
+    assert stream.uri == "http://127.0.0.1:10000/acct/data/in/a.csv"
+    assert stream.blob_properties is not None
+    assert stream.blob_properties["ETag"] == '"0x1"'
+    assert stream.metadata == {"k": "v"}
