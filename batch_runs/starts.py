@@ -181,7 +181,9 @@ def run_view(
         "polls": custom.get("polls", 0),
         "next_check": custom.get("next_check"),
         "studio_url": custom.get("studio_url"),
-        "created": _iso(created_time),
+        # createdTime is the current execution's start (it resets on continue_as_new); the
+        # run's own start is in the custom status once the job is submitted.
+        "created": custom.get("started") or _iso(created_time),
         "last_updated": _iso(last_updated_time),
     }
     if custom.get("cancel_requested"):

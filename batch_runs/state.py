@@ -256,6 +256,8 @@ def custom_status(
                 "polls": state.polls,
                 "studio_url": state.job.studio_url,
                 "deadline": state.deadline.isoformat(),
+                # The run's own start: Durable's createdTime resets on every continue_as_new.
+                "started": state.started.isoformat(),
             }
         )
         if state.cancel_requested:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class Engine:
         task_hub: str = "devhost",
         loop: LoopThread | None = None,
         replace_running: bool = False,
+        function_timeout: timedelta | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities: must be >= 1")
@@ -100,6 +101,7 @@ class Engine:
         self.orchestrators = dict(orchestrators)
         self.activities = dict(activities)
         self.clock = clock or RealClock()
+        self.function_timeout = function_timeout  # host.json functionTimeout, for activities
         self.task_hub = task_hub
         self.replace_running = replace_running
         self.max_concurrent_activities = max_concurrent_activities
@@ -444,7 +446,11 @@ class Engine:
     def _run_activity(self, work: WorkRow) -> None:
         name = work.payload["name"]
         etype, fields = invoke_activity(
-            name, self.activities.get(name), work.payload.get("input"), self._runner
+            name,
+            self.activities.get(name),
+            work.payload.get("input"),
+            self._runner,
+            timeout=self.function_timeout,
         )
         try:
             with self._store.transaction() as tx:
@@ -537,8 +543,6 @@ class Engine:
             return  # terminated while the episode ran: its decisions are dropped
         tx.delete_events(iid, consumed)
         tx.append_played(iid, decision.played)
-        for timer_id in decision.canceled_timers:
-            tx.delete_timer(iid, timer_id)
         tx.save_episode(
             iid,
             next_id=decision.next_id,

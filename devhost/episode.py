@@ -19,7 +19,8 @@ before any id the resumed generator hands out, whatever the mix of concurrent ta
 
 Bookkeeping (``meta``, persisted as JSON with the instance): ``tasks`` maps a task id to its
 kind (and retry group), ``groups`` maps a with-retry call's first task id to the call and its
-attempt count, ``action_ids`` is the task id of each action of the flattened action list so far.
+attempt count, ``action_ids`` is the task id of each action of the flattened action list so far
+and ``signatures`` its kind and name, which each replay must reproduce (``determinism``).
 """
 
 import copy
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, cast
 
+from devhost import determinism, limits
 from devhost.history import (
     A_CALL_ACTIVITY,
     A_CALL_ACTIVITY_RETRY,
@@ -55,6 +57,7 @@ from devhost.history import (
     parse_time,
 )
 from devhost.logs import function_invocation
+from devhost.open_tasks import open_task_ids
 
 __all__ = [
     "ChildStart",
@@ -80,6 +83,21 @@ OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 OrchestratorState = dict[str, Any]
 #: An orchestrator handle: context JSON in, state JSON out (``DFApp`` orchestration triggers).
 OrchestratorHandle = Callable[[str], str]
+
+#: What the extension adds to every context (Azure/azure-functions-durable-extension
+#: ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
+#: lines 227-241, v2.13.7): schema V2/V3, the Azure Storage provider's timer limits as .NET
+#: TimeSpans (``AzureStorageDurabilityProvider.cs`` lines 68-70: 6 and 3 days) and
+#: ``HttpOptions.DefaultAsyncRequestSleepTimeMilliseconds`` (``Options/HttpOptions.cs`` line 19).
+#: With them the SDK splits timers longer than 6 days into 3-day steps and compares
+#: ``fire_at`` with the (aware) current time, so a naive ``fire_at`` raises, as in Azure.
+CONTEXT_FIELDS = {
+    "upperSchemaVersion": 1,
+    "upperSchemaVersionNew": 2,
+    "longRunningTimerIntervalDuration": "3.00:00:00",
+    "maximumShortTimerDuration": "6.00:00:00",
+    "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+}
 
 _CALLS = (A_CALL_ACTIVITY, A_CALL_ACTIVITY_RETRY, A_CALL_SUB, A_CALL_SUB_RETRY)
 
@@ -171,10 +189,10 @@ class Decision:
             in the order the SDK saw them, the scheduling events, ``OrchestratorCompleted``).
         work: activities and timers to schedule (only when ``outcome`` is None).
         children: sub-orchestrations to create (only when ``outcome`` is None).
-        canceled_timers: task ids of timers the SDK canceled.
+        canceled_timers: task ids of timers the SDK reports canceled (they still fire).
         at: the episode's time (``format_time``).
         meta / next_id: the bookkeeping to store.
-        custom_status: the SDK's custom status (None: keep the stored one).
+        custom_status: the SDK's custom status (None: cleared to null).
         outcome: how the execution ends, or None while it goes on.
     """
 
@@ -199,6 +217,11 @@ class _Plan:
         self.tasks: dict[str, TaskEntry] = self.meta.setdefault("tasks", {})
         self.groups: dict[str, CallGroup] = self.meta.setdefault("groups", {})
         self.action_ids: list[int | None] = self.meta.setdefault("action_ids", [])
+        # State files written before signatures were recorded: nothing to compare with.
+        self.signatures: list[list[str] | None] = self.meta.setdefault(
+            "signatures", [None] * len(self.action_ids)
+        )
+        self.nondeterminism: str | None = None
         self.next_id = episode.next_id
         self.work: list[WorkItem] = []
         self.children: list[ChildStart] = []
@@ -247,12 +270,13 @@ class _Plan:
             )
         )
 
-    def schedule_timer(self, task_id: int, fire_at: str, *, armed: bool = True) -> None:
+    def schedule_timer(self, task_id: int, fire_at: str) -> None:
+        # Armed even when already canceled: the extension creates it, then cancels it, and the
+        # timer message still fires (``open_tasks`` module).
         due = format_time(parse_time(fire_at))
-        if armed:
-            self.work.append(
-                WorkItem(kind="timer", task_id=task_id, due=due, payload={"fire_at": fire_at})
-            )
+        self.work.append(
+            WorkItem(kind="timer", task_id=task_id, due=due, payload={"fire_at": fire_at})
+        )
         self.scheduled.append(new_event(TIMER_CREATED, self.now_s, task_id, FireAt=fire_at))
 
 
@@ -283,8 +307,7 @@ def begin(episode: EpisodeInput) -> Replay:
         "isReplaying": False,
         "parentInstanceId": episode.parent_instance_id,
         "input": episode.input_json,
-        "upperSchemaVersion": 1,
-        "upperSchemaVersionNew": 2,
+        **CONTEXT_FIELDS,
     }
     return Replay(plan=plan, context_json=json.dumps(context), ordered_new=ordered_new)
 
@@ -312,7 +335,11 @@ def _retry_after_failure(plan: _Plan, event: Event) -> bool:
         return False
     group = plan.groups[group_key]
     timer_id = plan.take_id()
-    fire_at = format_time(plan.episode.now + timedelta(milliseconds=group["first_ms"]))
+    # After the last attempt DTFx still creates the timer (for replay compatibility) but at
+    # CurrentUtcDateTime, so it fires at once (RetryInterceptor.cs lines 73-82, core v2.17.1).
+    last = group["attempts"] >= group["max"]
+    delay = timedelta(0) if last else timedelta(milliseconds=group["first_ms"])
+    fire_at = format_time(plan.episode.now + delay)
     plan.tasks[str(timer_id)] = {"kind": "retry_timer", "group": group_key}
     plan.schedule_timer(timer_id, fire_at)
     return True
@@ -347,27 +374,38 @@ def decide(replay: Replay, state: OrchestratorState) -> Decision:
         state: the SDK's answer (``invoke_orchestrator``).
     """
     plan = replay.plan
-    for index, action in enumerate(flatten_actions(state.get("actions") or [])):
+    actions = flatten_actions(state.get("actions") or [])
+    if not state.get("error"):
+        plan.nondeterminism = determinism.mismatch(plan.signatures, actions)
+    for index, action in enumerate([] if plan.nondeterminism else actions):
         if index < len(plan.action_ids):
             _seen_action(plan, action, plan.action_ids[index])
         else:
             plan.action_ids.append(_new_action(plan, action))
+            plan.signatures.append(determinism.signature(action))
     now_s = plan.now_s
+    played = [
+        new_event(ORCHESTRATOR_STARTED, now_s),
+        *replay.ordered_new,
+        *plan.scheduled,
+        new_event(ORCHESTRATOR_COMPLETED, now_s),
+    ]
+    outcome = _outcome(plan, state)
+    if outcome is not None and plan.nondeterminism is None and not plan.unsupported:
+        canceled = plan.meta.setdefault("canceled", [])
+        canceled.extend(t for t in plan.canceled_timers if t not in canceled)
+        if open_task_ids([*plan.episode.past, *played], canceled):
+            outcome = None  # DTFx waits for open tasks (``open_tasks`` module)
     return Decision(
         at=now_s,
-        played=[
-            new_event(ORCHESTRATOR_STARTED, now_s),
-            *replay.ordered_new,
-            *plan.scheduled,
-            new_event(ORCHESTRATOR_COMPLETED, now_s),
-        ],
+        played=played,
         work=plan.work,
         children=plan.children,
         canceled_timers=plan.canceled_timers,
         meta=plan.meta,
         next_id=plan.next_id,
-        custom_status=state.get("customStatus"),
-        outcome=_outcome(plan, state),
+        custom_status=_custom_status(state),
+        outcome=outcome,
     )
 
 
@@ -389,7 +427,9 @@ def _new_action(plan: _Plan, action: dict[str, Any]) -> int | None:
     if atype == A_CREATE_TIMER:
         task_id = plan.take_id()
         plan.tasks[str(task_id)] = {"kind": "timer"}
-        plan.schedule_timer(task_id, action["fireAt"], armed=not action.get("isCanceled"))
+        plan.schedule_timer(task_id, action["fireAt"])
+        if action.get("isCanceled"):
+            plan.canceled_timers.append(task_id)
         return task_id
     if atype == A_CONTINUE_AS_NEW:
         plan.take_id()
@@ -428,8 +468,23 @@ def _new_call(plan: _Plan, action: dict[str, Any]) -> int:
     return task_id
 
 
+def _custom_status(state: OrchestratorState) -> Any:
+    """The custom status to store: None (null) when unset or refused, as in Azure.
+
+    Each episode gets a fresh extension context whose custom status is null until the SDK's
+    answer sets one, and the tracking store writes ``status ?? "null"`` (DurableTask.AzureStorage
+    ``AzureTableTrackingStore.cs`` line 1002, v1.17.5); a too-large one is refused (``limits``).
+    """
+    value = state.get("customStatus")
+    return None if limits.custom_status_error(value) else value
+
+
 def _outcome(plan: _Plan, state: OrchestratorState) -> Outcome | None:
-    error = state.get("error")
+    if plan.nondeterminism is not None:
+        return Failed(plan.nondeterminism)
+    error = limits.custom_status_error(state.get("customStatus"))
+    if error is None:
+        error = state.get("error")
     if plan.unsupported and not error:
         error = plan.unsupported
     if error is not None:

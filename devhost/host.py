@@ -51,12 +51,14 @@ from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
 from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
+from devhost.function_settings import function_disabled, function_timeout, timer_time_zone
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
-from devhost.ncrontab import Schedule, parse_schedule
+from devhost.ncrontab import Schedule, ZonedSchedule, parse_schedule
 from devhost.routing import RouteTemplate, compile_route
 from devhost.triggers import BlobPoller, TimerScheduler
+from devhost.validation import task_hub_error
 from devhost.wire import body_limit
 
 __all__ = ["Host", "HostConfig"]
@@ -105,6 +107,9 @@ class Host:
             os.environ,
             what="host.json durableTask.hubName",
         )
+        hub_error = task_hub_error(self.task_hub)
+        if hub_error is not None:
+            raise AppLoadError(hub_error)
         self.index: AppIndex = load_app(app_dir, isolate=False)
         self.routes: list[tuple[RouteTemplate, HttpRoute]] = []
         for route in self.index.http_routes:
@@ -126,6 +131,7 @@ class Host:
             ),
             task_hub=self.task_hub,
             loop=self.loop,
+            function_timeout=function_timeout(self.host_json.get("functionTimeout")),
             replace_running=str(durable.get("overridableExistingInstanceStates", "")).lower()
             == "anystate",
         )
@@ -171,6 +177,9 @@ class Host:
     def _resolve_blob_triggers(self) -> list[tuple[BlobTriggerSpec, str, str]]:
         result = []
         for spec in self.index.blob_triggers:
+            if function_disabled(spec.function_name, os.environ):
+                logger.info("function %s is disabled (app setting)", spec.function_name)
+                continue
             what = f"function '{spec.function_name}' blob trigger path"
             path = resolve_setting_refs(spec.path, os.environ, what=what)
             conn_name = spec.connection
@@ -185,14 +194,19 @@ class Host:
         return result
 
     def _resolve_timer_triggers(self) -> list[tuple[Any, Schedule]]:
-        result = []
+        result: list[tuple[Any, Schedule]] = []
+        zone = timer_time_zone(os.environ)
         for spec in self.index.timer_triggers:
+            if function_disabled(spec.function_name, os.environ):
+                logger.info("function %s is disabled (app setting)", spec.function_name)
+                continue
             what = f"function '{spec.function_name}' timer schedule"
             text = resolve_setting_refs(spec.schedule, os.environ, what=what)
             try:
-                result.append((spec, parse_schedule(text)))
+                schedule = parse_schedule(text)
             except ValueError as exc:
                 raise SettingsError(f"{what}: {exc}") from exc
+            result.append((spec, schedule if zone is None else ZonedSchedule(schedule, zone)))
         return result
 
     # ------------------------------------------------------------------ lifecycle
@@ -359,8 +373,10 @@ class Host:
                 result = self._call_function(function, kwargs)
         except Exception:
             logger.error("Function '%s' failed:\n%s", route.function_name, traceback.format_exc())
-            body = json.dumps({"error": "Internal Server Error"}).encode()
-            return 500, {"Content-Type": "application/json"}, body
+            # An empty 500, as the host's ExceptionMiddleware (Azure/azure-functions-host
+            # src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs lines 29-50) sets
+            # only the status code.
+            return 500, {}, b""
         if result is None:
             return 204, {}, b""
         if isinstance(result, func.HttpResponse):

@@ -10,6 +10,7 @@ the body cap. See README "As a network listener".
 import json
 import logging
 import math
+import os
 import socket
 import time
 import traceback
@@ -22,6 +23,7 @@ import azure.functions as func
 from devhost.clock import Clock, VirtualClock
 from devhost.errors import RequestRejected
 from devhost.eventgrid import BLOBS_EXTENSION, WEBHOOK_METHODS, answer_delivery, extension_of
+from devhost.function_settings import function_disabled
 from devhost.management import MGMT_PREFIX, Response
 from devhost.wire import Framing, framing_of, key_matches, read_body, split_target
 
@@ -271,7 +273,13 @@ class Handler(BaseHTTPRequestHandler):
         request_url = f"http://{self._host_header()}{self.path}"
         self._respond(
             self.host.management.handle(
-                self.command, rest, query, body, origin=origin, request_url=request_url
+                self.command,
+                rest,
+                query,
+                body,
+                origin=origin,
+                request_url=request_url,
+                content_type=self.headers.get("Content-Type"),
             )
         )
 
@@ -313,6 +321,11 @@ class Handler(BaseHTTPRequestHandler):
         route, params = found
         if route.auth_level != "anonymous" and not self._key_ok(query):
             self._unauthorized()
+            return
+        if function_disabled(route.function_name, os.environ):
+            # After auth, an empty 404 (FunctionInvocationMiddleware.cs lines 123-127, host commit
+            # 89dc438d); devhost's key is no admin key, so it does not bypass this.
+            self._send(404, headers={}, raw=b"")
             return
         body = self._read_body()
         url = f"http://{self._host_header()}{raw_path}" + (f"?{raw_query}" if raw_query else "")

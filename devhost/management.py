@@ -32,6 +32,7 @@ from devhost.errors import (
     OrchestratorNotFoundError,
 )
 from devhost.history import TERMINAL_STATUSES, parse_time
+from devhost.validation import instance_id_error
 
 __all__ = ["MGMT_PREFIX", "ManagementApi", "Response", "client_binding"]
 
@@ -60,6 +61,7 @@ class _Call:
     query: Query
     body: bytes
     request_url: str
+    content_type: str | None = None
 
 
 def client_binding(
@@ -135,6 +137,41 @@ def _json_text(body: bytes) -> str | None:
     return None if decoded is None else json.dumps(decoded)
 
 
+def _event_json(body: bytes) -> str | None:
+    """An event body as the extension stores it: the JSON token, not unwrapped.
+
+    The SDK client posts ``json.dumps(event_data)`` as JSON, a string token; the extension
+    parses the body to a ``JToken`` and raises it as it is (``HttpApiHandler.cs``
+    ``HandleRaiseEventRequestAsync``, lines 1006-1018, v2.13.7), so
+    ``wait_for_external_event`` returns that string (azure-functions-durable-python#295).
+
+    Raises:
+        ValueError: the body is not JSON.
+    """
+    if not body.strip():
+        return None
+    try:
+        decoded = json.loads(body)
+    except RecursionError as exc:  # nested deeper than the stack
+        raise ValueError("too deeply nested") from exc
+    return None if decoded is None else json.dumps(decoded)
+
+
+_BAD_ARGUMENTS = "One or more of the arguments submitted is incorrect"
+_SOMETHING_WRONG = "Something went wrong while processing your request"
+_ALREADY_EXISTS = "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"
+
+
+def _error(status: int, message: str, exception_message: str, exception_type: str) -> Response:
+    """ASP.NET's ``CreateErrorResponse(status, message, exception)`` body (``HttpError``)."""
+    body = {
+        "Message": message,
+        "ExceptionMessage": exception_message,
+        "ExceptionType": exception_type,
+    }
+    return Response(status, body)
+
+
 class ManagementApi:
     """The management API of one engine.
 
@@ -167,6 +204,7 @@ class ManagementApi:
         *,
         origin: str,
         request_url: str,
+        content_type: str | None = None,
     ) -> Response:
         """Answer one request.
 
@@ -177,6 +215,7 @@ class ManagementApi:
             body: the request body (already read and within the cap).
             origin: ``http://host:port`` for the management URLs of a started instance.
             request_url: this request's URL (the ``Location`` of a running instance's status).
+            content_type: the request's ``Content-Type`` (``raiseEvent`` needs JSON).
         """
         segments = [s for s in path.split("/") if s]
         try:
@@ -187,14 +226,19 @@ class ManagementApi:
             if len(segments) == 1:
                 return self._list_or_purge(method, query)
             call = _Call(
-                iid=segments[1], rest=segments[2:], query=query, body=body, request_url=request_url
+                iid=segments[1],
+                rest=segments[2:],
+                query=query,
+                body=body,
+                request_url=request_url,
+                content_type=content_type,
             )
             route = self._instance_routes.get((method, _operation(call.rest)))
             return route(call) if route else Response(404, {"Message": "Not Found"})
-        except InstanceNotFoundError as exc:
-            return Response(404, {"Message": str(exc)})
-        except InstanceGoneError as exc:
-            return Response(410, {"Message": str(exc)})
+        except InstanceNotFoundError:
+            return Response(404)  # empty, as the extension's CreateResponse(NotFound)
+        except InstanceGoneError:
+            return Response(410)
 
     # ------------------------------------------------------------------ orchestrators
 
@@ -208,17 +252,17 @@ class ManagementApi:
             input_json = _json_text(body)
         except ValueError:
             return Response(400, {"Message": _BAD_JSON, "ExceptionMessage": _BAD_JSON})
+        id_error = None if iid is None else instance_id_error(iid)
+        if id_error is not None:
+            return _error(400, _BAD_ARGUMENTS, id_error, "System.ArgumentException")
         try:
             iid = self._engine.start_new(name, iid, input_json=input_json)
-        except (InstanceExistsError, OrchestratorNotFoundError, ValueError) as exc:
-            return Response(
-                400,
-                {
-                    "Message": str(exc),
-                    "ExceptionMessage": str(exc),
-                    "ExceptionType": type(exc).__name__,
-                },
-            )
+        except InstanceExistsError as exc:
+            # DTFx's OrchestrationAlreadyExistsException is no ArgumentException: the handler's
+            # catch-all answers 500 (HttpApiHandler.cs lines 442-449).
+            return _error(500, _SOMETHING_WRONG, str(exc), _ALREADY_EXISTS)
+        except (OrchestratorNotFoundError, ValueError) as exc:
+            return _error(400, _BAD_ARGUMENTS, str(exc), "System.ArgumentException")
         urls = {k: v.replace("INSTANCEID", iid) for k, v in self._urls(origin).items()}
         return Response(202, urls, {"Location": urls["statusQueryGetUri"]})
 
@@ -235,7 +279,7 @@ class ManagementApi:
         statuses = _first(query, "runtimeStatus") or None
         if method == "DELETE":
             count = self._engine.purge_by(created_from, created_to, statuses)
-            return Response(200 if count else 404, {"instancesDeleted": count})
+            return Response(200, {"instancesDeleted": count}) if count else Response(404)
         if method != "GET":
             return Response(405, {"Message": "Method not allowed"})
         result = self._engine.list_instances(
@@ -256,19 +300,29 @@ class ManagementApi:
             show_input=(call.query.get("showInput") or ["true"])[0].lower() != "false",
         )
         if status is None:
-            return Response(404, {"Message": f"No instance with ID '{call.iid}' found."})
+            return Response(404)
         if status["runtimeStatus"] in TERMINAL_STATUSES:
             return Response(200, status)
-        return Response(202, status, {"Location": call.request_url, "Retry-After": "10"})
+        # HttpApiHandler.cs lines 684-689: "Ask for 5 seconds before retry".
+        return Response(202, status, {"Location": call.request_url, "Retry-After": "5"})
 
     def _purge(self, call: _Call) -> Response:
         if self._engine.purge(call.iid):
             return Response(200, {"instancesDeleted": 1})
-        return Response(404, {"instancesDeleted": 0})
+        return Response(404)
 
     def _raise_event(self, call: _Call) -> Response:
+        # HttpApiHandler.cs lines 978-1018: 404/410 first, then the media type, then the JSON.
+        status = self._engine.get_status(call.iid, show_input=False)
+        if status is None:
+            return Response(404)
+        if status["runtimeStatus"] in TERMINAL_STATUSES:
+            return Response(410)
+        media_type = (call.content_type or "").split(";")[0].strip()
+        if media_type.lower() != "application/json":
+            return Response(400, {"Message": "Only application/json request content is supported"})
         try:
-            data_json = _json_text(call.body)
+            data_json = _event_json(call.body)
         except ValueError:
             return Response(400, {"Message": _BAD_JSON})
         self._engine.raise_event_json(call.iid, call.rest[1], data_json)
@@ -289,7 +343,7 @@ class ManagementApi:
     def _restart(self, call: _Call) -> Response:
         status = self._engine.get_status(call.iid, show_input=True)
         if status is None:
-            return Response(404, {"Message": f"No instance with ID '{call.iid}' found."})
+            return Response(404)
         query = call.query
         new_id = (
             None

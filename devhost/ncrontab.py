@@ -2,44 +2,59 @@
 
 NCRONTAB fields: ``second minute hour day month day-of-week``. Each field accepts ``*``, numbers,
 lists (``1,5``), ranges (``1-5``), steps (``*/10``, ``0-30/5``) and, for month and day-of-week,
-names (``JAN``, ``MON``). Day-of-week 0 and 7 are Sunday. As in cron, when both day fields are
-restricted a day matches if either matches.
+names. As NCrontab (atifaziz/NCrontab v3.3.3, the timer extension's parser):
+
+- day-of-week is 0-6 (Sunday = 0; 7 is refused) and a name is any case-insensitive prefix of
+  the full English name (``Mon``, ``monday``, ``M``: the first name it prefixes wins), as are
+  month names (``NCrontab/CrontabFieldImpl.cs`` lines 43-44, 276-302);
+- a day must match the day-of-month **and** the day-of-week field, unlike Vixie cron's OR
+  (``NCrontab/CrontabSchedule.cs`` lines 372-379: after the day/month search, a day whose
+  ``DayOfWeek`` is not in the field is skipped).
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
-__all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "parse_schedule"]
+__all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "ZonedSchedule", "parse_schedule"]
 
-_MONTHS = {
-    m: i + 1
-    for i, m in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-    )
-}
-_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+_MONTHS = (
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+)
+_DAYS = ("SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY")
 
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("second", 0, 59, {}),
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day", 1, 31, {}),
+_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
     ("month", 1, 12, _MONTHS),
-    ("day-of-week", 0, 7, _DAYS),
+    ("day-of-week", 0, 6, _DAYS),
 )
 
 
-def _parse_value(token: str, names: dict[str, int], field: str) -> int:
+def _parse_value(token: str, low: int, names: tuple[str, ...], field: str) -> int:
+    if token.isdigit():
+        return int(token)
     upper = token.upper()
-    if upper in names:
-        return names[upper]
-    if not token.isdigit():
-        raise ValueError(f"schedule field {field}: invalid value {token!r}")
-    return int(token)
+    for index, name in enumerate(names):
+        if upper and name.startswith(upper):
+            return low + index
+    raise ValueError(f"schedule field {field}: invalid value {token!r}")
 
 
 def _parse_field(
-    text: str, field: str, low: int, high: int, names: dict[str, int]
+    text: str, field: str, low: int, high: int, names: tuple[str, ...]
 ) -> frozenset[int]:
     values: set[int] = set()
     for part in text.split(","):
@@ -55,9 +70,9 @@ def _parse_field(
             start, end = low, high
         elif "-" in base:
             a, _, b = base.partition("-")
-            start, end = _parse_value(a, names, field), _parse_value(b, names, field)
+            start, end = _parse_value(a, low, names, field), _parse_value(b, low, names, field)
         else:
-            start = _parse_value(base, names, field)
+            start = _parse_value(base, low, names, field)
             end = high if step_text else start
         if not (low <= start <= high and low <= end <= high) or start > end:
             raise ValueError(f"schedule field {field}: {part!r} is outside {low}-{high}")
@@ -76,18 +91,10 @@ class CronSchedule:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]
-    day_restricted: bool
-    weekday_restricted: bool
 
     def _day_matches(self, when: datetime) -> bool:
-        if when.month not in self.months:
-            return False
-        weekday = (when.weekday() + 1) % 7  # Monday=0 in Python → Sunday=0 in cron
-        dom = when.day in self.days
-        dow = weekday in self.weekdays
-        if self.day_restricted and self.weekday_restricted:
-            return dom or dow
-        return dom and dow
+        weekday = (when.weekday() + 1) % 7  # Monday=0 in Python → Sunday=0 in NCrontab
+        return when.month in self.months and when.day in self.days and weekday in self.weekdays
 
     def next_after(self, after: datetime) -> datetime:
         """The first occurrence strictly after ``after`` (same tzinfo).
@@ -121,10 +128,27 @@ class IntervalSchedule:
         return after + self.interval
 
 
-Schedule = CronSchedule | IntervalSchedule
+@dataclass(frozen=True, slots=True)
+class ZonedSchedule:
+    """A schedule read in a time zone (``WEBSITE_TIME_ZONE``); occurrences come back in UTC."""
+
+    inner: CronSchedule | IntervalSchedule
+    zone: tzinfo
+
+    @property
+    def expression(self) -> str:
+        """The inner schedule's expression."""
+        return self.inner.expression
+
+    def next_after(self, after: datetime) -> datetime:
+        """The inner schedule's next occurrence in local wall-clock time, as UTC."""
+        return self.inner.next_after(after.astimezone(self.zone)).astimezone(UTC)
 
 
-def parse_schedule(expression: str) -> Schedule:
+Schedule = CronSchedule | IntervalSchedule | ZonedSchedule
+
+
+def parse_schedule(expression: str) -> CronSchedule | IntervalSchedule:
     """Parse an NCRONTAB (six fields) or TimeSpan schedule.
 
     Raises:
@@ -158,7 +182,6 @@ def parse_schedule(expression: str) -> Schedule:
         _parse_field(part, name, low, high, names)
         for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True)
     ]
-    weekdays = frozenset(0 if d == 7 else d for d in parsed[5])
     return CronSchedule(
         expression=text,
         seconds=parsed[0],
@@ -166,7 +189,5 @@ def parse_schedule(expression: str) -> Schedule:
         hours=parsed[2],
         days=parsed[3],
         months=parsed[4],
-        weekdays=weekdays,
-        day_restricted=parts[3] != "*",
-        weekday_restricted=parts[5] != "*",
+        weekdays=parsed[5],
     )

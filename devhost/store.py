@@ -297,10 +297,10 @@ class Tx:
         custom_status: Any,
         now_s: str,
     ) -> None:
-        """Record an episode's bookkeeping (``custom_status`` None keeps the previous one)."""
+        """Record an episode's bookkeeping (``custom_status`` None clears it, as in Azure)."""
         self._db.execute(
             "UPDATE instances SET next_id = ?, meta = ?, has_new = ?, status = ?, "
-            "custom_status = COALESCE(?, custom_status), updated = ? WHERE instance_id = ?",
+            "custom_status = ?, updated = ? WHERE instance_id = ?",
             (
                 next_id,
                 json.dumps(meta),
@@ -433,7 +433,8 @@ class Tx:
     def continue_as_new(self, row: InstanceRow, input_json: str | None, *, now_s: str) -> None:
         """Start a new execution of the instance with ``input_json``.
 
-        Events raised between executions are carried over (DTFx keeps unprocessed messages).
+        Raised events are carried over (DTFx keeps unprocessed messages); ``created`` resets
+        (Azure Storage's ``AzureTableTrackingStore.cs`` writes it per ``ExecutionStarted``).
         """
         iid = row.instance_id
         execution_id = uuid.uuid4().hex
@@ -442,8 +443,8 @@ class Tx:
         self._db.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
         self._db.execute(
             "UPDATE instances SET execution_id = ?, input = ?, next_id = 0, meta = '{}', "
-            "status = 'Running', output = NULL, updated = ? WHERE instance_id = ?",
-            (execution_id, input_json, now_s, iid),
+            "status = 'Running', output = NULL, created = ?, updated = ? WHERE instance_id = ?",
+            (execution_id, input_json, now_s, now_s, iid),
         )
         started = new_event(
             EXECUTION_STARTED,
@@ -550,13 +551,6 @@ class Tx:
         """Delete a work item; False if it was already gone."""
         cursor = self._db.execute("DELETE FROM work WHERE work_id = ?", (work_id,))
         return bool(cursor.rowcount)
-
-    def delete_timer(self, iid: str, task_id: int) -> None:
-        """Drop a timer (the SDK canceled it)."""
-        self._db.execute(
-            "DELETE FROM work WHERE instance_id = ? AND kind = 'timer' AND task_id = ?",
-            (iid, task_id),
-        )
 
     def due_timers(self, now_s: str) -> list[WorkRow]:
         """Timers due at or before ``now_s``."""

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.functions.blob import InputStream
-from azure.functions.timer import TimerRequest
+from azure.functions.blob import BlobConverter, InputStream
+from azure.functions.meta import Datum
+from azure.functions.timer import TimerRequest, TimerRequestConverter
 
 from devhost.app_loader import BlobTriggerSpec, TimerTriggerSpec
 from devhost.clock import Clock
@@ -163,23 +164,39 @@ class BlobPoller:
 
 def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> InputStream:
     """The ``func.InputStream`` a blob-triggered function gets, from the blob's properties
-    (``BlobProperties``, listed or fetched) and content."""
-    return InputStream(
-        data=data,
-        name=f"{container}/{props.name}",
-        uri=url,
-        length=props.size,
-        blob_properties={
-            "ETag": str(props.etag),
-            "Length": props.size,
-            "ContentLength": props.size,
-            "ContentType": props.content_settings.content_type,
-            "LastModified": props.last_modified.isoformat() if props.last_modified else None,
-            "CreatedOn": props.creation_time.isoformat() if props.creation_time else None,
-            "BlobType": str(props.blob_type),
-        },
-        metadata=dict(props.metadata or {}),
+    (``BlobProperties``, listed or fetched) and content.
+
+    Built as the Python worker builds it: ``azure.functions.blob.BlobConverter.decode`` on the
+    content (``bytes``) and the host's trigger metadata (``BlobTrigger``, ``Uri``,
+    ``Properties``, ``Metadata``; azure-functions 1.26 ``azure/functions/blob.py``).
+    """
+    properties = {
+        "ETag": str(props.etag),
+        "Length": props.size,
+        "ContentLength": props.size,
+        "ContentType": props.content_settings.content_type,
+        "LastModified": props.last_modified.isoformat() if props.last_modified else None,
+        "CreatedOn": props.creation_time.isoformat() if props.creation_time else None,
+        "BlobType": str(props.blob_type),
+    }
+    metadata = {
+        "BlobTrigger": Datum(f"{container}/{props.name}", "string"),
+        "Uri": Datum(url, "string"),
+        "Properties": Datum(json.dumps(properties), "json"),
+        "Metadata": Datum(json.dumps(dict(props.metadata or {})), "json"),
+    }
+    stream: InputStream = BlobConverter.decode(Datum(data, "bytes"), trigger_metadata=metadata)
+    return stream
+
+
+def timer_request(past_due: bool, status: dict[str, Any]) -> TimerRequest:
+    """The ``func.TimerRequest``, decoded by ``azure.functions.timer.TimerRequestConverter``
+    from the host's ``TimerInfo`` JSON (``Schedule``, ``ScheduleStatus``, ``IsPastDue``)."""
+    info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
+    request: TimerRequest = TimerRequestConverter.decode(
+        Datum(json.dumps(info), "json"), trigger_metadata={}
     )
+    return request
 
 
 def _if_match() -> Any:
@@ -234,14 +251,13 @@ class TimerScheduler:
         reason: str,
     ) -> None:
         last_key = f"timer:last:{spec.function_name}"
-        request = TimerRequest(
-            past_due=past_due,
-            schedule_status={
+        request = timer_request(
+            past_due,
+            {
                 "Last": self._engine.kv_get(last_key),
                 "Next": format_time(schedule.next_after(scheduled)),
                 "LastUpdated": format_time(self._clock.now()),
             },
-            schedule={"AdjustForDST": True},
         )
         try:
             self._invoke(spec, reason, {spec.arg_name: request})

@@ -98,8 +98,9 @@ FAILURE_ENVELOPE = Allowance(
 
 # --- ACTIVITY_FAILURE_TEXT ---------------------------------------------------------------------
 
-#: devhost: devhost/activity.py ``Activity function '<name>' failed: <Type>: <message>``.
-_DEVHOST_ACTIVITY_FAILURE = re.compile(r"Activity function '[A-Za-z0-9_]+' failed: [A-Za-z_]\w*: ")
+#: devhost: devhost/failures.py ``Activity function '<name>' failed:  <Type>: <message>`` (two
+#: spaces, as the extension: issue 11 section 6).
+_DEVHOST_ACTIVITY_FAILURE = re.compile(r"Activity function '[A-Za-z0-9_]+' failed: +[A-Za-z_]\w*: ")
 #: durabletask: worker.py ``f"{ctx.instance_id}: Activity task #{task_id} failed: {message}"``.
 _DT_ACTIVITY_FAILURE = re.compile(r"[A-Za-z0-9_:-]+: Activity task #\d+ failed: ")
 _NEUTRAL_ACTIVITY_FAILURE = "<activity failed>: "
@@ -151,17 +152,16 @@ def _spurious_retry_timers(steps: tuple[Step, ...]) -> list[int]:
         if step.kind == ACTIVITY and step.outcome == "failed":
             streak = streak + 1 if after_retry_timer else 1
             after_retry_timer = False
+        elif step.kind == TIMER and streak >= _RETRY_ATTEMPTS and step.fire == step.at:
+            found.append(i)  # after the last attempt: fires at once (DTFx RetryInterceptor)
+            streak = 0
         elif (
             step.kind == TIMER
             and streak
             and not after_retry_timer
             and step.fire == step.at + _RETRY_INTERVAL
         ):
-            if streak >= _RETRY_ATTEMPTS:
-                found.append(i)
-                streak = 0
-            else:
-                after_retry_timer = True
+            after_retry_timer = True
         else:
             streak, after_retry_timer = 0, False
     return found
@@ -190,7 +190,7 @@ def _drop_timer_after_last_retry(trace: Trace) -> Trace:
     spurious = _spurious_retry_timers(trace.steps)
     if not spurious:
         return trace
-    cuts = [(trace.steps[i].fire or 0.0, _RETRY_INTERVAL) for i in spurious]
+    cuts = [(trace.steps[i].fire or 0.0, 0.0) for i in spurious]  # fired at once: no shift
     steps = []
     for i, step in enumerate(trace.steps):
         if i in spurious:
@@ -214,14 +214,12 @@ NO_TIMER_AFTER_LAST_RETRY = Allowance(
     name="NO_TIMER_AFTER_LAST_RETRY",
     engine="devhost",
     why=(
-        "After the last failed attempt of call_activity_with_retry, DTFx (RetryInterceptor.cs) "
-        "and durabletask (task.py RetryableTask.compute_next_delay returns None at "
-        "max_number_of_attempts) surface the failure at once; devhost arms one more retry timer "
-        f"({_RETRY_INTERVAL:g} s, issue 11 section 2). On devhost's trace that timer (the one "
-        f"right after the {_RETRY_ATTEMPTS}th consecutive failed attempt, firing one retry "
-        "interval later) is removed, and every later time (step times, timer fire times, "
-        f"status times and the clock-derived fields {', '.join(_CLOCK_FIELDS)}) moves back by "
-        "the interval. Remove this allowance once devhost is fixed."
+        "After the last failed attempt of call_activity_with_retry, DTFx (RetryInterceptor.cs "
+        "lines 73-82) still creates a back-compat timer that fires at once, and devhost does "
+        "the same (issue 11 section 2); durabletask (task.py RetryableTask.compute_next_delay "
+        "returns None at max_number_of_attempts) creates none. On devhost's trace that timer "
+        f"(the one right after the {_RETRY_ATTEMPTS}th consecutive failed attempt, firing when "
+        "it is created) is removed; no time moves, as it took none."
     ),
     apply=_drop_timer_after_last_retry,
 )

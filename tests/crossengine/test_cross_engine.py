@@ -121,16 +121,17 @@ def test_allowances_touch_only_their_own_engine() -> None:
 def test_no_timer_after_last_retry_removes_only_the_timer_after_the_last_attempt() -> None:
     attempts = [_get(0, "failed"), _timer(0, 15), _get(15, "failed"), _timer(15, 30)]
     attempts += [_get(30, "failed"), _timer(30, 45), _get(45, "failed")]
-    steps = [*attempts, _timer(45, 60), _timer(60, 120), _get(120, "completed")]
-    status = {"phase": "waiting", "next_check": "2026-11-25T02:02:00+00:00"}
-    trace = _trace("devhost", steps, statuses=((60.0, status),))
+    # devhost, as DTFx: the timer after the last attempt fires when it is created.
+    steps = [*attempts, _timer(45, 45), _timer(45, 105), _get(105, "completed")]
+    status = {"phase": "waiting", "next_check": "2026-11-25T02:01:45+00:00"}
+    trace = _trace("devhost", steps, statuses=((45.0, status),))
 
     fixed = NO_TIMER_AFTER_LAST_RETRY(trace)
 
     assert fixed.steps == (*attempts, _timer(45, 105), _get(105, "completed"))
-    assert fixed.statuses == ((45.0, {**status, "next_check": "2026-11-25T02:01:45+00:00"}),)
+    assert fixed.statuses == ((45.0, status),)
     assert fixed.applied == ("NO_TIMER_AFTER_LAST_RETRY",)
-    fewer = _trace("devhost", [*attempts[:3], _timer(30, 90)])
+    fewer = _trace("devhost", [*attempts[:3], _timer(30, 30), _timer(30, 90)])
     assert NO_TIMER_AFTER_LAST_RETRY(fewer) == fewer
 
 

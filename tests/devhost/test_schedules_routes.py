@@ -1,14 +1,16 @@
 """Unit tests: NCRONTAB/TimeSpan schedules, route templates, settings references, blob paths."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from devhost.app_loader import load_settings_file, resolve_setting_refs
 from devhost.errors import SettingsError
-from devhost.ncrontab import parse_schedule
+from devhost.function_settings import function_disabled, timer_time_zone
+from devhost.ncrontab import CronSchedule, ZonedSchedule, parse_schedule
 from devhost.routing import compile_route
-from devhost.triggers import blob_path_regex
+from devhost.triggers import blob_input_stream, blob_path_regex, timer_request
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Thursday
 
@@ -26,7 +28,6 @@ T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Thursday
         ),
         ("0 0 0 1 JAN,JUL *", T0, datetime(2026, 7, 1, tzinfo=UTC)),
         ("0 0 12 * * 0", T0, datetime(2026, 1, 4, 12, tzinfo=UTC)),
-        ("0 0 12 * * 7", T0, datetime(2026, 1, 4, 12, tzinfo=UTC)),
         ("10,20 0-1 0 * * *", T0, T0 + timedelta(seconds=10)),
         ("0 0 0 29 2 *", T0, datetime(2028, 2, 29, tzinfo=UTC)),
         ("00:05:00", T0, T0 + timedelta(minutes=5)),
@@ -190,3 +191,78 @@ def test_timer_scheduler_run_on_startup(tmp_path):
 
     assert calls == [("Timer fired at startup (run_on_startup)", False)]
     assert last is not None
+
+
+def _cron(expression: str) -> CronSchedule:
+    schedule = parse_schedule(expression)
+    assert isinstance(schedule, CronSchedule)
+    return schedule
+
+
+def test_ncrontab_day_fields_are_anded_days_are_0_to_6_and_names_are_prefixes():
+    """Day-of-month AND day-of-week; 7 is refused; ``M``/``mon``/``Monday`` all name Monday.
+
+    Reproduces atifaziz/NCrontab v3.3.3 ``NCrontab/CrontabSchedule.cs`` lines 372-379 (a day
+    whose ``DayOfWeek`` is not in the field is skipped after the day-of-month search) and
+    ``NCrontab/CrontabFieldImpl.cs`` lines 43-44 (day-of-week 0-6, full English names) and
+    276-302 (a name is any case-insensitive prefix, the first match wins).
+    """
+    friday_13th = parse_schedule("0 0 0 13 * Fri")
+    names = [_cron(f"0 0 9 * * {d}").weekdays for d in ("M", "mon", "MONDAY", "1")]
+
+    assert friday_13th.next_after(T0) == datetime(2026, 2, 13, tzinfo=UTC)
+    assert names == [frozenset({1})] * 4
+    assert _cron("0 0 0 1 jan,July *").months == frozenset({1, 7})
+    with pytest.raises(ValueError, match="outside 0-6"):
+        parse_schedule("0 0 12 * * 7")
+    with pytest.raises(ValueError, match="day-of-week"):
+        parse_schedule("0 0 12 * * Mondays")
+
+
+def test_website_time_zone_reads_the_schedule_in_local_time():
+    """``0 0 9 * * *`` with ``WEBSITE_TIME_ZONE=Europe/Paris`` fires at 08:00 UTC in winter.
+
+    Reproduces the Functions timer trigger's documented ``WEBSITE_TIME_ZONE`` ("NCRONTAB time
+    zones": the schedule is evaluated in that zone instead of UTC; Linux takes tz names).
+    """
+    zone = timer_time_zone({"WEBSITE_TIME_ZONE": "Europe/Paris"})
+    assert zone is not None
+    schedule = ZonedSchedule(parse_schedule("0 0 9 * * *"), zone)
+
+    assert schedule.next_after(T0) == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    assert schedule.next_after(datetime(2026, 7, 1, tzinfo=UTC)) == datetime(
+        2026, 7, 1, 7, tzinfo=UTC
+    )
+    assert timer_time_zone({}) is None
+    with pytest.raises(SettingsError, match="IANA"):
+        timer_time_zone({"WEBSITE_TIME_ZONE": "Eastern Standard Time"})
+    assert function_disabled("f", {"AzureWebJobs_f_Disabled": "1"})
+    assert not function_disabled("f", {"AzureWebJobs.f.Disabled": "false"})
+
+
+def test_timer_and_blob_arguments_come_from_the_workers_converters():
+    """``TimerRequest`` and ``InputStream`` are decoded by ``azure.functions``' own converters
+    from host-shaped payloads, as the Python worker does (azure-functions 1.26
+    ``azure/functions/timer.py`` ``TimerRequestConverter.decode``: ``IsPastDue``,
+    ``ScheduleStatus``, ``Schedule``; ``azure/functions/blob.py`` ``BlobConverter.decode``:
+    ``BlobTrigger``, ``Uri``, ``Properties``, ``Metadata``)."""
+    props = SimpleNamespace(
+        name="in/a.csv",
+        etag='"0x1"',
+        size=3,
+        content_settings=SimpleNamespace(content_type="text/csv"),
+        last_modified=T0,
+        creation_time=T0,
+        blob_type="BlockBlob",
+        metadata={"k": "v"},
+    )
+
+    timer = timer_request(True, {"Last": None, "Next": "2026-01-01T00:00:00Z"})
+    stream = blob_input_stream("data", props, b"a,b", "http://127.0.0.1:10000/acct/data/in/a.csv")
+
+    assert (timer.past_due, timer.schedule_status["Next"]) == (True, "2026-01-01T00:00:00Z")
+    assert (stream.name, stream.length, stream.read()) == ("data/in/a.csv", 3, b"a,b")
+    assert stream.uri == "http://127.0.0.1:10000/acct/data/in/a.csv"
+    assert stream.blob_properties is not None
+    assert stream.blob_properties["ETag"] == '"0x1"'
+    assert stream.metadata == {"k": "v"}

@@ -1,6 +1,7 @@
 """devhost as a process with Azurite: blob and timer triggers, and kill -9 restarts."""
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -85,6 +86,25 @@ def test_timer_trigger_fires_on_its_schedule(azurite, tmp_path):
     assert "Executed 'Functions.on_timer' (Succeeded" in proc.log()
 
 
+def test_a_disabled_function_is_not_triggered(azurite, tmp_path):
+    """``AzureWebJobs.<fn>.Disabled=true`` keeps the trigger's listener from starting.
+
+    Reproduces Azure/azure-webjobs-sdk
+    ``src/Microsoft.Azure.WebJobs.Host/Listeners/HostListenerFactory.cs`` (``IsDisabled``:
+    ``AzureWebJobs.{0}.Disabled`` or ``AzureWebJobs_{0}_Disabled`` enabled → no listener).
+    """
+    settings = _settings(azurite, SAMPLE_SCHEDULE="*/1 * * * * *")
+    settings["AzureWebJobs.on_timer.Disabled"] = "true"
+    proc = DevhostProcess(workdir=tmp_path, settings=settings).start()
+    try:
+        wait_until(lambda: "function on_timer is disabled" in proc.log(), timeout=20)
+        time.sleep(2.5)  # two ticks of the schedule
+    finally:
+        proc.stop()
+
+    assert proc.events_lines("timer.log") == []
+
+
 def test_kill9_mid_run_then_restart_completes_without_rerunning_done_activity(azurite, tmp_path):
     proc = DevhostProcess(workdir=tmp_path, settings=_settings(azurite)).start()
     try:
@@ -107,7 +127,7 @@ def test_kill9_mid_run_then_restart_completes_without_rerunning_done_activity(az
 
 
 def test_bad_setting_is_a_clear_error_naming_it(tmp_path):
-    proc = DevhostProcess(workdir=tmp_path, settings={"SAMPLE_HUB": "h"})
+    proc = DevhostProcess(workdir=tmp_path, settings={"SAMPLE_HUB": "hub"})
     import subprocess
 
     result = subprocess.run(

@@ -56,11 +56,17 @@ def _widened(recorded: Any, today: Any) -> Any:
 
     The state carried by ``continue_as_new`` may gain fields (read back with defaults by
     ``RunState.from_dict``); it must keep every field the old code wrote, with the same value.
-    DTFx's replay check compares action kinds and names, never this input.
+    DTFx's replay check compares action kinds and names, never this input. The custom status
+    may gain keys too (``started``, the run's own start); DTFx never compares it on replay.
     """
     if isinstance(recorded, dict) and isinstance(today, dict):
         if recorded.get("actionType") == CONTINUE_AS_NEW and "input" in recorded:
             today = {**today, "input": _subset(recorded["input"], today.get("input"))}
+        if isinstance(recorded.get("customStatus"), dict):
+            today = {
+                **today,
+                "customStatus": _subset(recorded["customStatus"], today.get("customStatus")),
+            }
         return {k: _widened(recorded.get(k), v) for k, v in today.items()}
     if isinstance(recorded, list) and isinstance(today, list) and len(recorded) == len(today):
         return [_widened(r, t) for r, t in zip(recorded, today, strict=True)]

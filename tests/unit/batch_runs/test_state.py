@@ -107,6 +107,7 @@ def test_custom_status_is_small_and_carries_the_job():
         "polls": 0,
         "studio_url": "https://ml.azure.com/runs/bs-1",
         "deadline": state.deadline.isoformat(),
+        "started": state.started.isoformat(),
         "next_check": T0.isoformat(),
     }
     assert custom_status(None, Phase.SUBMITTING) == {"phase": "submitting"}

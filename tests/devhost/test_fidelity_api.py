@@ -1,0 +1,167 @@
+"""The management API against the Durable extension's ``HttpApiHandler``, in process.
+
+Each test cites the extension source (Azure/azure-functions-durable-extension, tag v2.13.7)
+whose behaviour it reproduces.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from devhost.engine import Engine
+from devhost.management import ManagementApi, Response
+from devhost.validation import task_hub_error
+from tests.support import wait_until
+
+ORIGIN = "http://127.0.0.1:7071"
+
+
+def _api(engine: Engine) -> ManagementApi:
+    return ManagementApi(engine, lambda _base: {"statusQueryGetUri": f"{ORIGIN}/i/INSTANCEID"})
+
+
+def _call(
+    api: ManagementApi,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    content_type: str | None = "application/json",
+    **query: str,
+) -> Response:
+    return api.handle(
+        method,
+        path,
+        {k: [v] for k, v in query.items()},
+        body,
+        origin=ORIGIN,
+        request_url=f"{ORIGIN}/{path}",
+        content_type=content_type,
+    )
+
+
+def test_an_event_raised_by_the_sdk_client_arrives_as_a_string(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """The SDK client double-encodes event data; the orchestrator gets the JSON text back.
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 1006-1018
+    (``HandleRaiseEventRequestAsync`` raises the parsed body token as it is) with the SDK's
+    ``DurableOrchestrationClient.raise_event`` posting ``json.dumps(event_data)`` as JSON
+    (azure-functions-durable-python 1.7.0, ``DurableOrchestrationClient.py`` line 272;
+    issue #295).
+    """
+    engine = make_engine()
+    api = _api(engine)
+    _call(api, "POST", "orchestrators/waiter/ev-1")
+    _call(api, "POST", "orchestrators/waiter/ev-2")
+    sdk_body = json.dumps(json.dumps({"n": 1})).encode()
+
+    raised = _call(api, "POST", "instances/ev-1/raiseEvent/Go", sdk_body)
+    plain = _call(api, "POST", "instances/ev-2/raiseEvent/Go", b'{"n": 2}')
+    outputs: list[Any] = [
+        engine.wait_for_completion(i, timeout=10)["output"] for i in ("ev-1", "ev-2")
+    ]
+
+    assert (raised.status, plain.status) == (202, 202)
+    assert outputs == ['{"n": 1}', {"n": 2}]
+
+
+def test_start_of_an_active_id_is_500_and_a_bad_id_is_400(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """An id that is running: 500; an id the client refuses: 400 with the .NET message.
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 442-449
+    (``ArgumentException`` → 400 "One or more of the arguments submitted is incorrect", anything
+    else → 500 "Something went wrong while processing your request"), ``DurableClient.cs``
+    lines 189-201 (``@``, ``/ \\ # ?`` and control characters, over 256 characters) and
+    Azure/durabletask ``src/DurableTask.AzureStorage/AzureStorageOrchestrationService.cs``
+    line 1694 (tag durabletask.azurestorage-v1.17.5: ``OrchestrationAlreadyExistsException``).
+    """
+    engine = make_engine()
+    api = _api(engine)
+    _call(api, "POST", "orchestrators/waiter/dup")
+    wait_until(lambda: (engine.get_status("dup") or {}).get("runtimeStatus") == "Running")
+
+    again = _call(api, "POST", "orchestrators/waiter/dup")
+    bad = {
+        iid: _call(api, "POST", f"orchestrators/waiter/{iid}")
+        for iid in ("@entity", "a\x01b", "a#b", "x" * 257)
+    }
+    longest = _call(api, "POST", "orchestrators/waiter/" + "x" * 256)
+
+    assert again.status == 500
+    assert again.body["ExceptionMessage"] == (
+        "An Orchestration instance with the status Running already exists."
+    )
+    assert {iid: r.status for iid, r in bad.items()} == dict.fromkeys(bad, 400)
+    assert bad["@entity"].body["ExceptionMessage"] == (
+        "instanceId (Parameter 'Orchestration instance ids must not start with @.')"
+    )
+    assert bad["x" * 257].body["Message"] == "One or more of the arguments submitted is incorrect"
+    assert longest.status == 202
+
+
+def test_unknown_instances_are_empty_404s_and_running_ones_ask_for_5_seconds(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """404 and 410 have no body; a running instance's status says ``Retry-After: 5``.
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 636-639 and
+    984-998 (``request.CreateResponse(HttpStatusCode.NotFound / Gone)``, no content) and lines
+    684-689 (``RetryAfter = 5 seconds`` on 202).
+    """
+    engine = make_engine()
+    api = _api(engine)
+    _call(api, "POST", "orchestrators/waiter/run-1")
+
+    missing = [
+        _call(api, "GET", "instances/nope"),
+        _call(api, "POST", "instances/nope/raiseEvent/Go", b"1"),
+        _call(api, "POST", "instances/nope/terminate", reason="x"),
+        _call(api, "DELETE", "instances/nope"),
+    ]
+    running = _call(api, "GET", "instances/run-1")
+    _call(api, "POST", "instances/run-1/terminate", reason="bye")
+    engine.wait_for_completion("run-1", timeout=10)
+    gone = _call(api, "POST", "instances/run-1/raiseEvent/Go", b"1")
+
+    assert [(r.status, r.body) for r in missing] == [(404, None)] * 4
+    assert (running.status, running.headers["Retry-After"]) == (202, "5")
+    assert (gone.status, gone.body) == (410, None)
+
+
+def test_raise_event_needs_a_json_content_type(make_engine: Callable[..., Engine]) -> None:
+    """Without ``Content-Type: application/json`` (any case, parameters allowed) a raise is 400.
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 1000-1004
+    (``MediaType`` compared with ``application/json``, ``OrdinalIgnoreCase``).
+    """
+    api = _api(make_engine())
+    _call(api, "POST", "orchestrators/waiter/ct-1")
+    path = "instances/ct-1/raiseEvent/Go"
+
+    missing = _call(api, "POST", path, b"1", content_type=None)
+    text = _call(api, "POST", path, b"1", content_type="text/plain")
+    with_charset = _call(api, "POST", path, b"1", content_type="Application/JSON; charset=utf-8")
+
+    assert (missing.status, text.status) == (400, 400)
+    assert missing.body == {"Message": "Only application/json request content is supported"}
+    assert with_charset.status == 202
+
+
+def test_task_hub_names_follow_the_azure_storage_rules() -> None:
+    """A letter, then letters or digits, 3 to 50 characters (the message says 45).
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/Options/AzureStorageOptions.cs`` lines
+    199-222 (``ValidateHubName``: the table-name rule and ``hubName.Length > 50``).
+    """
+    good = ["abc", "samplehub", "Hub1", "a" * 50]
+    bad = ["h", "ab", "9abc", "ab-c", "ab_c", "a" * 51, ""]
+
+    assert [task_hub_error(n) for n in good] == [None] * len(good)
+    assert all(task_hub_error(n) for n in bad)
+    assert task_hub_error("h") == (
+        "Task hub name 'h' should contain only alphanumeric characters, start with a letter, "
+        "and have length between 3 and 45."
+    )
