@@ -65,13 +65,9 @@ def test_durabletask_fails_a_replay_whose_activity_was_renamed(renamed_activity)
     assert "get_batch_job_v2" in message
 
 
-@pytest.mark.xfail(
-    reason="issue 11 section 1: devhost matches replayed actions to history by position only, "
-    "so it completes the run with the old activity's results (DTFx fails it: "
-    "TaskOrchestrationContext.cs, NonDeterministicOrchestrationException)",
-    strict=False,
-)
 def test_devhost_fails_a_replay_whose_activity_was_renamed(renamed_activity) -> None:
+    """Issue 11 section 1: devhost, like DTFx (TaskOrchestrationContext.cs,
+    NonDeterministicOrchestrationException), fails a replay whose activity was renamed."""
     devhost, durabletask = renamed_activity
 
     assert devhost.outcome.status == "Failed"
