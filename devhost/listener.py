@@ -280,6 +280,7 @@ class Handler(BaseHTTPRequestHandler):
                 origin=origin,
                 request_url=request_url,
                 content_type=self.headers.get("Content-Type"),
+                continuation=self.headers.get("x-ms-continuation-token"),
             )
         )
 

@@ -17,6 +17,7 @@ key, reads the body and sends the ``Response``. Routes, relative to those prefix
 Also here: the durable client binding JSON (``client_binding``), whose URLs point at these routes.
 """
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,6 +206,7 @@ class ManagementApi:
         origin: str,
         request_url: str,
         content_type: str | None = None,
+        continuation: str | None = None,
     ) -> Response:
         """Answer one request.
 
@@ -216,6 +218,7 @@ class ManagementApi:
             origin: ``http://host:port`` for the management URLs of a started instance.
             request_url: this request's URL (the ``Location`` of a running instance's status).
             content_type: the request's ``Content-Type`` (``raiseEvent`` needs JSON).
+            continuation: the ``x-ms-continuation-token`` request header (instance listing).
         """
         segments = [s for s in path.split("/") if s]
         try:
@@ -224,7 +227,7 @@ class ManagementApi:
             if segments[:1] != ["instances"]:
                 return Response(404, {"Message": "Not Found"})
             if len(segments) == 1:
-                return self._list_or_purge(method, query)
+                return self._list_or_purge(method, query, continuation)
             call = _Call(
                 iid=segments[1],
                 rest=segments[2:],
@@ -268,7 +271,7 @@ class ManagementApi:
 
     # ------------------------------------------------------------------ instances
 
-    def _list_or_purge(self, method: str, query: Query) -> Response:
+    def _list_or_purge(self, method: str, query: Query, continuation: str | None) -> Response:
         try:
             created_from = _time_arg(query, "createdTimeFrom")
             created_to = _time_arg(query, "createdTimeTo")
@@ -286,11 +289,11 @@ class ManagementApi:
             statuses,
             created_from,
             created_to,
-            top,
+            None,
             instance_id_prefix=_first(query, "instanceIdPrefix") or None,
             show_input=_flag(query, "showInput"),
         )
-        return Response(200, result)
+        return _page(result, top, continuation)
 
     def _status(self, call: _Call) -> Response:
         status = self._engine.get_status(
@@ -374,3 +377,26 @@ def _operation(rest: list[str]) -> str:
 def _time_arg(query: Query, name: str) -> datetime | None:
     text = _first(query, name)
     return parse_time(text) if text else None
+
+
+def _page(instances: list[dict[str, Any]], top: int | None, token: str | None) -> Response:
+    """One page of ``GET instances``, paged as the extension pages its Azure Storage table.
+
+    ``HttpApiHandler.cs`` (``HandleGetStatusRequestAsync``) reads ``top`` from the query and the
+    ``x-ms-continuation-token`` request header, and answers the next token in the same header;
+    the tracking store (Azure Table storage) returns instances in partition-key order, i.e. by
+    instance id, which is the order of this cursor: instances created or purged between pages
+    are neither skipped nor repeated. A token devhost did not issue is a 400.
+    """
+    ordered = sorted(instances, key=lambda s: str(s.get("instanceId")))
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        except (ValueError, UnicodeError):
+            return Response(400, {"Message": "invalid x-ms-continuation-token"})
+        ordered = [s for s in ordered if str(s.get("instanceId")) > after]
+    if top is None or top <= 0 or len(ordered) <= top:
+        return Response(200, ordered)
+    page = ordered[:top]
+    cursor = base64.urlsafe_b64encode(str(page[-1]["instanceId"]).encode()).decode("ascii")
+    return Response(200, page, {"x-ms-continuation-token": cursor})

@@ -165,3 +165,23 @@ def test_task_hub_names_follow_the_azure_storage_rules() -> None:
         "Task hub name 'h' should contain only alphanumeric characters, start with a letter, "
         "and have length between 3 and 45."
     )
+
+
+def test_instance_listing_pages_with_continuation_tokens_in_instance_id_order():
+    """HttpApiHandler.cs (HandleGetStatusRequestAsync) takes ``top`` from the query and the
+    ``x-ms-continuation-token`` request header and answers the next token in that header; the
+    Azure Table tracking store returns instances in partition-key (instance id) order."""
+    from devhost.management import _page
+
+    instances = [{"instanceId": f"run-{i}"} for i in (3, 1, 4, 2, 5)]
+
+    first = _page(instances, 2, None)
+    token = first.headers["x-ms-continuation-token"]
+    second = _page(instances, 2, token)
+    last = _page(instances, 2, second.headers["x-ms-continuation-token"])
+
+    assert [s["instanceId"] for s in first.body] == ["run-1", "run-2"]
+    assert [s["instanceId"] for s in second.body] == ["run-3", "run-4"]
+    assert [s["instanceId"] for s in last.body] == ["run-5"]
+    assert "x-ms-continuation-token" not in last.headers
+    assert _page(instances, 2, "%%%not-a-token").status == 400

@@ -100,11 +100,6 @@ def test_a_bad_list_parameter_is_400_naming_it(rc_stack: Stack, params: dict, fi
     assert [d["field"] for d in resp.json()["error"]["details"]] == [field]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="devhost's GET .../instances ignores `top`'s x-ms-continuation-token paging: it "
-    "returns the first `top` instances and no token (see the run-control report)",
-)
 def test_list_pages_over_more_than_one_page(rc_stack: Stack):
     ids = [_start(rc_stack, FAILING) for _ in range(5)]
     for run_id in ids:
