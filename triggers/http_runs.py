@@ -125,6 +125,20 @@ async def _find_run(
     return instance_id, status, None
 
 
+async def _find_batch_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> tuple[str, Any, str, func.HttpResponse | None]:
+    """As :func:`_find_run`, plus the runtime status; 409 for an instance that is no batch run."""
+    instance_id, status, problem = await _find_run(req, client)
+    if problem is not None:
+        return instance_id, status, "", problem
+    runtime = str(getattr(status.runtime_status, "value", status.runtime_status))
+    if status.name != ORCHESTRATOR_NAME:
+        message = f"Run '{instance_id}' is not a batch run."
+        return instance_id, status, runtime, _json(error_body("NotABatchRun", message), 409)
+    return instance_id, status, runtime, None
+
+
 def _new_instance_id(key: str | None) -> str:
     """The run id for an optional Idempotency-Key (a random one without).
 
@@ -197,12 +211,9 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 @bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    instance_id, status, problem = await _find_run(req, client)
+    instance_id, _status, runtime, problem = await _find_batch_run(req, client)
     if problem is not None:
         return problem
-    runtime = getattr(status.runtime_status, "value", status.runtime_status)
-    if status.name != ORCHESTRATOR_NAME:
-        return _json(error_body("NotABatchRun", f"Run '{instance_id}' is not a batch run."), 409)
     if runtime not in ACTIVE_STATUSES:
         return _json(
             error_body(
@@ -254,12 +265,9 @@ async def list_runs_http(req: func.HttpRequest, client: str) -> func.HttpRespons
 @bp.route(route="runs/{instance_id}/rerun", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    original_id, status, problem = await _find_run(req, client)
+    original_id, status, runtime, problem = await _find_batch_run(req, client)
     if problem is not None:
         return problem
-    runtime = getattr(status.runtime_status, "value", status.runtime_status)
-    if status.name != ORCHESTRATOR_NAME:
-        return _json(error_body("NotABatchRun", f"Run '{original_id}' is not a batch run."), 409)
     if runtime in ACTIVE_STATUSES:
         message = f"Run '{original_id}' is {runtime}; cancel it or wait for it to end first."
         return _json(error_body("RunStillActive", message), 409)
