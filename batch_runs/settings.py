@@ -85,6 +85,7 @@ class Settings:
     cancel_grace_seconds: int = 900  # CANCEL_GRACE_SECONDS
     max_queued_seconds: int | None = None  # MAX_QUEUED_SECONDS (watchdog; unset = off)
     max_not_responding_seconds: int | None = None  # MAX_NOT_RESPONDING_SECONDS (watchdog)
+    website_time_zone: str | None = None  # WEBSITE_TIME_ZONE (the zone schedules are read in)
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
 
@@ -352,6 +353,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
+        website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
     )
 
 

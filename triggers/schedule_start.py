@@ -1,8 +1,9 @@
 """Timer trigger: score ``SCHEDULED_INPUT_URI`` on the ``SCORING_SCHEDULE`` (NCRONTAB, 6 fields).
 
-The instance id comes from the schedule slot (``schedule-20261125T020000Z``), so a duplicate
-fire of the same slot starts nothing. Runs never overlap: while an earlier scheduled run is
-still active, the new slot is skipped with a log line (the next slot tries again).
+The instance id comes from the schedule slot (``schedule-20261125T020000Z``): the latest
+occurrence of ``SCORING_SCHEDULE`` at or before the fire (``batch_runs.schedule``), so a
+duplicate fire of the same slot starts nothing. Runs never overlap: while an earlier scheduled
+run is still active, the new slot is skipped with a log line (the next slot tries again).
 Disable the schedule with the app setting ``AzureWebJobs.start_run_on_schedule.Disabled=true``.
 """
 
@@ -13,6 +14,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batch_runs import InvalidRunRequest, get_settings, parse_run_request
+from batch_runs.schedule import schedule_slot
 from batch_runs.starts import describe_problems, instance_id_for_schedule
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
@@ -35,7 +37,9 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
     if not settings.scheduled_input_uri:
         logger.warning("SCHEDULED_INPUT_URI is not set; scheduled run skipped")
         return
-    slot = datetime.now(UTC).replace(microsecond=0)
+    # The occurrence this fire stands for, not the moment it ran: duplicate fires of one slot
+    # (a restart, a second host) map to one instance id and start one run.
+    slot = schedule_slot(settings.scoring_schedule, datetime.now(UTC), settings.website_time_zone)
     instance_id = instance_id_for_schedule(slot)
     if timer.past_due:
         logger.info("schedule slot %s is past due; running it now", instance_id)

@@ -6,6 +6,7 @@ client is the SDK's own class with its network calls replaced (tests/unit/app/fa
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
@@ -389,3 +390,29 @@ def test_every_bad_parameter_is_a_400_naming_it(client, field, value):
     assert details[field]  # a message says what is expected
     assert "secret" not in json.dumps(error)  # a SAS is never echoed back
     assert client.started == []
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_two_fires_of_one_schedule_slot_start_one_run(client, monkeypatch):
+    """A duplicate fire (a restart, a second host) a few seconds later is the same slot."""
+    monkeypatch.setenv("SCORING_SCHEDULE", "0 0 2 * * *")
+    from batch_runs import get_settings
+
+    get_settings.cache_clear()
+    fires = iter(
+        [
+            datetime(2026, 11, 25, 2, 0, 0, 40_000, tzinfo=UTC),
+            datetime(2026, 11, 25, 2, 0, 3, 900_000, tzinfo=UTC),
+        ]
+    )
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return next(fires)
+
+    monkeypatch.setattr(schedule_start, "datetime", Clock)
+    for _ in range(2):
+        _call(schedule_start.start_run_on_schedule, func.timer.TimerRequest(past_due=False), client)
+
+    assert [started[1] for started in client.started] == ["schedule-20261125T020000Z"]
