@@ -27,6 +27,7 @@ _ACTIVE = [
     df.OrchestrationRuntimeStatus.Running,
     df.OrchestrationRuntimeStatus.Pending,
     df.OrchestrationRuntimeStatus.ContinuedAsNew,
+    df.OrchestrationRuntimeStatus.Suspended,  # a suspended run still holds its job
 ]
 
 

@@ -416,3 +416,11 @@ def test_two_fires_of_one_schedule_slot_start_one_run(client, monkeypatch):
         _call(schedule_start.start_run_on_schedule, func.timer.TimerRequest(past_due=False), client)
 
     assert [started[1] for started in client.started] == ["schedule-20261125T020000Z"]
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_a_suspended_scheduled_run_also_blocks_the_next_slot(client):
+    client.add("schedule-20261125T020000Z", runtime_status="Suspended")
+    _call(schedule_start.start_run_on_schedule, func.timer.TimerRequest(past_due=False), client)
+
+    assert client.started == []
