@@ -29,6 +29,7 @@ import azure.functions as func
 from batch_runs import (
     FieldError,
     InvalidRunRequest,
+    RunRequest,
     SettingsError,
     get_settings,
     parse_run_request,
@@ -148,6 +149,29 @@ def _new_instance_id(key: str | None) -> str:
     return instance_id_for_idempotency_key(key) if key is not None else uuid.uuid4().hex
 
 
+async def _start_once(
+    req: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    instance_id: str,
+    key: str | None,
+    request: RunRequest,
+    what: str,
+) -> func.HttpResponse:
+    """Start the run unless its Idempotency-Key already started it (202 replayed then)."""
+    if key is not None and await client.get_status(instance_id):
+        logger.info("run %s: Idempotency-Key replay; returning the existing run", instance_id)
+        return _accepted(req, client, instance_id, replayed=True)
+    try:
+        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
+    except Exception as exc:  # the SDK raises a bare Exception (e.g. a concurrent duplicate)
+        if key is not None and await client.get_status(instance_id):
+            return _accepted(req, client, instance_id, replayed=True)
+        logger.warning("run %s: could not start (%s): %s", instance_id, what, exc)
+        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
+    logger.info("run %s: started (%s)", instance_id, what)
+    return _accepted(req, client, instance_id)
+
+
 @bp.route(route="runs", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
@@ -175,18 +199,8 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
-    if key is not None and await client.get_status(instance_id):
-        logger.info("run %s: Idempotency-Key replay; returning the existing run", instance_id)
-        return _accepted(req, client, instance_id, replayed=True)
-    try:
-        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
-    except Exception as exc:  # the SDK raises a bare Exception (e.g. a concurrent duplicate)
-        if key is not None and await client.get_status(instance_id):
-            return _accepted(req, client, instance_id, replayed=True)
-        logger.warning("run %s: could not start: %s", instance_id, exc)
-        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
-    logger.info("run %s: started (%s on %s)", instance_id, request.input_type, request.endpoint_uri)
-    return _accepted(req, client, instance_id)
+    what = f"{request.input_type} on {request.endpoint_uri}"
+    return await _start_once(req, client, instance_id, key, request, what)
 
 
 @bp.route(route="runs/{instance_id}", methods=["GET"])
@@ -294,14 +308,4 @@ async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         error = exc.to_error_body()["error"]
         error.update(code="RerunNotPossible", message=f"Run '{original_id}': {exc}")
         return _json({"error": error}, 409)
-    if key is not None and await client.get_status(instance_id):
-        return _accepted(req, client, instance_id, replayed=True)
-    try:
-        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
-    except Exception as exc:  # the SDK raises a bare Exception
-        if key is not None and await client.get_status(instance_id):
-            return _accepted(req, client, instance_id, replayed=True)
-        logger.warning("run %s: could not start the rerun of %s: %s", instance_id, original_id, exc)
-        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
-    logger.info("run %s: started as a rerun of %s", instance_id, original_id)
-    return _accepted(req, client, instance_id)
+    return await _start_once(req, client, instance_id, key, request, f"rerun of {original_id}")
