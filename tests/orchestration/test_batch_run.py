@@ -2,6 +2,7 @@
 
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import azure.durable_functions as df
 
@@ -219,20 +220,25 @@ def test_cancel_event_cancels_the_job_and_ends_the_run(make_harness):
     assert len(h.fake.cancels) == 1
 
 
-def test_cancel_raised_while_a_status_check_runs_is_not_lost(make_harness):
+def _cancel_during_status_check(make_harness, check: int) -> tuple[dict, Any]:
+    """Hold the ``check``-th status check, raise ``cancel`` meanwhile, then let it finish."""
     in_poll, release = threading.Event(), threading.Event()
 
     def on_get(count: int) -> None:
-        if count == 2:  # hold the second status check until the cancel has been raised
+        if count == check:
             in_poll.set()
             release.wait(10)
 
     h = make_harness(["Running"], on_get=on_get)
     iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
-    assert in_poll.wait(10)
+    assert in_poll.wait(30)
     h.engine.raise_event(iid, "cancel", {})
     release.set()
-    status = h.engine.wait_for_completion(iid, timeout=60)
+    return h.engine.wait_for_completion(iid, timeout=60), h
+
+
+def test_cancel_raised_while_a_status_check_runs_is_not_lost(make_harness):
+    status, h = _cancel_during_status_check(make_harness, 2)
 
     assert status["runtimeStatus"] == "Failed"
     assert "canceled on request" in status["output"]
@@ -245,19 +251,7 @@ def test_cancel_raised_during_the_last_poll_of_an_execution_survives_continue_as
     """The last poll before ``continue_as_new`` is the 20th (``POLLS_PER_EXECUTION``). A cancel
     raised while it runs completes this execution's waiter; ``continue_as_new`` would drop it
     (DTFx starts the next execution with a fresh event list), so the run must act on it first."""
-    in_poll, release = threading.Event(), threading.Event()
-
-    def on_get(count: int) -> None:
-        if count == POLLS_PER_EXECUTION:
-            in_poll.set()
-            release.wait(10)
-
-    h = make_harness(["Running"], on_get=on_get)
-    iid = h.engine.start_new("batch_endpoint_run", input=_params(timeout=7 * 86400))
-    assert in_poll.wait(30)
-    h.engine.raise_event(iid, "cancel", {})
-    release.set()
-    status = h.engine.wait_for_completion(iid, timeout=60)
+    status, h = _cancel_during_status_check(make_harness, POLLS_PER_EXECUTION)
 
     assert status["runtimeStatus"] == "Failed"
     assert "canceled on request" in status["output"]
