@@ -6,7 +6,7 @@ Parameter names follow the ADF "Run-BatchEndpoint" template (``endpoint_uri``,
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,12 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "poll_max_interval",
     "rerun_of",
 )
+#: RunRequest fields whose wire (ADF parameter) name differs from the field name.
+_WIRE_NAMES = {
+    "input_uri": "endpoint_input_uri",
+    "input_type": "endpoint_input_type",
+    "output_uri": "endpoint_output_uri",
+}
 #: The largest poll backoff factor.
 MAX_POLL_BACKOFF = 10.0
 #: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
@@ -248,27 +254,10 @@ class RunRequest:
     def to_dict(self) -> dict[str, Any]:
         """The request with ADF/wire parameter names; None values are omitted."""
         data: dict[str, Any] = {
-            "endpoint_uri": self.endpoint_uri,
-            "endpoint_input_uri": self.input_uri,
-            "endpoint_input_type": self.input_type,
-            "endpoint_output_uri": self.output_uri,
-            "poll_interval": self.poll_interval,
-            "timeout": self.timeout,
-            "deployment_name": self.deployment_name,
-            "input_name": self.input_name,
-            "output_name": self.output_name,
-            "mini_batch_size": self.mini_batch_size,
-            "instance_count": self.instance_count,
-            "error_threshold": self.error_threshold,
-            "max_retries": self.max_retries,
-            "retry_timeout": self.retry_timeout,
-            "output_file_name": self.output_file_name,
-            "max_queued_seconds": self.max_queued_seconds,
-            "max_not_responding_seconds": self.max_not_responding_seconds,
-            "poll_backoff": self.poll_backoff if self.poll_backoff != 1.0 else None,
-            "poll_max_interval": self.poll_max_interval,
-            "rerun_of": self.rerun_of,
+            _WIRE_NAMES.get(f.name, f.name): getattr(self, f.name) for f in fields(self)
         }
+        if self.poll_backoff == 1.0:
+            data["poll_backoff"] = None  # the ADF fixed interval: not written
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -286,31 +275,13 @@ class RunRequest:
                 [FieldError("run_parameters", "run_parameters must be a JSON object")]
             )
 
-        def opt(key: str) -> Any:
-            return d.get(key)
-
-        return cls(
-            endpoint_uri=opt("endpoint_uri"),
-            input_uri=opt("endpoint_input_uri"),
-            input_type=opt("endpoint_input_type"),
-            output_uri=opt("endpoint_output_uri"),
-            poll_interval=opt("poll_interval"),
-            timeout=opt("timeout"),
-            deployment_name=opt("deployment_name"),
-            input_name=opt("input_name") or "input_data",
-            output_name=opt("output_name") or "score",
-            mini_batch_size=opt("mini_batch_size"),
-            instance_count=opt("instance_count"),
-            error_threshold=opt("error_threshold"),
-            max_retries=opt("max_retries"),
-            retry_timeout=opt("retry_timeout"),
-            output_file_name=opt("output_file_name"),
-            max_queued_seconds=opt("max_queued_seconds"),
-            max_not_responding_seconds=opt("max_not_responding_seconds"),
-            poll_backoff=opt("poll_backoff") or 1.0,
-            poll_max_interval=opt("poll_max_interval"),
-            rerun_of=opt("rerun_of"),
-        )
+        values: dict[str, Any] = {
+            f.name: d.get(_WIRE_NAMES.get(f.name, f.name)) for f in fields(cls)
+        }
+        values["input_name"] = values["input_name"] or "input_data"
+        values["output_name"] = values["output_name"] or "score"
+        values["poll_backoff"] = values["poll_backoff"] or 1.0
+        return cls(**values)
 
     def to_invocation(self, run_key: str | None = None) -> JobInvocation:
         """The job submission for the client: inputs, outputs and the overrides in wire form.
