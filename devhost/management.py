@@ -116,18 +116,27 @@ def _first(query: Query, name: str) -> str:
     return (query.get(name) or [""])[0]
 
 
+def _decoded(body: bytes) -> Any:
+    """The decoded JSON body; None for an empty body.
+
+    Raises:
+        ValueError: the body is not JSON (or nested deeper than the stack).
+    """
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except RecursionError as exc:
+        raise ValueError("too deeply nested") from exc
+
+
 def _json_text(body: bytes) -> str | None:
     """The JSON text of an input or event body (None for an empty or ``null`` body).
 
     Raises:
         ValueError: the body is not JSON.
     """
-    if not body.strip():
-        return None
-    try:
-        decoded = json.loads(body)
-    except RecursionError as exc:  # nested deeper than the stack
-        raise ValueError("too deeply nested") from exc
+    decoded = _decoded(body)
     if isinstance(decoded, str):
         # The SDK client posts an already-serialized string as JSON (double-encoded).
         try:
@@ -149,12 +158,7 @@ def _event_json(body: bytes) -> str | None:
     Raises:
         ValueError: the body is not JSON.
     """
-    if not body.strip():
-        return None
-    try:
-        decoded = json.loads(body)
-    except RecursionError as exc:  # nested deeper than the stack
-        raise ValueError("too deeply nested") from exc
+    decoded = _decoded(body)
     return None if decoded is None else json.dumps(decoded)
 
 
