@@ -30,6 +30,7 @@ from batch_runs import (
     FieldError,
     InvalidRunRequest,
     RunRequest,
+    Settings,
     SettingsError,
     get_settings,
     parse_run_request,
@@ -140,13 +141,22 @@ async def _find_batch_run(
     return instance_id, status, runtime, None
 
 
-def _new_instance_id(key: str | None) -> str:
-    """The run id for an optional Idempotency-Key (a random one without).
+def _new_run(
+    req: func.HttpRequest,
+) -> tuple[str, str | None, Settings | None, func.HttpResponse | None]:
+    """``(run id, Idempotency-Key, settings, None)`` for a run about to start, else an error.
 
-    Raises:
-        ValueError: The key is malformed.
+    The run id comes from the key (the same key, the same run) or is random without one.
     """
-    return instance_id_for_idempotency_key(key) if key is not None else uuid.uuid4().hex
+    key = req.headers.get(IDEMPOTENCY_HEADER)
+    try:
+        instance_id = instance_id_for_idempotency_key(key) if key is not None else uuid.uuid4().hex
+    except ValueError as exc:
+        return "", key, None, _invalid(IDEMPOTENCY_HEADER, str(exc))
+    try:
+        return instance_id, key, get_settings(), None
+    except SettingsError as exc:
+        return instance_id, key, None, _misconfigured(exc)
 
 
 async def _start_once(
@@ -184,16 +194,10 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 
     if isinstance(body, dict) and "rerun_of" in body:
         return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
-    key = req.headers.get(IDEMPOTENCY_HEADER)
-    try:
-        instance_id = _new_instance_id(key)
-    except ValueError as exc:
-        return _invalid(IDEMPOTENCY_HEADER, str(exc))
-
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        return _misconfigured(exc)
+    instance_id, key, settings, problem = _new_run(req)
+    if problem is not None:
+        return problem
+    assert settings is not None
     try:
         request = parse_run_request(body, settings, run_id=instance_id, now=datetime.now(UTC))
     except InvalidRunRequest as exc:
@@ -289,15 +293,10 @@ async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     if params is None:
         message = f"Run '{original_id}' has no run parameters to start again."
         return _json(error_body("RerunNotPossible", message), 409)
-    key = req.headers.get(IDEMPOTENCY_HEADER)
-    try:
-        instance_id = _new_instance_id(key)
-    except ValueError as exc:
-        return _invalid(IDEMPOTENCY_HEADER, str(exc))
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        return _misconfigured(exc)
+    instance_id, key, settings, problem = _new_run(req)
+    if problem is not None:
+        return problem
+    assert settings is not None
     body = rerun_parameters(
         params, original_id=original_id, output_template=settings.output_uri_template
     )
