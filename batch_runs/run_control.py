@@ -46,8 +46,6 @@ RUNTIME_STATUSES: tuple[str, ...] = (
     "Terminated",
     "Suspended",
 )
-#: Runs that have ended (what retention purges).
-FINISHED_STATUSES: tuple[str, ...] = ("Completed", "Failed", "Terminated", "Canceled")
 DEFAULT_TOP = 50
 MAX_TOP = 100
 #: The longest ``continuation`` accepted (a store token is a few hundred characters).

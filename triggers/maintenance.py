@@ -15,8 +15,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batch_runs import get_settings
-from batch_runs.run_control import FINISHED_STATUSES, retention_cutoff
+from batch_runs.run_control import retention_cutoff
 from batch_runs.settings import retention_schedule_binding
+from batch_runs.starts import ENDED_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ async def purge_finished_runs(client, *, retention_days: int, now: datetime) -> 
     result = await client.purge_instance_history_by(
         created_time_from=_EPOCH,
         created_time_to=cutoff,
-        runtime_status=[df.OrchestrationRuntimeStatus(s) for s in FINISHED_STATUSES],
+        runtime_status=[df.OrchestrationRuntimeStatus(s) for s in sorted(ENDED_STATUSES)],
     )
     deleted = int(getattr(result, "instances_deleted", 0) or 0)
     logger.info("retention: purged %d finished run(s) created before %s", deleted, cutoff)
