@@ -29,6 +29,7 @@ from batch_runs.fields import (
 )
 from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
 from batch_runs.settings import Settings
+from batch_runs.tags import DEFAULT_TRIGGER, job_tags, tags_problem, trigger_problem
 from batch_runs.uris import (
     INPUT_TYPES,
     endpoint_uri_problem,
@@ -76,6 +77,8 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "poll_backoff",
     "poll_max_interval",
     "rerun_of",
+    "tags",
+    "trigger",
 )
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
@@ -162,6 +165,8 @@ class RunRequest:
     poll_backoff: float = 1.0
     poll_max_interval: int | None = None
     rerun_of: str | None = None
+    tags: Mapping[str, str] | None = None
+    trigger: str | None = None  # internal: set by the starters (batch_runs.tags.TRIGGERS)
 
     def __post_init__(self) -> None:
         problems = [
@@ -249,6 +254,10 @@ class RunRequest:
             checks.append(("output_file_name", file_name_problem(self.output_file_name)))
         if self.rerun_of is not None:
             checks.append(("rerun_of", run_id_problem(self.rerun_of)))
+        if self.tags is not None:
+            checks.append(("tags", tags_problem(self.tags)))
+        if self.trigger is not None:
+            checks.append(("trigger", trigger_problem(self.trigger)))
         return [(f, p) for f, p in checks if p]
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,6 +267,8 @@ class RunRequest:
         }
         if self.poll_backoff == 1.0:
             data["poll_backoff"] = None  # the ADF fixed interval: not written
+        if self.tags is not None:
+            data["tags"] = dict(self.tags) or None
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -283,13 +294,15 @@ class RunRequest:
         values["poll_backoff"] = values["poll_backoff"] or 1.0
         return cls(**values)
 
-    def to_invocation(self, run_key: str | None = None) -> JobInvocation:
+    def to_invocation(self, run_key: str | None = None, run_id: str | None = None) -> JobInvocation:
         """The job submission for the client: inputs, outputs and the overrides in wire form.
 
         ``output_file_name`` is folded into the output URI (its last segment), as azure-ai-ml
         does, instead of being sent beside a ``UriFile`` output. ``run_key`` (the run's
         deterministic job key) is sent as the tag and property :data:`RUN_KEY_PROPERTY`, so the
-        run can find its job through the ARM Jobs list whatever name the service gave it.
+        run can find its job through the ARM Jobs list whatever name the service gave it. The
+        job's tags also name the run and its trigger, beside the caller's ``tags``
+        (``batch_runs.tags``).
         """
         overrides: dict[str, Any] = {}
         if self.mini_batch_size is not None:
@@ -317,7 +330,13 @@ class RunRequest:
             output_uri=output_uri,
             deployment_name=self.deployment_name,
             overrides=overrides,
-            tags=marks,
+            tags=job_tags(
+                run_key=run_key,
+                run_id=run_id,
+                trigger=self.trigger,
+                tags=self.tags,
+                run_key_tag=RUN_KEY_PROPERTY,
+            ),
             properties=marks,
         )
 
@@ -489,6 +508,18 @@ class _Parser:
             self.bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
         return poll_value, timeout_value
 
+    def labels(self) -> tuple[dict[str, str] | None, str]:
+        """``(tags, trigger)``: the caller's tags (None when absent) and the run's trigger."""
+        tags = self.body.get("tags")
+        problem = tags_problem(tags) if tags is not None else None
+        if problem:
+            self.bad("tags", problem)
+        trigger = self.body.get("trigger", DEFAULT_TRIGGER)
+        if trigger_problem(trigger):
+            self.bad("trigger", trigger_problem(trigger) or "")
+        valid_tags = dict(tags) if isinstance(tags, Mapping) and not problem and tags else None
+        return valid_tags, trigger if isinstance(trigger, str) else DEFAULT_TRIGGER
+
     def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
         self.screen()
         endpoint = self.endpoint()
@@ -510,6 +541,7 @@ class _Parser:
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         rerun_of = self.checked_text("rerun_of", run_id_problem)
+        tags, trigger = self.labels()
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -524,6 +556,8 @@ class _Parser:
             output_name=output_name,
             output_file_name=output_file_name,
             rerun_of=rerun_of,
+            tags=tags,
+            trigger=trigger,
             **overrides,
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,

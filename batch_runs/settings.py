@@ -44,6 +44,9 @@ DEFAULT_RUN_RETENTION_DAYS = 30
 #: When ``purge_old_runs`` runs (NCRONTAB, six fields): daily at 03:30 UTC.
 DEFAULT_RETENTION_SCHEDULE = "0 30 3 * * *"
 RETENTION_SCHEDULE_SETTING = "RETENTION_SCHEDULE"
+#: When ``reconcile_jobs`` looks for jobs of ended runs that still run (every 15 minutes).
+DEFAULT_RECONCILE_SCHEDULE = "0 */15 * * * *"
+RECONCILE_SCHEDULE_SETTING = "RECONCILE_SCHEDULE"
 _NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+\Z")
 _T = TypeVar("_T")
 
@@ -88,6 +91,7 @@ class Settings:
     website_time_zone: str | None = None  # WEBSITE_TIME_ZONE (the zone schedules are read in)
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
+    reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE  # RECONCILE_SCHEDULE
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -311,6 +315,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     }
     retention_days = r.integer("RUN_RETENTION_DAYS", d.run_retention_days, low=0, high=36500)
     retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
+    reconcile_schedule = r.parse(RECONCILE_SCHEDULE_SETTING, d.reconcile_schedule, _schedule)
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
@@ -353,6 +358,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
+        reconcile_schedule=reconcile_schedule,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
     )
 
@@ -397,19 +403,25 @@ def retention_schedule_binding(environ: Mapping[str, str] | None = None) -> str:
     Args:
         environ: The environment; ``os.environ`` when omitted.
     """
-    raw = (os.environ if environ is None else environ).get(RETENTION_SCHEDULE_SETTING, "").strip()
+    return _timer_binding(RETENTION_SCHEDULE_SETTING, DEFAULT_RETENTION_SCHEDULE, environ)
+
+
+def reconcile_schedule_binding(environ: Mapping[str, str] | None = None) -> str:
+    """The ``reconcile_jobs`` timer's ``schedule`` to index (as :func:`retention_schedule_binding`:
+    ``%RECONCILE_SCHEDULE%`` when set and valid, else :data:`DEFAULT_RECONCILE_SCHEDULE`)."""
+    return _timer_binding(RECONCILE_SCHEDULE_SETTING, DEFAULT_RECONCILE_SCHEDULE, environ)
+
+
+def _timer_binding(setting: str, default: str, environ: Mapping[str, str] | None) -> str:
+    raw = (os.environ if environ is None else environ).get(setting, "").strip()
     if not raw:
-        return DEFAULT_RETENTION_SCHEDULE
+        return default
     try:
         _schedule(raw)
     except ValueError:
-        logger.warning(
-            "%s is invalid; the retention timer is indexed with %s",
-            RETENTION_SCHEDULE_SETTING,
-            DEFAULT_RETENTION_SCHEDULE,
-        )
-        return DEFAULT_RETENTION_SCHEDULE
-    return f"%{RETENTION_SCHEDULE_SETTING}%"
+        logger.warning("%s is invalid; its timer is indexed with %s", setting, default)
+        return default
+    return f"%{setting}%"
 
 
 @functools.cache

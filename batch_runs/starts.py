@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from batch_runs.failures import readable_error
 from batch_runs.request import FieldError, InvalidRunRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -193,5 +194,7 @@ def run_view(
     if runtime_status == "Completed":
         view["output"] = output
     elif runtime_status in ("Failed", "Terminated") and output is not None:
-        view["error"] = output if isinstance(output, str) else str(output)
+        view["error"], failure = readable_error(output)
+        if failure is not None:
+            view["failure"] = failure
     return view

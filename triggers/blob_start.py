@@ -69,7 +69,11 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
     settings = get_settings()
     try:
         request = parse_run_request(
-            {"endpoint_input_uri": redact_url(blob.uri or ""), "endpoint_input_type": "UriFile"},
+            {
+                "endpoint_input_uri": redact_url(blob.uri or ""),
+                "endpoint_input_type": "UriFile",
+                "trigger": "blob",
+            },
             settings,
             run_id=instance_id,
             now=datetime.now(UTC),

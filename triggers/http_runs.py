@@ -7,7 +7,10 @@
 - ``GET /api/runs/{instance_id}``: the friendly run view (job name, job status, polls, next
   check, Studio link, output or error); 404 for unknown ids.
 - ``POST /api/runs/{instance_id}/cancel``: raises the ``cancel`` event; the orchestrator cancels
-  the Azure ML job and ends when the job reports ``Canceled``.
+  the Azure ML job and ends when the job reports ``Canceled``. On a Terminated or Failed run
+  whose job still runs (e.g. terminated through the management API), the job is cancelled
+  directly and the reconciliation recorded (``triggers/reconcile.py``); 409 when there is
+  nothing to cancel.
 - ``GET /api/runs``: run views, filtered and paged through the Durable management API
   (``batch_runs.run_control``: the SDK's ``get_status_by`` reads only the first page).
 - ``POST /api/runs/{instance_id}/rerun``: a new run with the ended run's parameters
@@ -36,6 +39,7 @@ from batch_runs import (
     parse_run_request,
 )
 from batch_runs.clients import get_session
+from batch_runs.reconcile import RECONCILED_STATUSES, ReconcileFailed, candidate_of
 from batch_runs.run_control import (
     HttpInstancesApi,
     ManagementApiError,
@@ -58,6 +62,7 @@ from batch_runs.starts import (
 )
 from batch_runs.state import CANCEL_EVENT
 from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.reconcile import read_reconciliation, reconcile_one
 
 logger = logging.getLogger(__name__)
 
@@ -194,12 +199,19 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 
     if isinstance(body, dict) and "rerun_of" in body:
         return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
+    if isinstance(body, dict) and "trigger" in body:
+        return _invalid("trigger", "trigger is set by the app (http for this route), not here")
     instance_id, key, settings, problem = _new_run(req)
     if problem is not None:
         return problem
     assert settings is not None
     try:
-        request = parse_run_request(body, settings, run_id=instance_id, now=datetime.now(UTC))
+        request = parse_run_request(
+            {**body, "trigger": "http"} if isinstance(body, dict) else body,
+            settings,
+            run_id=instance_id,
+            now=datetime.now(UTC),
+        )
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
@@ -223,22 +235,21 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         last_updated_time=status.last_updated_time,
         rerun_of=rerun_of(status.input_),
     )
+    if view["runtime_status"] in RECONCILED_STATUSES:
+        reconciliation = await read_reconciliation(client, instance_id)
+        if reconciliation is not None:
+            view["reconciliation"] = reconciliation.view()
     return _json(view, 200)
 
 
 @bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    instance_id, _status, runtime, problem = await _find_batch_run(req, client)
+    instance_id, status, runtime, problem = await _find_batch_run(req, client)
     if problem is not None:
         return problem
     if runtime not in ACTIVE_STATUSES:
-        return _json(
-            error_body(
-                "RunNotActive", f"Run '{instance_id}' is {runtime}; there is nothing to cancel."
-            ),
-            409,
-        )
+        return await _cancel_ended_run(req, client, instance_id, status, runtime)
     await client.raise_event(
         instance_id, CANCEL_EVENT, {"requested_at": datetime.now(UTC).isoformat()}
     )
@@ -249,6 +260,44 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         202,
         {"Location": run_uri},
     )
+
+
+async def _cancel_ended_run(
+    req: func.HttpRequest, client, instance_id: str, status: Any, runtime: str
+) -> func.HttpResponse:
+    """A Terminated or Failed run whose job may still run: cancel that job (202), else 409."""
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        return _misconfigured(exc)
+    candidate = candidate_of(
+        run_id=instance_id,
+        runtime_status=runtime,
+        custom_status=status.custom_status,
+        durable_input=status.input_,
+        default_endpoint=settings.batch_endpoint_uri,
+    )
+    if candidate is not None:
+        try:
+            done = await reconcile_one(client, candidate, by="cancel")
+        except ReconcileFailed:
+            message = f"Cancelling the job of run '{instance_id}' failed; try again."
+            return _json(error_body("CancelFailed", message), 503)
+        if done.action == "cancelled":
+            run_uri = _run_uri(req, instance_id)
+            body = {
+                "id": instance_id,
+                "cancel_requested": True,
+                "job_name": done.job_name,
+                "reconciliation": done.view(),
+                "runStatusUri": run_uri,
+            }
+            return _json(body, 202, {"Location": run_uri})
+        why = f"its job {done.job_name} has already ended {done.job_status}"
+    else:
+        why = "it has no job that is still active"
+    message = f"Run '{instance_id}' is {runtime} and {why}; there is nothing to cancel."
+    return _json(error_body("RunNotActive", message), 409)
 
 
 @bp.route(route="runs", methods=["GET"])

@@ -62,6 +62,7 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
             {
                 "endpoint_input_uri": settings.scheduled_input_uri,
                 "endpoint_input_type": settings.scheduled_input_type,
+                "trigger": "schedule",
             },
             settings,
             run_id=instance_id,

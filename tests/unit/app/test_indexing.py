@@ -18,6 +18,8 @@ EXPECTED = {
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
     "purge_old_runs": "timerTrigger",
+    "reconcile_jobs": "timerTrigger",
+    "batch_run_reconciliation": "orchestrationTrigger",
 }
 
 
@@ -70,4 +72,10 @@ def test_retention_timer_defaults_to_a_daily_schedule_without_its_setting():
     timer = FUNCTIONS["purge_old_runs"].get_trigger()
     # Indexed from the environment: the setting when set, else the default (never unresolved).
     assert timer.schedule in ("0 30 3 * * *", "%RETENTION_SCHEDULE%")
+    assert timer.run_on_startup is False
+
+
+def test_reconcile_timer_defaults_to_every_15_minutes_without_its_setting():
+    timer = FUNCTIONS["reconcile_jobs"].get_trigger()
+    assert timer.schedule in ("0 */15 * * * *", "%RECONCILE_SCHEDULE%")
     assert timer.run_on_startup is False
