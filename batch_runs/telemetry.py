@@ -7,10 +7,15 @@ the log record's attributes) and fields in devhost's log lines (its formatter ap
 
 With ``APPLICATIONINSIGHTS_CONNECTION_STRING`` set, :func:`configure_telemetry` exports through
 ``azure-monitor-opentelemetry`` (``configure_azure_monitor``), the OpenTelemetry distro Azure
-Functions Python apps use (together with the app setting
-``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``, which lets the worker send its own
-telemetry over OpenTelemetry too). The distro is imported only then: importing it costs
-hundreds of milliseconds of cold start, which an app without the setting does not pay.
+Functions Python apps use. With ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`` the Python
+worker configures that same distro itself before it indexes the app (Azure/azure-functions-python-worker,
+the library worker's ``worker_init_request``: ``is_envvar_true(
+PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)`` → ``initialize_azure_monitor()``), so the app
+then leaves it alone (a second configuration would export every record twice). Entra
+authentication comes from ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``, which the exporter reads
+(azure-monitor-opentelemetry-exporter ``export/_base.py``). The distro is imported only when
+configured here: importing it costs hundreds of milliseconds of cold start, which an app without
+the setting does not pay.
 """
 
 import logging
@@ -22,6 +27,7 @@ from typing import Any
 #: The structured fields of run logs, in this order.
 RUN_FIELDS: tuple[str, ...] = ("run_id", "job_name", "endpoint", "trigger")
 CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+WORKER_TELEMETRY_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 #: The logger names whose records are exported ("" = the root: every logger of the app).
 _EXPORT_LOGGER = ""
 _configured = False
@@ -72,12 +78,13 @@ def configure_telemetry(environ: Mapping[str, str] | None = None, **options: Any
     ``log_record_processors`` in tests).
 
     Returns:
-        True when the export was configured by this call.
+        True when the export was configured by this call (False without the connection string,
+        or when the worker configures it: ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``).
     """
     global _configured
     env = os.environ if environ is None else environ
     connection = env.get(CONNECTION_STRING_SETTING, "").strip()
-    if not connection:
+    if not connection or env.get(WORKER_TELEMETRY_SETTING, "").strip().lower() == "true":
         return False
     with _lock:
         if _configured:

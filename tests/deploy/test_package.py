@@ -43,6 +43,8 @@ EXPECTED_FUNCTIONS = {
     "start_run_on_blob",
     "start_run_on_schedule",
     "purge_old_runs",
+    "reconcile_jobs",
+    "batch_run_reconciliation",
 }
 
 

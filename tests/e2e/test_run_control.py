@@ -308,7 +308,8 @@ def test_reconcile_cancels_the_job_of_a_terminated_run_and_the_view_shows_it(rc_
     assert rc_stack.devhost is not None
     log = rc_stack.devhost.log_text()
     line = next(ln for ln in log.splitlines() if f"reconcile: run {run_id}" in ln)
-    assert f"run_id={run_id}" in line and f"job_name={job}" in line  # structured fields
+    assert f"run_id={run_id}" in line
+    assert f"job_name={job}" in line
     assert f"endpoint={rc_stack.endpoint_uri}" in line
     # Records are no runs: the list shows batch runs only.
     assert all(

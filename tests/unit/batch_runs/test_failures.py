@@ -54,7 +54,8 @@ def test_a_failure_is_json_with_the_job_status_reason_and_studio_link():
 def test_every_reason_with_a_state_builds_its_message_in_one_place(reason):
     exc = run_failed(reason, _state("Running"))
     assert isinstance(exc, RunFailed)
-    assert exc.message and "bs-1" in exc.message
+    assert exc.message
+    assert "bs-1" in exc.message
     assert reason in FAILURE_REASONS
 
 

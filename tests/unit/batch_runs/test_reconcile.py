@@ -81,8 +81,10 @@ def test_a_resumed_run_takes_its_endpoint_from_its_state_and_a_bare_one_from_the
         durable_input={"endpoint_input_uri": "azureml://x/"},
         default_endpoint=EP,
     )
-    assert a is not None and a.endpoint_uri == EP
-    assert b is not None and b.endpoint_uri == EP
+    assert a is not None
+    assert a.endpoint_uri == EP
+    assert b is not None
+    assert b.endpoint_uri == EP
 
 
 class Pages:

@@ -87,4 +87,4 @@ def test_caller_tags_cannot_override_the_run_tags():
         run_key="k", run_id="r", trigger="http", tags={"x": "1"}, run_key_tag="batch_run_key"
     )
     assert tags["batch_run_id"] == "r"
-    assert list(tags)[0] == "x"
+    assert next(iter(tags)) == "x"

@@ -42,6 +42,10 @@ def test_unknown_fields_are_left_out():
 
 def test_without_the_connection_string_nothing_is_configured_or_imported():
     assert configure_telemetry({}) is False
+    # The worker configures the distro itself with this setting: the app does not do it twice.
+    worker = {"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}
+    worker["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] = "true"
+    assert configure_telemetry(worker) is False
     code = (
         "import sys; import function_app; "
         "print('azure.monitor.opentelemetry' in sys.modules, 'opentelemetry.sdk' in sys.modules)"
