@@ -1,6 +1,6 @@
 """Orphaned jobs: which ended runs may still have a running job, and what reconciling does."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,7 +88,7 @@ def test_a_resumed_run_takes_its_endpoint_from_its_state_and_a_bare_one_from_the
 
 
 class Pages:
-    def __init__(self, statuses: list[dict[str, Any]], per_page: int) -> None:
+    def __init__(self, statuses: Sequence[Mapping[str, Any]], per_page: int) -> None:
         self.statuses, self.per_page = statuses, per_page
         self.calls: list[str | None] = []
 
@@ -98,7 +98,7 @@ class Pages:
         self.calls.append(continuation)
         start = int(continuation or 0)
         end = start + self.per_page
-        return self.statuses[start:end], (str(end) if end < len(self.statuses) else None)
+        return list(self.statuses[start:end]), (str(end) if end < len(self.statuses) else None)
 
 
 def test_ended_candidates_reads_every_page_and_keeps_only_batch_runs_with_active_jobs():
