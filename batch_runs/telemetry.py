@@ -8,9 +8,10 @@ the log record's attributes) and fields in devhost's log lines (its formatter ap
 With ``APPLICATIONINSIGHTS_CONNECTION_STRING`` set, :func:`configure_telemetry` exports through
 ``azure-monitor-opentelemetry`` (``configure_azure_monitor``), the OpenTelemetry distro Azure
 Functions Python apps use. With ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`` the Python
-worker configures that same distro itself before it indexes the app (Azure/azure-functions-python-worker,
-the library worker's ``worker_init_request``: ``is_envvar_true(
-PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)`` → ``initialize_azure_monitor()``), so the app
+worker configures that same distro itself before it indexes the app
+(Azure/azure-functions-python-worker, the library worker's ``worker_init_request``:
+``is_envvar_true(PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY)`` → ``initialize_azure_monitor()``),
+so the app
 then leaves it alone (a second configuration would export every record twice). Entra
 authentication comes from ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``, which the exporter reads
 (azure-monitor-opentelemetry-exporter ``export/_base.py``). The distro is imported only when
