@@ -61,6 +61,7 @@ from batch_runs.starts import (
     run_view,
 )
 from batch_runs.state import CANCEL_EVENT
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 from triggers.reconcile import read_reconciliation, reconcile_one
 
@@ -183,7 +184,8 @@ async def _start_once(
             return _accepted(req, client, instance_id, replayed=True)
         logger.warning("run %s: could not start (%s): %s", instance_id, what, exc)
         return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
-    logger.info("run %s: started (%s)", instance_id, what)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger=request.trigger)
+    logger.info("run %s: started (%s)", instance_id, what, extra=fields)
     return _accepted(req, client, instance_id)
 
 
