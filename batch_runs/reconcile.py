@@ -52,6 +52,15 @@ class OrphanCandidate:
     last_job_status: str
 
 
+def job_left_active(runtime_status: str | None, custom_status: object) -> bool:
+    """Whether an ended run's job was last seen active (only such a run can be reconciled)."""
+    if runtime_status not in RECONCILED_STATUSES or not isinstance(custom_status, Mapping):
+        return False
+    job_name = custom_status.get("job_name")
+    job_status = custom_status.get("job_status")
+    return isinstance(job_name, str) and bool(job_name) and not is_final(str(job_status or ""))
+
+
 def candidate_of(
     *,
     run_id: str,
@@ -61,12 +70,11 @@ def candidate_of(
     default_endpoint: str | None,
 ) -> OrphanCandidate | None:
     """The job of an ended run that may still run, or None (active run, no job, job final)."""
-    if runtime_status not in RECONCILED_STATUSES or not isinstance(custom_status, Mapping):
+    if not job_left_active(runtime_status, custom_status):
         return None
-    job_name = custom_status.get("job_name")
+    assert isinstance(custom_status, Mapping)
+    job_name = str(custom_status.get("job_name"))
     job_status = custom_status.get("job_status")
-    if not isinstance(job_name, str) or not job_name or is_final(str(job_status or "")):
-        return None
     endpoint = endpoint_of(run_parameters_of(durable_input), default_endpoint)
     if endpoint is None:
         return None

@@ -39,7 +39,7 @@ from batch_runs import (
     parse_run_request,
 )
 from batch_runs.clients import get_session
-from batch_runs.reconcile import RECONCILED_STATUSES, ReconcileFailed, candidate_of
+from batch_runs.reconcile import ReconcileFailed, candidate_of, job_left_active
 from batch_runs.run_control import (
     HttpInstancesApi,
     ManagementApiError,
@@ -237,7 +237,7 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         last_updated_time=status.last_updated_time,
         rerun_of=rerun_of(status.input_),
     )
-    if view["runtime_status"] in RECONCILED_STATUSES:
+    if job_left_active(view["runtime_status"], status.custom_status):  # else nothing to read
         reconciliation = await read_reconciliation(client, instance_id)
         if reconciliation is not None:
             view["reconciliation"] = reconciliation.view()

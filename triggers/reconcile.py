@@ -74,9 +74,21 @@ async def record_reconciliation(
         client, reconciliation.run_id
     ):
         return
-    await client.start_new(
-        RECORD_ORCHESTRATOR, record_instance_id(reconciliation.run_id), reconciliation.to_dict()
-    )
+    # Assumption: starting an id whose instance has completed replaces it (the extension's
+    # default ``overridableExistingInstanceStates`` is ``NonRunningStates``). Were it refused,
+    # the earlier record stays; the job's cancel has been sent either way, so it is logged only.
+    try:
+        await client.start_new(
+            RECORD_ORCHESTRATOR,
+            record_instance_id(reconciliation.run_id),
+            reconciliation.to_dict(),
+        )
+    except Exception as exc:  # the SDK raises a bare Exception
+        logger.warning(
+            "reconcile: run %s: recording the reconciliation failed: %s",
+            reconciliation.run_id,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
 
 
 async def reconcile_one(
