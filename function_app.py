@@ -7,6 +7,9 @@ Functions (names are the contract in ../shared/design.md):
   ``rerun_run_http`` (triggers/http_runs.py)
 - blob ``start_run_on_blob`` (triggers/blob_start.py), timer ``start_run_on_schedule``
   (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py)
+- orchestrator ``notify_delivery`` (orchestrators/notify_delivery.py); activities
+  ``copy_run_output``, ``start_run_notification``, ``deliver_run_notification``
+  (activities/handoff.py)
 """
 
 import logging
@@ -14,8 +17,8 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import jobs
-from orchestrators import batch_run
+from activities import handoff, jobs
+from orchestrators import batch_run, notify_delivery
 from triggers import blob_start, http_runs, maintenance, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
@@ -24,4 +27,6 @@ for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identit
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance):
+    app.register_functions(_module.bp)
+for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
     app.register_functions(_module.bp)

@@ -27,6 +27,8 @@ from batch_runs.fields import (
     run_id_problem,
     to_number,
 )
+from batch_runs.handoff import copy_url_problem, source_problem
+from batch_runs.notify import notify_url_problem
 from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
 from batch_runs.settings import Settings
 from batch_runs.uris import (
@@ -54,6 +56,8 @@ _MAX_TEXT: dict[str, int] = {
     "endpoint_input_uri": MAX_URL_LENGTH,
     "endpoint_output_uri": MAX_URL_LENGTH,
     "output_file_name": 255,
+    "notify_url": MAX_URL_LENGTH,
+    "copy_output_to": MAX_URL_LENGTH,
 }
 _MAX_OTHER_TEXT = 256
 #: Tag and property every job carries: the run's deterministic job key (``bs-<hash>``).
@@ -76,6 +80,8 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "poll_backoff",
     "poll_max_interval",
     "rerun_of",
+    "notify_url",
+    "copy_output_to",
 )
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
@@ -162,6 +168,8 @@ class RunRequest:
     poll_backoff: float = 1.0
     poll_max_interval: int | None = None
     rerun_of: str | None = None
+    notify_url: str | None = None  # batch_runs.notify
+    copy_output_to: str | None = None  # batch_runs.handoff
 
     def __post_init__(self) -> None:
         problems = [
@@ -489,6 +497,22 @@ class _Parser:
             self.bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
         return poll_value, timeout_value
 
+    def handoff(self, output_uri: str | None) -> tuple[str | None, str | None]:
+        """``(notify_url, copy_output_to)``: allowlisted; a copy needs a resolvable output."""
+        s = self.settings
+        notify = self.checked_text(
+            "notify_url",
+            lambda u: notify_url_problem(u, s.notify_allowed_hosts, s.notify_signing_secret),
+        )
+        copy_to = self.checked_text(
+            "copy_output_to", lambda u: copy_url_problem(u, s.copy_allowed_hosts)
+        )
+        if copy_to and output_uri and not self.refused("copy_output_to"):
+            problem = source_problem(output_uri, dict(s.output_datastore_urls))
+            if problem:
+                self.bad("copy_output_to", problem)
+        return notify, copy_to
+
     def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
         self.screen()
         endpoint = self.endpoint()
@@ -510,6 +534,7 @@ class _Parser:
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         rerun_of = self.checked_text("rerun_of", run_id_problem)
+        notify_url, copy_output_to = self.handoff(output_uri)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -524,6 +549,8 @@ class _Parser:
             output_name=output_name,
             output_file_name=output_file_name,
             rerun_of=rerun_of,
+            notify_url=notify_url,
+            copy_output_to=copy_output_to,
             **overrides,
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,

@@ -1,0 +1,97 @@
+"""Activities of the run's ending: copy the output (hand-off) and notify.
+
+- ``copy_run_output``: server-side copy of the predictions file to ``copy_output_to``
+  (``batch_runs.handoff.run_copy``); a permanent failure comes back as ``{"ok": False}``, a
+  transient one raises so that the orchestrator's retry tries again.
+- ``start_run_notification``: starts the delivery orchestration ``notify:<run id>`` through the
+  Durable client binding (an input binding any function may carry; devhost passes it to
+  activities as the host does). The id is deterministic: an activity that runs twice (a retry
+  after a crash) finds the instance and starts nothing new.
+- ``deliver_run_notification``: one signed POST (``batch_runs.notify.post_notification``).
+"""
+
+import functools
+import logging
+import time
+
+import azure.durable_functions as df
+import requests
+
+from batch_runs.handoff import TransientCopyError, run_copy
+from batch_runs.notify import (
+    DELIVERY_ORCHESTRATOR,
+    Attempt,
+    notify_instance_id,
+    notify_url_problem,
+    post_notification,
+    summary_body,
+)
+from batch_runs.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+COPY_ACTIVITY = "copy_run_output"
+START_NOTIFY_ACTIVITY = "start_run_notification"
+DELIVER_ACTIVITY = "deliver_run_notification"
+
+
+@functools.cache
+def _plain_session() -> requests.Session:
+    """A session for receivers: no token adapter, no ``.netrc`` or proxy credentials."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+@bp.activity_trigger(input_name="payload")
+def copy_run_output(payload: dict) -> dict:
+    """Copy ``output_uri``'s file to ``copy_output_to``; see ``handoff.run_copy``."""
+    try:
+        result = run_copy(
+            str(payload["output_uri"]), str(payload["copy_output_to"]), get_settings()
+        )
+    except TransientCopyError as exc:
+        raise RuntimeError(f"copying the output failed for now: {exc}") from None
+    return result.to_dict()
+
+
+@bp.activity_trigger(input_name="payload")
+@bp.durable_client_input(client_name="client")
+async def start_run_notification(payload: dict, client) -> dict:
+    """Start ``notify:<run id>`` once (the URL is checked again under the current settings)."""
+    run_id = str(payload["run_id"])
+    url = str(payload["notify_url"])
+    settings = get_settings()
+    problem = notify_url_problem(url, settings.notify_allowed_hosts, settings.notify_signing_secret)
+    if problem:
+        logger.warning("run %s: no notification: notify_url %s", run_id, problem)
+        return {"started": False, "reason": f"notify_url {problem}"}
+    instance_id = notify_instance_id(run_id)
+    if await client.get_status(instance_id):
+        return {"started": False, "reason": "already started", "instance_id": instance_id}
+    body = summary_body(payload["summary"])
+    await client.start_new(
+        DELIVERY_ORCHESTRATOR, instance_id, {"run_id": run_id, "url": url, "body": body}
+    )
+    logger.info("run %s: notification delivery %s started", run_id, instance_id)
+    return {"started": True, "instance_id": instance_id}
+
+
+@bp.activity_trigger(input_name="payload")
+def deliver_run_notification(payload: dict) -> dict:
+    """One signed delivery attempt; the outcome (never an exception) decides the retry."""
+    settings = get_settings()
+    url = str(payload["url"])
+    secret = settings.notify_signing_secret
+    problem = notify_url_problem(url, settings.notify_allowed_hosts, secret)
+    if problem or secret is None:
+        return Attempt(400, f"notify_url {problem}").to_dict()  # final: not retried
+    attempt = post_notification(
+        _plain_session(), url, str(payload["body"]), secret, int(time.time()), (5.0, 15.0)
+    )
+    logger.info(
+        "run %s: notification attempt: %s", payload.get("run_id"), attempt.error or "delivered"
+    )
+    return attempt.to_dict()
