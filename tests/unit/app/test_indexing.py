@@ -18,6 +18,10 @@ EXPECTED = {
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
     "purge_old_runs": "timerTrigger",
+    "notify_delivery": "orchestrationTrigger",
+    "copy_run_output": "activityTrigger",
+    "start_run_notification": "activityTrigger",
+    "deliver_run_notification": "activityTrigger",
 }
 
 
@@ -71,3 +75,11 @@ def test_retention_timer_defaults_to_a_daily_schedule_without_its_setting():
     # Indexed from the environment: the setting when set, else the default (never unresolved).
     assert timer.schedule in ("0 30 3 * * *", "%RETENTION_SCHEDULE%")
     assert timer.run_on_startup is False
+
+
+def test_notification_starter_activity_carries_a_durable_client_binding():
+    bindings = [b.get_dict_repr() for b in FUNCTIONS["start_run_notification"].get_bindings()]
+    assert {(b["type"], b["name"]) for b in bindings} >= {
+        ("activityTrigger", "payload"),
+        ("durableClient", "client"),
+    }
