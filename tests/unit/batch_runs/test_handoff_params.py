@@ -5,8 +5,14 @@ from typing import Any
 
 import pytest
 
-from batch_runs import InvalidRunRequest, RunRequest, Settings, SettingsError, load_settings
-from batch_runs import parse_run_request
+from batch_runs import (
+    InvalidRunRequest,
+    RunRequest,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_run_request,
+)
 from batch_runs.handoff import copy_url_problem, parse_blob_url, source_blob
 
 NOW = datetime(2026, 11, 25, 6, 30, 0, tzinfo=UTC)
@@ -48,7 +54,9 @@ def test_valid_urls_are_kept_and_survive_the_durable_round_trip() -> None:
         }
     )
     assert request.notify_url == "https://hooks.example.com/batch/done"
-    assert request.copy_output_to == "https://dest01.dfs.core.windows.net/handoff/in/predictions.csv"
+    assert (
+        request.copy_output_to == "https://dest01.dfs.core.windows.net/handoff/in/predictions.csv"
+    )
     again = RunRequest.from_resolved(request.to_dict())
     assert again == request
 
@@ -82,9 +90,10 @@ def test_bad_notify_url_is_refused_naming_the_field(url: object, expected: str) 
 
 def test_notify_url_is_refused_when_notifications_are_not_configured() -> None:
     off = load_settings({})
-    assert "NOTIFY_ALLOWED_HOSTS is not set" in problem_fields(
-        {"notify_url": "https://hooks.example.com/x"}, off
-    )["notify_url"]
+    assert (
+        "NOTIFY_ALLOWED_HOSTS is not set"
+        in problem_fields({"notify_url": "https://hooks.example.com/x"}, off)["notify_url"]
+    )
     no_secret = load_settings({"NOTIFY_ALLOWED_HOSTS": "hooks.example.com"})
     message = problem_fields({"notify_url": "https://hooks.example.com/x"}, no_secret)["notify_url"]
     assert "NOTIFY_SIGNING_SECRET is not set" in message
@@ -114,10 +123,14 @@ def test_copy_needs_the_output_datastore_mapped() -> None:
     message = problem_fields(
         {"copy_output_to": "https://dest01.blob.core.windows.net/c1c/x.csv"}, unmapped
     )["copy_output_to"]
-    assert "OUTPUT_DATASTORE_URLS" in message and "workspaceblobstore" in message
-    assert "COPY_ALLOWED_HOSTS is not set" in problem_fields(
-        {"copy_output_to": "https://dest01.blob.core.windows.net/c1c/x.csv"}, load_settings({})
-    )["copy_output_to"]
+    assert "OUTPUT_DATASTORE_URLS" in message
+    assert "workspaceblobstore" in message
+    assert (
+        "COPY_ALLOWED_HOSTS is not set"
+        in problem_fields(
+            {"copy_output_to": "https://dest01.blob.core.windows.net/c1c/x.csv"}, load_settings({})
+        )["copy_output_to"]
+    )
 
 
 def test_blob_urls_map_to_the_blob_api() -> None:
@@ -134,9 +147,12 @@ def test_blob_urls_map_to_the_blob_api() -> None:
 
 def test_source_blob_resolves_the_datastore_output() -> None:
     stores = dict(ON.output_datastore_urls)
-    src = source_blob("azureml://datastores/WorkspaceBlobStore/paths/out/r1/predictions.csv", stores)
+    uri = "azureml://datastores/WorkspaceBlobStore/paths/out/r1/predictions.csv"
+    src = source_blob(uri, stores)
     assert src is not None
-    assert src.url == "https://wsacct.blob.core.windows.net/azureml-blobstore-1/out/r1/predictions.csv"
+    assert src.url == (
+        "https://wsacct.blob.core.windows.net/azureml-blobstore-1/out/r1/predictions.csv"
+    )
     assert source_blob("azureml://datastores/other/paths/x.csv", stores) is None
 
 

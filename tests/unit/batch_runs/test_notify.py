@@ -101,7 +101,8 @@ def test_failed_summary_reads_the_last_custom_status() -> None:
     assert summary["output_uri"] is None
     # A run that failed before its job existed still has a summary.
     early = build_summary(run_id="r3", trigger="x", finished=END, status=None, reason="bad")
-    assert early["job_name"] is None and early["duration_seconds"] is None
+    assert early["job_name"] is None
+    assert early["duration_seconds"] is None
 
 
 @pytest.mark.parametrize(
