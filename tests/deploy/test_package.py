@@ -43,6 +43,10 @@ EXPECTED_FUNCTIONS = {
     "start_run_on_blob",
     "start_run_on_schedule",
     "purge_old_runs",
+    "notify_delivery",
+    "copy_run_output",
+    "start_run_notification",
+    "deliver_run_notification",
 }
 
 
