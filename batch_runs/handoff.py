@@ -266,7 +266,16 @@ def copy_output(
     from azure.core.exceptions import AzureError, HttpResponseError
     from azure.storage.blob import BlobClient
 
-    client = BlobClient(dest.account_url, dest.container, dest.blob, credential=access.credential)
+    client = BlobClient(
+        dest.account_url,
+        dest.container,
+        dest.blob,
+        credential=access.credential,
+        # Fail fast: the activity's own retry (15 s apart) tries again on transient errors.
+        retry_total=2,
+        connection_timeout=10,
+        read_timeout=60,
+    )
     try:
         sas = access.source_sas(source, datetime.now(UTC))
         started = client.start_copy_from_url(f"{source.url}?{sas}")
