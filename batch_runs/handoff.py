@@ -221,7 +221,9 @@ class StorageAccess:
                 permission=BlobSasPermissions(read=True),
                 expiry=expiry,
             )
-        service = BlobServiceClient(source.account_url, credential=self.credential)
+        service = BlobServiceClient(
+            source.account_url, credential=self.credential, retry_total=2, connection_timeout=10
+        )
         key = service.get_user_delegation_key(now - timedelta(minutes=5), expiry)
         return generate_blob_sas(
             source.account,

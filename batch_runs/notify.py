@@ -224,7 +224,7 @@ def delivery_status(state: str, attempts: int, last_error: str | None) -> dict[s
     return {"status": state, "attempts": attempts, "last_error": last_error}
 
 
-def notification_view(runtime_status: str | None, custom: object, output: object) -> dict:
+def notification_view(runtime_status: str | None, custom: object, output: object) -> dict[str, Any]:
     """``{status: delivered|failed|pending, attempts, last_error}`` from the delivery instance."""
     if runtime_status == "Completed" and isinstance(output, Mapping):
         return delivery_status(

@@ -16,7 +16,6 @@ import azure.durable_functions as df
 
 from activities.handoff import DELIVER_ACTIVITY
 from batch_runs.notify import (
-    DELIVERY_ORCHESTRATOR,
     Attempt,
     delivery_decision,
     delivery_status,

@@ -83,3 +83,9 @@ def test_notification_starter_activity_carries_a_durable_client_binding():
         ("activityTrigger", "payload"),
         ("durableClient", "client"),
     }
+
+
+def test_the_delivery_orchestrator_is_indexed_under_the_name_the_starter_uses():
+    from batch_runs.notify import DELIVERY_ORCHESTRATOR
+
+    assert _trigger_type(FUNCTIONS[DELIVERY_ORCHESTRATOR]) == "orchestrationTrigger"
