@@ -60,14 +60,11 @@ def copy_run_output(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 @bp.durable_client_input(client_name="client")
 async def start_run_notification(payload: dict, client) -> dict:
-    """Start ``notify:<run id>`` once (the URL is checked again under the current settings)."""
+    """Start ``notify:<run id>`` once. The URL is checked before every delivery, not here: a URL
+    refused under the current settings still gets its instance, which ends ``failed`` naming
+    the refusal without sending anything, so the run view tells what happened."""
     run_id = str(payload["run_id"])
     url = str(payload["notify_url"])
-    settings = get_settings()
-    problem = notify_url_problem(url, settings.notify_allowed_hosts, settings.notify_signing_secret)
-    if problem:
-        logger.warning("run %s: no notification: notify_url %s", run_id, problem)
-        return {"started": False, "reason": f"notify_url {problem}"}
     instance_id = notify_instance_id(run_id)
     if await client.get_status(instance_id):
         return {"started": False, "reason": "already started", "instance_id": instance_id}
@@ -87,7 +84,7 @@ def deliver_run_notification(payload: dict) -> dict:
     secret = settings.notify_signing_secret
     problem = notify_url_problem(url, settings.notify_allowed_hosts, secret)
     if problem or secret is None:
-        return Attempt(400, f"notify_url {problem}").to_dict()  # final: not retried
+        return Attempt(None, f"nothing sent: notify_url {problem}", final=True).to_dict()
     attempt = post_notification(
         _plain_session(), url, str(payload["body"]), secret, int(time.time()), (5.0, 15.0)
     )

@@ -186,13 +186,16 @@ class Attempt:
     Attributes:
         status_code: The receiver's HTTP status, or None when no response came.
         error: A short, secret-free description when it was not a 2xx.
+        final: True when nothing was sent and retrying cannot help (the URL is refused under
+            the current settings).
     """
 
     status_code: int | None
     error: str | None = None
+    final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status_code": self.status_code, "error": self.error}
+        return {"status_code": self.status_code, "error": self.error, "final": self.final}
 
     @classmethod
     def from_dict(cls, data: object) -> "Attempt":
@@ -202,6 +205,7 @@ class Attempt:
         return cls(
             status_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
             error=str(error)[:300] if error else None,
+            final=d.get("final") is True,
         )
 
 
@@ -210,7 +214,7 @@ def delivery_decision(attempt: Attempt, attempts: int, max_attempts: int = MAX_A
     code = attempt.status_code
     if code is not None and 200 <= code < 300:
         return "delivered"
-    retriable = code is None or code in _RETRIED_STATUSES or code >= 500
+    retriable = not attempt.final and (code is None or code in _RETRIED_STATUSES or code >= 500)
     return "retry" if retriable and attempts < max_attempts else "failed"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from azure.storage.blob import BlobServiceClient
 
 from batch_runs.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -265,4 +266,29 @@ def test_receiver_outside_the_allowlist_gets_nothing(hstack: Stack, outsider: Re
     assert "NOTIFY_ALLOWED_HOSTS" in detail["message"]
     assert len(hstack.list_instances()) == before
     time.sleep(1.0)
+    assert outsider.requests == []
+
+
+def test_raw_input_with_an_outside_receiver_sends_nothing_and_says_so(
+    hstack: Stack, outsider: Receiver
+):
+    """A parent orchestrator passes raw parameters (no HTTP validation): the run fails on its
+    invalid notify_url, and the delivery instance ends failed without sending anything."""
+    run_id = f"raw-{uuid.uuid4().hex}"
+    resp = requests.post(
+        f"{hstack.devhost_url}/runtime/webhooks/durabletask/orchestrators/batch_endpoint_run/"
+        f"{run_id}",
+        params={"code": hstack.function_key},
+        json={"endpoint_input_uri": INPUT_FOLDER, "notify_url": outsider.url},
+        timeout=10,
+    )
+    assert resp.status_code == 202, resp.text
+    view = hstack.wait_run(run_id)
+    assert view["runtime_status"] == "Failed"
+    assert "notify_url" in view["error"]
+    view = _delivered(hstack, run_id)
+    assert view["notification"]["status"] == "failed"
+    assert view["notification"]["attempts"] == 1
+    assert "nothing sent" in view["notification"]["last_error"]
+    assert "NOTIFY_ALLOWED_HOSTS" in view["notification"]["last_error"]
     assert outsider.requests == []

@@ -151,3 +151,10 @@ def test_notification_view_from_the_delivery_instance() -> None:
     assert notification_view(None, None, None)["status"] == "pending"
     assert notification_view("Failed", None, "boom")["status"] == "failed"
     assert notify_instance_id("run-abc") == "notify:run-abc"
+
+
+def test_a_refused_url_is_final_without_a_status_and_round_trips() -> None:
+    refused = Attempt(None, "nothing sent: notify_url is refused", final=True)
+    assert delivery_decision(refused, 1) == "failed"
+    assert Attempt.from_dict(refused.to_dict()) == refused
+    assert Attempt.from_dict("garbage") == Attempt(None)
