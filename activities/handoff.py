@@ -21,6 +21,7 @@ from batch_runs.handoff import TransientCopyError, run_copy
 from batch_runs.notify import (
     DELIVERY_ORCHESTRATOR,
     Attempt,
+    existing_delivery,
     notify_instance_id,
     notify_url_problem,
     post_notification,
@@ -60,20 +61,28 @@ def copy_run_output(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 @bp.durable_client_input(client_name="client")
 async def start_run_notification(payload: dict, client) -> dict:
-    """Start ``notify:<run id>`` once. The URL is checked before every delivery, not here: a URL
-    refused under the current settings still gets its instance, which ends ``failed`` naming
-    the refusal without sending anything, so the run view tells what happened."""
+    """Start ``notify:<run id>`` once per run ending (``existing_delivery`` tells a retry of this
+    activity from a new run that reuses an ended run's id). The URL is checked before every
+    delivery, not here: a URL refused under the current settings still gets its instance, which
+    ends ``failed`` naming the refusal without sending anything, so the run view says why."""
     run_id = str(payload["run_id"])
     url = str(payload["notify_url"])
     instance_id = notify_instance_id(run_id)
-    if await client.get_status(instance_id):
-        return {"started": False, "reason": "already started", "instance_id": instance_id}
     body = summary_body(payload["summary"])
+    existing = await client.get_status(instance_id, show_input=True)
+    if existing:
+        decision = existing_delivery(existing.input_, _runtime(existing), body)
+        if decision != "replace":
+            return {"started": False, "reason": decision, "instance_id": instance_id}
     await client.start_new(
         DELIVERY_ORCHESTRATOR, instance_id, {"run_id": run_id, "url": url, "body": body}
     )
     logger.info("run %s: notification delivery %s started", run_id, instance_id)
     return {"started": True, "instance_id": instance_id}
+
+
+def _runtime(status) -> str:
+    return str(getattr(status.runtime_status, "value", status.runtime_status))
 
 
 @bp.activity_trigger(input_name="payload")

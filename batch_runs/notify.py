@@ -87,6 +87,27 @@ def run_trigger(raw_input: object) -> str:
     return DEFAULT_TRIGGER
 
 
+def existing_delivery(existing_input: object, runtime_status: str, body: str) -> str:
+    """What to do when ``notify:<run id>`` exists already.
+
+    ``"already started"``: it carries this very ending's body (the start activity ran again);
+    ``"replace"``: it belongs to an earlier run that had the same id (ids of ended runs may be
+    reused; the body's ``finished`` differs) and has ended; ``"previous delivery still
+    running"``: an earlier run's delivery is still retrying (it is not cut short).
+    """
+    if isinstance(existing_input, str):
+        try:
+            existing_input = json.loads(existing_input)
+        except ValueError:
+            existing_input = None
+    same = isinstance(existing_input, Mapping) and existing_input.get("body") == body
+    if same:
+        return "already started"
+    if runtime_status in ("Completed", "Failed", "Terminated", "Canceled"):
+        return "replace"
+    return "previous delivery still running"
+
+
 def notify_url_of(raw_input: object) -> str | None:
     """The run's ``notify_url`` from its input (the parameters, or ``resume.run_parameters``)."""
     if not isinstance(raw_input, Mapping):

@@ -292,3 +292,36 @@ def test_raw_input_with_an_outside_receiver_sends_nothing_and_says_so(
     assert "nothing sent" in view["notification"]["last_error"]
     assert "NOTIFY_ALLOWED_HOSTS" in view["notification"]["last_error"]
     assert outsider.requests == []
+
+
+def _start_raw(stack: Stack, run_id: str, body: dict[str, Any]) -> None:
+    """Start ``batch_endpoint_run`` as a parent orchestrator would: raw parameters."""
+    resp = requests.post(
+        f"{stack.devhost_url}/runtime/webhooks/durabletask/orchestrators/batch_endpoint_run/"
+        f"{run_id}",
+        params={"code": stack.function_key},
+        json=body,
+        timeout=10,
+    )
+    assert resp.status_code == 202, resp.text
+
+
+def test_a_new_run_reusing_an_ended_runs_id_is_notified_again(hstack: Stack, receiver: Receiver):
+    run_id = f"reuse-{uuid.uuid4().hex}"
+    body = {"endpoint_input_uri": INPUT_FOLDER, "notify_url": receiver.url, "poll_interval": 1}
+    _start_raw(hstack, run_id, body)
+    assert hstack.wait_run(run_id)["runtime_status"] == "Completed"
+    _delivered(hstack, run_id)
+    wait_until(lambda: len(receiver.of(run_id)) == 1, timeout=10, what="first notification")
+
+    _start_raw(hstack, run_id, body)  # an ended instance id may be reused by a new run
+
+    def second() -> bool:
+        return len(receiver.of(run_id)) == 2
+
+    wait_until(second, timeout=90, interval=0.3, what="the second run's notification")
+    first, again = (_assert_signed(r) for r in receiver.of(run_id))
+    assert first["finished"] != again["finished"]
+    assert first["job_name"] != again["job_name"]
+    time.sleep(1.0)
+    assert len(receiver.of(run_id)) == 2

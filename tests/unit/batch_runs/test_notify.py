@@ -158,3 +158,19 @@ def test_a_refused_url_is_final_without_a_status_and_round_trips() -> None:
     assert delivery_decision(refused, 1) == "failed"
     assert Attempt.from_dict(refused.to_dict()) == refused
     assert Attempt.from_dict("garbage") == Attempt(None)
+
+
+def test_an_existing_delivery_is_kept_for_the_same_ending_and_replaced_for_a_new_run() -> None:
+    from batch_runs.notify import existing_delivery
+
+    body = summary_body(build_summary(run_id="r1", trigger="http", finished=END, output=OUTPUT))
+    same = {"run_id": "r1", "url": "u", "body": body}
+    assert existing_delivery(same, "Completed", body) == "already started"
+    assert existing_delivery(json.dumps(same), "Running", body) == "already started"
+    later = summary_body(
+        build_summary(run_id="r1", trigger="http", finished=END.replace(hour=13), output=OUTPUT)
+    )
+    assert existing_delivery(same, "Completed", later) == "replace"
+    assert existing_delivery(same, "Failed", later) == "replace"
+    assert existing_delivery(same, "Running", later) == "previous delivery still running"
+    assert existing_delivery(None, "Completed", later) == "replace"
