@@ -9,6 +9,9 @@ Functions (names are the contract in ../shared/design.md):
   (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py), timer
   ``reconcile_jobs`` and its record orchestrator ``batch_run_reconciliation``
   (triggers/reconcile.py)
+- orchestrator ``notify_delivery`` (orchestrators/notify_delivery.py); activities
+  ``copy_run_output``, ``start_run_notification``, ``deliver_run_notification``
+  (activities/handoff.py)
 """
 
 import logging
@@ -16,9 +19,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import jobs
+from activities import handoff, jobs
 from batch_runs.telemetry import configure_telemetry
-from orchestrators import batch_run
+from orchestrators import batch_run, notify_delivery
 from triggers import blob_start, http_runs, maintenance, reconcile, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
@@ -31,4 +34,6 @@ configure_telemetry()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance, reconcile):
+    app.register_functions(_module.bp)
+for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
     app.register_functions(_module.bp)

@@ -27,7 +27,11 @@ from batch_runs.fields import (
     run_id_problem,
     to_number,
 )
+from batch_runs.handoff import copy_url_problem, source_problem
+from batch_runs.notify import notify_url_problem
 from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
+from batch_runs.request_errors import FieldError as FieldError
+from batch_runs.request_errors import InvalidRunRequest as InvalidRunRequest
 from batch_runs.settings import Settings
 from batch_runs.tags import DEFAULT_TRIGGER, job_tags, tags_problem, trigger_problem
 from batch_runs.uris import (
@@ -55,6 +59,8 @@ _MAX_TEXT: dict[str, int] = {
     "endpoint_input_uri": MAX_URL_LENGTH,
     "endpoint_output_uri": MAX_URL_LENGTH,
     "output_file_name": 255,
+    "notify_url": MAX_URL_LENGTH,
+    "copy_output_to": MAX_URL_LENGTH,
 }
 _MAX_OTHER_TEXT = 256
 #: Tag and property every job carries: the run's deterministic job key (``bs-<hash>``).
@@ -79,6 +85,8 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "rerun_of",
     "tags",
     "trigger",
+    "notify_url",
+    "copy_output_to",
 )
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
@@ -90,51 +98,6 @@ _WIRE_NAMES = {
 MAX_POLL_BACKOFF = 10.0
 #: Watchdogs (run parameter = setting in upper case): fail a job stuck in one status this long.
 WATCHDOGS: tuple[str, ...] = ("max_queued_seconds", "max_not_responding_seconds")
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One problem with one run parameter.
-
-    Attributes:
-        field: The parameter's wire name (e.g. ``endpoint_input_uri``), or ``body``.
-        message: What is wrong and what was expected; starts with the field name.
-    """
-
-    field: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        """``{"field": ..., "message": ...}``."""
-        return {"field": self.field, "message": self.message}
-
-
-class InvalidRunRequest(ValueError):
-    """The run parameters are invalid; ``details`` lists every problem.
-
-    Attributes:
-        details: One :class:`FieldError` per problem, in parameter order.
-    """
-
-    def __init__(self, details: tuple[FieldError, ...] | list[FieldError]) -> None:
-        self.details = tuple(details)
-        fields = ", ".join(dict.fromkeys(d.field for d in self.details))
-        super().__init__(f"invalid run request: {len(self.details)} problem(s) in {fields}")
-
-    @property
-    def message(self) -> str:
-        """The summary message (also ``str(self)``)."""
-        return str(self)
-
-    def to_error_body(self) -> dict[str, Any]:
-        """The HTTP 400 body: ``{"error": {"code", "message", "details": [...]}}``."""
-        return {
-            "error": {
-                "code": "InvalidRunRequest",
-                "message": self.message,
-                "details": [d.to_dict() for d in self.details],
-            }
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +130,8 @@ class RunRequest:
     rerun_of: str | None = None
     tags: Mapping[str, str] | None = None
     trigger: str | None = None  # internal: set by the starters (batch_runs.tags.TRIGGERS)
+    notify_url: str | None = None  # batch_runs.notify
+    copy_output_to: str | None = None  # batch_runs.handoff
 
     def __post_init__(self) -> None:
         problems = [
@@ -520,6 +485,22 @@ class _Parser:
         valid_tags = dict(tags) if isinstance(tags, Mapping) and not problem and tags else None
         return valid_tags, trigger if isinstance(trigger, str) else DEFAULT_TRIGGER
 
+    def handoff(self, output_uri: str | None) -> tuple[str | None, str | None]:
+        """``(notify_url, copy_output_to)``: allowlisted; a copy needs a resolvable output."""
+        s = self.settings
+        notify = self.checked_text(
+            "notify_url",
+            lambda u: notify_url_problem(u, s.notify_allowed_hosts, s.notify_signing_secret),
+        )
+        copy_to = self.checked_text(
+            "copy_output_to", lambda u: copy_url_problem(u, s.copy_allowed_hosts)
+        )
+        if copy_to and output_uri and not self.refused("copy_output_to"):
+            problem = source_problem(output_uri, dict(s.output_datastore_urls))
+            if problem:
+                self.bad("copy_output_to", problem)
+        return notify, copy_to
+
     def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
         self.screen()
         endpoint = self.endpoint()
@@ -542,6 +523,7 @@ class _Parser:
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         rerun_of = self.checked_text("rerun_of", run_id_problem)
         tags, trigger = self.labels()
+        notify_url, copy_output_to = self.handoff(output_uri)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -558,6 +540,8 @@ class _Parser:
             rerun_of=rerun_of,
             tags=tags,
             trigger=trigger,
+            notify_url=notify_url,
+            copy_output_to=copy_output_to,
             **overrides,
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,

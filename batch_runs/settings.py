@@ -10,7 +10,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from batch_endpoint import (
     parse_host_pattern,
     parse_workspace_id,
 )
+from batch_runs.handoff import parse_datastore_urls
 from batch_runs.policy import default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -92,6 +93,11 @@ class Settings:
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
     reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE  # RECONCILE_SCHEDULE
+    notify_allowed_hosts: tuple[str, ...] = ()  # NOTIFY_ALLOWED_HOSTS (empty: notify_url off)
+    notify_signing_secret: str | None = field(default=None, repr=False)  # NOTIFY_SIGNING_SECRET
+    copy_allowed_hosts: tuple[str, ...] = ()  # COPY_ALLOWED_HOSTS (empty: copy_output_to off)
+    output_datastore_urls: tuple[tuple[str, str], ...] = ()  # OUTPUT_DATASTORE_URLS
+    storage_connection: str | None = field(default=None, repr=False)  # AzureWebJobsStorage
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -171,6 +177,17 @@ def _allowed_hosts(raw: str) -> tuple[str, ...]:
     if not patterns:
         raise ValueError("must list at least one host pattern")
     return tuple(patterns)
+
+
+def _signing_secret(raw: str) -> str:
+    # Never echo the value: it is a secret.
+    if len(raw) < 16:
+        raise ValueError(f"must be at least 16 characters (got {len(raw)})")
+    return raw
+
+
+def _datastore_urls(raw: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_datastore_urls(raw).items())
 
 
 def _choice(options: tuple[str, ...], *, lower: bool) -> Callable[[str], str]:
@@ -317,6 +334,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
     reconcile_schedule = r.parse(RECONCILE_SCHEDULE_SETTING, d.reconcile_schedule, _schedule)
 
+    notify_hosts = r.parse("NOTIFY_ALLOWED_HOSTS", d.notify_allowed_hosts, _allowed_hosts)
+    notify_secret = r.parse("NOTIFY_SIGNING_SECRET", "", _signing_secret) or None
+    copy_hosts = r.parse("COPY_ALLOWED_HOSTS", d.copy_allowed_hosts, _allowed_hosts)
+    datastore_urls = r.parse("OUTPUT_DATASTORE_URLS", d.output_datastore_urls, _datastore_urls)
+
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
         problem = endpoint_uri_problem(endpoint)
@@ -360,6 +382,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         retention_schedule=retention_schedule,
         reconcile_schedule=reconcile_schedule,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
+        notify_allowed_hosts=notify_hosts,
+        notify_signing_secret=notify_secret,
+        copy_allowed_hosts=copy_hosts,
+        output_datastore_urls=datastore_urls,
+        storage_connection=r.raw("AzureWebJobsStorage"),
     )
 
 

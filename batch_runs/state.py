@@ -395,6 +395,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "submit_failed",
     "check_failed",
     "invalid_input",
+    "copy_failed",
 )
 
 

@@ -112,6 +112,7 @@ class Host:
         if hub_error is not None:
             raise AppLoadError(hub_error)
         self.index: AppIndex = load_app(app_dir, isolate=False)
+        self.index.client_binding = self.client_binding
         self.routes: list[tuple[RouteTemplate, HttpRoute]] = []
         for route in self.index.http_routes:
             try:

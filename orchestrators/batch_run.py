@@ -51,6 +51,7 @@ from batch_runs.state import (
 )
 from batch_runs.tags import DEFAULT_TRIGGER
 from batch_runs.telemetry import log_run, run_fields
+from orchestrators.handoff import announce_ending, copy_after_success
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ ACTIVITY_RETRY = df.RetryOptions(
 
 @bp.orchestration_trigger(context_name="context")
 def batch_endpoint_run(context: df.DurableOrchestrationContext):
+    # Every ending (output or failure) starts the run's notification, if it asked for one.
+    return (yield from announce_ending(context, _run(context)))
+
+
+def _run(context: df.DurableOrchestrationContext):
     raw = context.get_input()
     if raw is None:
         raw = {}
@@ -86,7 +92,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     cancel = None if state.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
     for _ in range(POLLS_PER_EXECUTION):
         if is_done(state):
-            return _finish(context, state)
+            return (yield from copy_after_success(context, state, _finish(context, state)))
         now = context.current_utc_datetime
         state = yield from _enforce_limits(context, state, now)
 

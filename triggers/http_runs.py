@@ -39,6 +39,7 @@ from batch_runs import (
     parse_run_request,
 )
 from batch_runs.clients import get_session
+from batch_runs.notify import notification_view, notify_instance_id, notify_url_of
 from batch_runs.reconcile import ReconcileFailed, candidate_of, job_left_active
 from batch_runs.run_control import (
     HttpInstancesApi,
@@ -221,6 +222,18 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     return await _start_once(req, client, instance_id, key, request, what)
 
 
+async def notification_of(client: df.DurableOrchestrationClient, instance_id: str, status):
+    """The run's notification outcome (from ``notify:<id>``), once an ended run asked for one."""
+    runtime = str(getattr(status.runtime_status, "value", status.runtime_status))
+    if notify_url_of(status.input_) is None or runtime in ACTIVE_STATUSES:
+        return None
+    delivery = await client.get_status(notify_instance_id(instance_id))
+    if not delivery:
+        return notification_view(None, None, None)
+    state = getattr(delivery.runtime_status, "value", delivery.runtime_status)
+    return notification_view(state, delivery.custom_status, delivery.output)
+
+
 @bp.route(route="runs/{instance_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
@@ -236,6 +249,7 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         created_time=status.created_time,
         last_updated_time=status.last_updated_time,
         rerun_of=rerun_of(status.input_),
+        notification=await notification_of(client, instance_id, status),
     )
     if job_left_active(view["runtime_status"], status.custom_status):  # else nothing to read
         reconciliation = await read_reconciliation(client, instance_id)

@@ -45,6 +45,10 @@ EXPECTED_FUNCTIONS = {
     "purge_old_runs",
     "reconcile_jobs",
     "batch_run_reconciliation",
+    "notify_delivery",
+    "copy_run_output",
+    "start_run_notification",
+    "deliver_run_notification",
 }
 
 
