@@ -190,8 +190,11 @@ class Engine:
         Args:
             name: orchestrator function name.
             instance_id: the id to use (default: a new GUID without dashes).
-            input: JSON-serializable input (ignored when ``input_json`` is given).
-            input_json: the input already serialized (as the management API receives it).
+            input: JSON-serializable input, started as the SDK client starts it
+                (``DurableOrchestrationClient.start_new`` posts ``json.dumps(input)`` as a JSON
+                string, so the status shows ``input`` as that text; ignored when ``input_json``
+                is given).
+            input_json: the stored JSON token itself (the management API's request body).
 
         Raises:
             OrchestratorNotFoundError: the app has no orchestrator of that name.
@@ -207,7 +210,7 @@ class Engine:
         if not iid or any(ch in iid for ch in "/\\#?") or len(iid) > 256:
             raise ValueError(f"instance_id: invalid value {iid!r}")
         if input_json is None:
-            input_json = None if input is None else json.dumps(input)
+            input_json = None if input is None else json.dumps(json.dumps(input))
         with self._store.transaction() as tx:
             tx.create_instance(
                 name,

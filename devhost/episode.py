@@ -51,8 +51,10 @@ from devhost.history import (
     TIMER_CREATED,
     TIMER_FIRED,
     Event,
+    decode,
     flatten_actions,
     format_time,
+    input_token,
     new_event,
     parse_time,
 )
@@ -256,7 +258,10 @@ class _Plan:
         child_iid = call.get("instance_id") or f"{self.episode.instance_id}:{task_id:04d}"
         self.children.append(
             ChildStart(
-                name=call["name"], instance_id=child_iid, input_json=call["input"], task_id=task_id
+                name=call["name"],
+                instance_id=child_iid,
+                input_json=input_token(call["input"]),
+                task_id=task_id,
             )
         )
         self.scheduled.append(
@@ -306,7 +311,9 @@ def begin(episode: EpisodeInput) -> Replay:
         "instanceId": episode.instance_id,
         "isReplaying": False,
         "parentInstanceId": episode.parent_instance_id,
-        "input": episode.input_json,
+        # The extension sends the stored input as its JSON token (``GetInputAsJson``,
+        # OrchestrationTriggerAttributeBindingProvider.cs lines 219-229, v2.13.7).
+        "input": decode(episode.input_json),
         **CONTEXT_FIELDS,
     }
     return Replay(plan=plan, context_json=json.dumps(context), ordered_new=ordered_new)
@@ -433,7 +440,7 @@ def _new_action(plan: _Plan, action: dict[str, Any]) -> int | None:
         return task_id
     if atype == A_CONTINUE_AS_NEW:
         plan.take_id()
-        plan.continue_as_new = ContinuedAsNew(action.get("input"))
+        plan.continue_as_new = ContinuedAsNew(input_token(action.get("input")))
     elif atype != A_WAIT_EVENT:
         if atype == A_SIGNAL_ENTITY:
             plan.take_id()

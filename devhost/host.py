@@ -51,7 +51,12 @@ from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
 from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
-from devhost.function_settings import function_disabled, function_timeout, timer_time_zone
+from devhost.function_settings import (
+    function_disabled,
+    function_timeout,
+    timer_time_zone,
+    webhook_origin,
+)
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
@@ -143,6 +148,7 @@ class Host:
             [t for t in self.blob_triggers if t[0].event_grid], self.invoke_trigger
         )
         self.body_limit = body_limit(os.environ)
+        self._webhook_origin = webhook_origin(os.environ, "")
         self.management = ManagementApi(
             self.engine, lambda base_url: self._binding(base_url)["managementUrls"]
         )
@@ -218,6 +224,12 @@ class Host:
         return f"http://{host}:{self.port}"
 
     @property
+    def webhook_base_url(self) -> str:
+        """Scheme and authority of the durable client binding's URLs (``WEBSITE_HOSTNAME``,
+        else ``base_url``); a request's ``Host`` header never changes them."""
+        return self._webhook_origin or self.base_url
+
+    @property
     def rpc_base_url(self) -> str:
         """The SDK client's ``rpcBaseUrl``: ``http://127.0.0.1:<rpc port>/durabletask/``."""
         return f"http://{RPC_HOST}:{self.rpc_port}{RPC_PREFIX}"
@@ -286,7 +298,7 @@ class Host:
 
     def client_binding(self, origin: str | None = None) -> str:
         """The durable client binding JSON (what the extension passes to a starter)."""
-        return json.dumps(self._binding(origin or self.base_url))
+        return json.dumps(self._binding(origin or self.webhook_base_url))
 
     def _binding(self, base_url: str) -> dict[str, Any]:
         return client_binding(

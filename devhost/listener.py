@@ -242,6 +242,9 @@ class Handler(BaseHTTPRequestHandler):
             if not self._key_ok(query):  # from every caller, loopback included
                 self._unauthorized()
                 return
+            # The extension's start answer takes the request's authority and the webhook's path
+            # (HttpApiHandler.cs GetClientResponseLinks, lines 1171-1176, v2.13.7: baseUri =
+            # request.RequestUri); the client binding does not (Host.webhook_base_url).
             origin = f"http://{self._host_header()}"
             self._management(path[len(MGMT_PREFIX) :], query, origin)
         elif path.startswith(RPC_PREFIX):
@@ -266,7 +269,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Origin") is not None:
             raise RequestRejected(403, "the RPC listener serves local SDK clients only")
         # The management URLs of an SDK start_new point at the public listener.
-        self._management(path[len(RPC_PREFIX) :], query, self.host.base_url)
+        self._management(path[len(RPC_PREFIX) :], query, self.host.webhook_base_url)
 
     def _management(self, rest: str, query: Query, origin: str) -> None:
         body = self._read_body()

@@ -5,6 +5,7 @@ DurableTask.Core 2.17.1, the versions Azure/azure-functions-durable-extension v2
 whose behaviour it reproduces.
 """
 
+import json
 from collections.abc import Callable, Generator
 from datetime import timedelta
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_custom_status_is_cleared_when_an_execution_has_not_set_one_yet(
     wait_until(lambda: (engine.get_status(iid) or {}).get("runtimeStatus") == "Running")
 
     clock.advance(10)  # execution 1 sets {"n": 1}; execution 2 starts and sets nothing yet
-    wait_until(lambda: (engine.get_status(iid) or {}).get("input") == {"n": 1})
+    wait_until(lambda: (engine.get_status(iid) or {}).get("input") == json.dumps({"n": 1}))
     wait_until(lambda: len(engine.get_history_events(iid)) > 2)
     status = engine.get_status(iid) or {}
 

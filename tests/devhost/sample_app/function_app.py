@@ -219,6 +219,14 @@ async def start_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     return response
 
 
+@app.route(route="links/{instance_id}", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def links_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+    """The management URLs of the durable client binding (no request origin applied)."""
+    links = client.create_http_management_payload(req.route_params["instance_id"])
+    return func.HttpResponse(json.dumps(links), mimetype="application/json")
+
+
 @app.route(route="status/{instance_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @app.durable_client_input(client_name="client")
 async def status_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
