@@ -133,6 +133,8 @@ class TimerTriggerSpec:
     run_on_startup: bool
     arg_name: str
     function: Any = field(repr=False)
+    #: ``useMonitor`` (default true): the schedule monitor keeps the status and ``past_due``.
+    use_monitor: bool = True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -308,6 +310,7 @@ def _add_timer(
             run_on_startup=bool(trig.get("runOnStartup")),
             arg_name=trig["name"],
             function=fn,
+            use_monitor=trig.get("useMonitor") is not False,
         )
     )
 

@@ -5,7 +5,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from azure.functions.blob import BlobConverter, InputStream
@@ -17,6 +16,12 @@ from devhost.clock import Clock
 from devhost.engine import Engine
 from devhost.history import format_time, parse_time
 from devhost.ncrontab import Schedule
+from devhost.timer_monitor import (
+    ScheduleStatus,
+    after_invocation,
+    check_past_due,
+    monitor_enabled,
+)
 
 __all__ = [
     "MAX_BLOB_ATTEMPTS",
@@ -189,9 +194,10 @@ def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> Inpu
     return stream
 
 
-def timer_request(past_due: bool, status: dict[str, Any]) -> TimerRequest:
+def timer_request(past_due: bool, status: dict[str, Any] | None) -> TimerRequest:
     """The ``func.TimerRequest``, decoded by ``azure.functions.timer.TimerRequestConverter``
-    from the host's ``TimerInfo`` JSON (``Schedule``, ``ScheduleStatus``, ``IsPastDue``)."""
+    from the host's ``TimerInfo`` JSON (``Schedule``, ``ScheduleStatus``: null without the
+    schedule monitor, ``IsPastDue``; ``devhost.timer_monitor``)."""
     info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
     request: TimerRequest = TimerRequestConverter.decode(
         Datum(json.dumps(info), "json"), trigger_metadata={}
@@ -242,38 +248,57 @@ class TimerScheduler:
             if thread.is_alive():
                 thread.join(timeout=30)
 
+    def _status(self, spec: TimerTriggerSpec, schedule: Schedule) -> ScheduleStatus | None:
+        """The stored status; from devhost's older ``timer:last`` record when that is all."""
+        stored = self._engine.kv_get(f"timer:status:{spec.function_name}")
+        if stored is not None:
+            try:
+                return ScheduleStatus.from_json(stored)
+            except ValueError:
+                return None
+        last_text = self._engine.kv_get(f"timer:last:{spec.function_name}")
+        if last_text is None:
+            return None
+        last = parse_time(last_text)
+        return ScheduleStatus(next=schedule.next_after(last), last=last, last_updated=last)
+
     def _fire(
         self,
         spec: TimerTriggerSpec,
         schedule: Schedule,
-        scheduled: datetime,
+        status: ScheduleStatus | None,
+        *,
         past_due: bool,
+        startup: bool,
         reason: str,
-    ) -> None:
-        last_key = f"timer:last:{spec.function_name}"
-        request = timer_request(
-            past_due,
-            {
-                "Last": self._engine.kv_get(last_key),
-                "Next": format_time(schedule.next_after(scheduled)),
-                "LastUpdated": format_time(self._clock.now()),
-            },
-        )
+    ) -> ScheduleStatus:
+        """Invoke once; return the status after it (stored when the monitor runs)."""
+        now = self._clock.now()
+        request = timer_request(past_due, None if status is None else status.to_info())
         try:
             self._invoke(spec, reason, {spec.arg_name: request})
         except Exception:
             logger.debug("timer %s invocation failed", spec.function_name)
-        self._engine.kv_set(last_key, format_time(scheduled))
+        current = status or ScheduleStatus(next=schedule.next_after(now))
+        after = after_invocation(current, now, schedule, scheduled=not (past_due or startup))
+        if status is not None:
+            self._engine.kv_set(f"timer:status:{spec.function_name}", after.to_json())
+        return after
 
     def _run(self, spec: TimerTriggerSpec, schedule: Schedule) -> None:
         now = self._clock.now()
-        last_text = self._engine.kv_get(f"timer:last:{spec.function_name}")
-        if spec.run_on_startup:
-            self._fire(spec, schedule, now, False, "Timer fired at startup (run_on_startup)")
-        elif last_text is not None:
-            missed = schedule.next_after(parse_time(last_text))
-            if missed < now:
-                self._fire(spec, schedule, missed, True, f"Timer is past due (was due {missed})")
+        status: ScheduleStatus | None = None
+        past_due = False
+        if monitor_enabled(spec.use_monitor, schedule, now):
+            status, past_due = check_past_due(self._status(spec, schedule), now, schedule)
+            self._engine.kv_set(f"timer:status:{spec.function_name}", status.to_json())
+        if past_due and status is not None:
+            reason = f"Timer is past due (was due {format_time(status.next)})"
+            status = self._fire(spec, schedule, status, past_due=True, startup=False, reason=reason)
+        elif spec.run_on_startup:
+            reason = "Timer fired at startup (run_on_startup)"
+            fired = self._fire(spec, schedule, status, past_due=False, startup=True, reason=reason)
+            status = fired if status is not None else None
         # From the start time, not a fresh reading: a clock that moved while a past-due run was
         # firing must not skip the occurrence it moved onto.
         upcoming = schedule.next_after(now)
@@ -281,8 +306,12 @@ class TimerScheduler:
         while not self._stop.is_set():
             now = self._clock.now()
             if now >= upcoming:
-                late = now - upcoming > timedelta(seconds=15)
-                self._fire(spec, schedule, upcoming, late, f"Timer fired at {format_time(now)}")
+                # A scheduled invocation is never past due, however late (HandleTimerEvent).
+                reason = f"Timer fired at {format_time(now)}"
+                fired = self._fire(
+                    spec, schedule, status, past_due=False, startup=False, reason=reason
+                )
+                status = fired if status is not None else None
                 upcoming = schedule.next_after(max(upcoming, self._clock.now()))
                 continue
             wait = (upcoming - now).total_seconds()
