@@ -26,7 +26,6 @@ and ``signatures`` its kind and name, which each replay must reproduce (``determ
 import copy
 import json
 import logging
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,6 +59,7 @@ from devhost.history import (
 )
 from devhost.logs import function_invocation
 from devhost.open_tasks import open_task_ids
+from devhost.worker_io import orchestration_context, orchestration_output, sdk_warnings
 
 __all__ = [
     "ChildStart",
@@ -83,8 +83,9 @@ OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 
 #: The SDK's answer for one episode (``OrchestratorState`` JSON: isDone, actions, output, ...).
 OrchestratorState = dict[str, Any]
-#: An orchestrator handle: context JSON in, state JSON out (``DFApp`` orchestration triggers).
-OrchestratorHandle = Callable[[str], str]
+#: An orchestrator handle: the worker's ``OrchestrationContext`` (its ``body`` is the context
+#: JSON) in, state JSON out (``DFApp`` orchestration triggers; ``devhost.worker_io``).
+OrchestratorHandle = Callable[[Any], str]
 
 #: What the extension adds to every context (Azure/azure-functions-durable-extension
 #: ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
@@ -511,15 +512,14 @@ def invoke_orchestrator(
 ) -> OrchestratorState:
     """Call the SDK's orchestrator handle; every failure becomes a state with ``error``.
 
-    Not thread-safe (``warnings.catch_warnings``): callers serialize calls.
+    The SDK's warnings are recorded and logged at debug level (``worker_io.sdk_warnings``).
     """
     if handler is None:
         return {"isDone": False, "actions": [], "error": f"orchestrator '{name}' not found"}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with sdk_warnings() as caught:
         try:
             with function_invocation(name, "(null)"):
-                result = handler(context_json)
+                result = orchestration_output(handler(orchestration_context(context_json)))
         except Exception as exc:
             return _state_of_exception(name, exc)
     for warning in caught:

@@ -5,6 +5,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from azure.functions.blob import BlobConverter, InputStream
@@ -60,7 +61,14 @@ class BlobPoller:
     """Polls the storage account for new or changed blobs and invokes blob-triggered functions.
 
     Receipts (function + blob name + ETag) live in the engine's state store, so each blob version
-    fires exactly once, across restarts too.
+    fires exactly once, across restarts too. Each new blob version is invoked on its own, up to
+    ``concurrency`` at a time, as the host dispatches blob trigger invocations independently: the
+    blob listener queues one message per blob on the shared blob-trigger queue, and a queue
+    listener runs up to ``batchSize`` + ``newBatchThreshold`` of them in parallel
+    (Azure/azure-sdk-for-net ``Microsoft.Azure.WebJobs.Extensions.Storage.Blobs``
+    ``BlobTriggerQueueWriter`` / ``BlobQueueTriggerExecutor``; ``QueuesOptions.BatchSize``, default
+    16: "the maximum number of messages processed in parallel by the job is NewBatchThreshold
+    plus BatchSize"). A blob still running is not dispatched again by a later scan.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class BlobPoller:
         triggers: list[tuple[BlobTriggerSpec, str, str]],  # spec, resolved path, connection str
         invoke: Invoker,
         interval: float,
+        concurrency: int = 24,
     ) -> None:
         self._engine = engine
         self._triggers = triggers
@@ -77,16 +86,20 @@ class BlobPoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devhost-blobs", daemon=True)
         self._clients: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="devhost-blob")
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start polling in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop polling and close storage clients."""
+        """Stop polling, let running invocations finish and close storage clients."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
 
@@ -110,26 +123,26 @@ class BlobPoller:
                     return
             self._stop.wait(self._interval)
 
-    def scan(self, spec: BlobTriggerSpec, path: str, conn: str) -> int:
-        """Scan once; invoke the function for each blob version without a receipt."""
+    def scan(self, spec: BlobTriggerSpec, path: str, conn: str) -> list[Future[None]]:
+        """Scan once; dispatch an invocation for each blob version without a receipt that is not
+        already running. Returns the dispatched invocations."""
         container, prefix, regex = blob_path_regex(path)
         service = self._client(conn)
         container_client = service.get_container_client(container)
         if not container_client.exists():
-            return 0
-        fired = 0
+            return []
+        dispatched: list[Future[None]] = []
         for item in container_client.list_blobs(
             name_starts_with=prefix or None, include=["metadata"]
         ):
             match = regex.fullmatch(item.name)
             if match is None:
                 continue
-            etag = str(item.etag)
-            key = f"blobreceipt:{spec.function_name}:{container}/{item.name}:{etag}"
-            if self._engine.kv_get(key) is not None:
-                continue
-            attempts_key = f"blobattempts:{spec.function_name}:{container}/{item.name}:{etag}"
-            attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
+            key = f"blobreceipt:{spec.function_name}:{container}/{item.name}:{item.etag}"
+            with self._lock:
+                if key in self._running or self._engine.kv_get(key) is not None:
+                    continue
+                self._running.add(key)
             blob_client = container_client.get_blob_client(item.name)
             try:
                 data = blob_client.download_blob(
@@ -142,29 +155,35 @@ class BlobPoller:
                     item.name,
                     type(exc).__name__,
                 )
+                self._done(key)
                 continue
             stream = blob_input_stream(container, item, data, blob_client.url)
             binding_data = {"name": match.groupdict().get("name", item.name), **match.groupdict()}
-            try:
-                self._invoke(
-                    spec,
-                    f"New blob detected: {container}/{item.name}",
-                    {spec.arg_name: stream, "_binding_data": binding_data},
-                )
-            except Exception:
-                self._engine.kv_set(attempts_key, str(attempts))
-                if attempts >= MAX_BLOB_ATTEMPTS:
-                    logger.error(
-                        "blob %s/%s failed %d times: poisoned (no more retries)",
-                        container,
-                        item.name,
-                        attempts,
-                    )
-                    self._engine.kv_set(key, json.dumps({"poison": True}))
-                continue
+            provided = {spec.arg_name: stream, "_binding_data": binding_data}
+            reason = f"New blob detected: {container}/{item.name}"
+            dispatched.append(self._pool.submit(self._invoke_once, spec, key, reason, provided))
+        return dispatched
+
+    def _done(self, key: str) -> None:
+        with self._lock:
+            self._running.discard(key)
+
+    def _invoke_once(
+        self, spec: BlobTriggerSpec, key: str, reason: str, provided: dict[str, Any]
+    ) -> None:
+        attempts_key = key.replace("blobreceipt:", "blobattempts:", 1)
+        try:
+            self._invoke(spec, reason, provided)
+        except Exception:
+            attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
+            self._engine.kv_set(attempts_key, str(attempts))
+            if attempts >= MAX_BLOB_ATTEMPTS:
+                logger.error("%s failed %d times: poisoned (no more retries)", reason, attempts)
+                self._engine.kv_set(key, json.dumps({"poison": True}))
+        else:
             self._engine.kv_set(key, json.dumps({"at": format_time(self._engine.clock.now())}))
-            fired += 1
-        return fired
+        finally:
+            self._done(key)
 
 
 def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> InputStream:

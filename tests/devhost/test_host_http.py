@@ -1,7 +1,9 @@
 """devhost as a process: HTTP triggers, auth, the Durable management API and the SDK client."""
 
+import http.client
 import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -343,3 +345,33 @@ def test_website_hostname_chooses_the_scheme_as_the_functions_host_does():
     )
     with pytest.raises(SettingsError, match="WEBSITE_HOSTNAME"):
         webhook_origin({"WEBSITE_HOSTNAME": "evil/path"}, "")
+
+
+def test_the_request_and_answer_go_through_the_workers_http_converters(host):
+    """The ``HttpRequest`` is the host's ``RpcHttp`` decoded by ``HttpRequestConverter``; the
+    answer is ``HttpResponseConverter.encode`` of the return value.
+
+    Reproduces Azure/azure-functions-host
+    ``src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs``
+    (``ToRpcHttp``: query values joined by ``,``, empty ones dropped; header names lower-cased,
+    repeated values joined by ``,``) and the worker's ``get_datum`` (azure-functions-runtime 1.3.0
+    ``bindings/meta.py`` lines 246-260: a value the converter cannot encode fails the
+    invocation, so a dict or ``None`` from an HTTP function is a 500 in Azure).
+    """
+    connection = http.client.HTTPConnection(urlsplit(host.base).netloc, timeout=10)
+    connection.putrequest("GET", "/api/echo/1?a=1&a=2&empty=")
+    connection.putheader("X-Sample", "v1")
+    connection.putheader("X-Sample", "v2")
+    connection.endheaders()
+    echoed = json.loads(connection.getresponse().read())
+    connection.close()
+    text = requests.get(f"{host.base}/api/raw/text", timeout=10)
+    as_dict = requests.get(f"{host.base}/api/raw/dict", timeout=10)
+    as_none = requests.get(f"{host.base}/api/raw/none", timeout=10)
+
+    assert echoed["query"] == {"a": "1,2"}
+    assert echoed["header"] == "v1,v2"
+    assert (text.status_code, text.text) == (200, "plain")
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert (as_dict.status_code, as_dict.content) == (500, b"")
+    assert (as_none.status_code, as_none.content) == (500, b"")

@@ -260,6 +260,13 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@app.route(route="raw/{kind}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def raw(req: func.HttpRequest) -> Any:
+    """Returns what the worker's HTTP output converter accepts (text) or refuses (a dict, None)."""
+    kind = req.route_params["kind"]
+    return {"text": "plain", "dict": {"a": 1}, "none": None}[kind]
+
+
 @app.route(route="fail", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def fail(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("secret internals")
