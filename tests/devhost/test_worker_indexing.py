@@ -5,9 +5,10 @@ worker loads; its ``loader.index_function_app`` and ``functions.Registry`` are t
 azure-functions-python-worker's ``azure_functions_worker/loader.py`` and ``functions.py``). The
 wheel declares ``Requires-Python >=3.13`` only because the worker process is 3.13; these two
 modules run on 3.11. pip cannot install it here, so this test fetches the pinned wheel
-(``pip download``, version and SHA-256 below), checks its hash and unpacks it into pytest's cache
-(``.pytest_cache``); set ``AZURE_FUNCTIONS_RUNTIME_DIR`` to an unpacked copy to run offline. With
-neither, the tests are skipped, naming why.
+(``pip download``, version and SHA-256 below) into pytest's cache (``.pytest_cache``, or a temp
+folder without the cache plugin), checks its hash and unpacks it for the session; set
+``AZURE_FUNCTIONS_RUNTIME_DIR`` to an unpacked copy to run offline. With neither, the tests are
+skipped, naming why.
 
 The worker's ``protos`` (the host's gRPC messages, which the worker passes to ``Registry``) are
 not in the wheel; ``Registry`` reads only the ``BindingInfo`` enum numbers from them, given here
@@ -21,6 +22,7 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,14 +44,8 @@ PROTOS = SimpleNamespace(
 )
 
 
-def _unpacked(cache_dir: Path) -> Path:
-    """The unpacked wheel: ``AZURE_FUNCTIONS_RUNTIME_DIR``, the cache, or a fresh download."""
-    given = os.environ.get("AZURE_FUNCTIONS_RUNTIME_DIR")
-    if given:
-        return Path(given)
-    target = cache_dir / f"azure_functions_runtime-{WORKER_VERSION}"
-    if (target / "azure_functions_runtime" / "loader.py").exists():
-        return target
+def _wheel(cache_dir: Path) -> Path:
+    """The pinned wheel, from the cache or downloaded; its SHA-256 is checked on every use."""
     wheel = cache_dir / WORKER_WHEEL
     if not wheel.exists():
         download = [
@@ -73,15 +69,32 @@ def _unpacked(cache_dir: Path) -> Path:
             )
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert digest == WORKER_SHA256, f"{wheel} has SHA-256 {digest}, not the pinned one"
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(target)
-    return target
+    return wheel
+
+
+def _cache_dir(request: pytest.FixtureRequest) -> Path:
+    """pytest's cache (``.pytest_cache``), or a temp folder when the cache plugin is off
+    (``make test`` runs ``-p no:cacheprovider``)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("azure-functions-runtime"))
+    folder = Path(tempfile.gettempdir()) / "devhost-azure-functions-runtime"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def worker(request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
+def worker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SimpleNamespace]:
     """The worker's ``loader`` and ``Registry`` modules, imported from the unpacked wheel."""
-    root = _unpacked(Path(request.config.cache.mkdir("azure-functions-runtime")))
+    given = os.environ.get("AZURE_FUNCTIONS_RUNTIME_DIR")
+    if given:
+        root = Path(given)
+    else:
+        root = tmp_path_factory.mktemp("azure_functions_runtime")
+        with zipfile.ZipFile(_wheel(_cache_dir(request))) as archive:
+            archive.extractall(root)
     sys.path.insert(0, str(root))
     try:
         loader = importlib.import_module("azure_functions_runtime.loader")
@@ -91,6 +104,8 @@ def worker(request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(loader=loader, functions=functions)
     finally:
         sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m.startswith("azure_functions_runtime")]:
+            del sys.modules[name]
 
 
 def _worker_index(worker: SimpleNamespace, app_dir: Path) -> dict[str, Any]:

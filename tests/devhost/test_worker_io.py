@@ -4,12 +4,14 @@ import json
 import threading
 from typing import Any
 
+import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devhost.activity import invoke_activity
 from devhost.app_loader import BlobTriggerSpec
 from devhost.engine import Engine, VirtualClock
+from devhost.episode import invoke_orchestrator
 from devhost.history import TASK_COMPLETED
 from devhost.triggers import BlobPoller
 
@@ -46,6 +48,23 @@ def test_activity_payloads_go_through_the_activity_trigger_converter() -> None:
     assert result["__data__"] == {"x": 2}
     assert result["__class__"] == "Point"
     assert (raw_kind, json.loads(raw["Result"])) == (TASK_COMPLETED, "not json")
+
+
+def test_an_orchestrator_gets_the_workers_orchestration_context() -> None:
+    """The handle is called with ``OrchestrationTriggerConverter.decode``'s
+    ``func.OrchestrationContext`` (its ``body`` is the context JSON), as the worker calls a
+    ``DFApp`` orchestrator (azure-functions 1.26 ``durable_functions.py``)."""
+    seen: list[Any] = []
+
+    def handle(context: Any) -> str:
+        seen.append(context)
+        return json.dumps({"isDone": True, "actions": [], "output": 1})
+
+    state = invoke_orchestrator("o", handle, '{"history": [], "input": null}')
+
+    assert isinstance(seen[0], func.OrchestrationContext)
+    assert json.loads(seen[0].body) == {"history": [], "input": None}
+    assert state["output"] == 1
 
 
 @pytest.mark.integration
