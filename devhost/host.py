@@ -145,11 +145,13 @@ class Host:
         self.blob_triggers = self._resolve_blob_triggers() if config.triggers else []
         self.timer_triggers = self._resolve_timer_triggers() if config.triggers else []
         # Event Grid delivers the blobs of "source": "EventGrid" triggers; the poller the rest.
+        self.blob_concurrency = self._blob_concurrency()
         self.blob_events = BlobEventQueue(
-            [t for t in self.blob_triggers if t[0].event_grid], self.invoke_trigger
+            [t for t in self.blob_triggers if t[0].event_grid],
+            self.invoke_trigger,
+            concurrency=self.blob_concurrency,
         )
         self.body_limit = body_limit(os.environ)
-        self.blob_concurrency = self._blob_concurrency()
         self._webhook_origin = webhook_origin(os.environ, "")
         self.management = ManagementApi(
             self.engine, lambda base_url: self._binding(base_url)["managementUrls"]
