@@ -137,7 +137,7 @@ def _token_json(body: bytes) -> str | None:
     deserializes the body as it is and stores that token serialized: an event
     (``HttpApiHandler.cs`` ``HandleRaiseEventRequestAsync``, lines 1006-1018, v2.13.7), so
     ``wait_for_external_event`` returns that string (azure-functions-durable-python#295), and a
-    start input (``HandleStartOrchestratorRequestAsync``, lines 866-873), so the status shows
+    start input (``HandleStartOrchestratorRequestAsync``, lines 867-874), so the status shows
     ``input`` as that string (``DurableClient.cs`` ``ConvertOrchestrationStateToStatus`` /
     ``ParseToJToken``, lines 1079-1095) while the orchestrator still gets the value.
 

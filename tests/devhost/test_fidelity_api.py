@@ -192,7 +192,7 @@ def test_the_status_input_is_the_json_text_the_sdk_client_posted(
 ) -> None:
     """A start by the SDK client shows ``input`` as a JSON string; the orchestrator gets the value.
 
-    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 866-873
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 867-874
     (``HandleStartOrchestratorRequestAsync`` deserializes the body and starts with that token:
     the SDK client's ``json.dumps(input)`` posted as JSON is a string token),
     ``ContextImplementations/DurableClient.cs`` lines 1079-1095 (the status ``Input`` is the
