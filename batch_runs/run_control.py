@@ -335,7 +335,11 @@ class RunsPage:
 
 
 def run_parameters_of(durable_input: object) -> Mapping[str, Any] | None:
-    """The run parameters in an instance's input (also after ``continue_as_new``)."""
+    """The run parameters in an instance's input (also after ``continue_as_new``).
+
+    Assumption: the status ``input`` is the JSON text as a string (as Azure returns an input the
+    SDK client posted, azure-functions-durable-python#295) or the decoded value; both are read.
+    """
     data = durable_input
     if isinstance(data, str):
         try:

@@ -1,7 +1,6 @@
 """Running one activity function: decoded input in, a ``TaskCompleted``/``TaskFailed`` out."""
 
 import inspect
-import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -9,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from devhost.failures import activity_failure
-from devhost.history import TASK_COMPLETED, TASK_FAILED, decode
+from devhost.history import TASK_COMPLETED, TASK_FAILED
 from devhost.logs import function_invocation
+from devhost.worker_io import activity_input, activity_output
 
 __all__ = ["invoke_activity"]
 
@@ -33,7 +33,8 @@ def invoke_activity(
     Args:
         name: the activity's function name (for logs and the failure reason).
         fn: the activity (None: the app has none of that name, a ``TaskFailed``).
-        input_json: the serialized input.
+        input_json: the serialized input (decoded and the result encoded by the worker's
+            ``ActivityTriggerConverter``, ``devhost.worker_io``).
         run: gives the runner for an ``async def`` activity's coroutine.
         timeout: host.json ``functionTimeout`` (None: unlimited). Past it the activity fails as
             the host's ``FunctionTimeoutException`` does (Azure/azure-webjobs-sdk
@@ -59,10 +60,10 @@ def _invoke(
 ) -> tuple[int, dict[str, Any]]:
     try:
         with function_invocation(name, "(null)"):
-            result = fn(decode(input_json))
+            result = fn(activity_input(input_json))
             if inspect.isawaitable(result):
                 result = run()(_await(result))
-            result_json = json.dumps(result)
+            result_json = activity_output(result)
     except Exception as exc:
         reason, details = activity_failure(name, exc)
         logger.warning("Activity %s failed: %s", name, exc)

@@ -133,6 +133,8 @@ class TimerTriggerSpec:
     run_on_startup: bool
     arg_name: str
     function: Any = field(repr=False)
+    #: ``useMonitor`` (default true): the schedule monitor keeps the status and ``past_due``.
+    use_monitor: bool = True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,6 +146,7 @@ class AppIndex:
         activities: name → callable taking the decoded input.
         http_routes / blob_triggers / timer_triggers: trigger specs.
         functions: every function name → its trigger type (``httpTrigger`` ...).
+        parameters: every function name → its bound parameters.
         app: the ``FunctionApp``/``DFApp`` object.
         client_binding: gives the durable client binding JSON for activities that declare a
             ``durableClient`` input (the host sets it once it knows its address).
@@ -155,6 +158,8 @@ class AppIndex:
     blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
     timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
     functions: dict[str, str] = field(default_factory=dict)
+    #: every function name → its parameters (each bound by a binding, checked at load).
+    parameters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     app: Any = None
     client_binding: Callable[[], str] | None = None
 
@@ -215,10 +220,7 @@ def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool 
     if not path.exists():
         raise AppLoadError(f"{path} not found (is --app-dir the app's root folder?)")
     module = _import_app_module(app_dir, module_name, path, isolate=isolate)
-    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
-    if not apps:
-        raise AppLoadError(f"{path}: defines no FunctionApp/DFApp object")
-    app = apps[0]
+    app = _the_app(module, path)
     try:
         functions = app.get_functions()
     except Exception as exc:
@@ -228,6 +230,61 @@ def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool 
     for fn in functions:
         _index_function(index, fn, default_auth)
     return index
+
+
+def _the_app(module: ModuleType, path: Path) -> Any:
+    """The module's one app object, found as the Python worker finds it.
+
+    Reproduces ``index_function_app`` (azure-functions-runtime 1.3.0
+    ``azure_functions_runtime/loader.py`` lines 164-187; the same in azure-functions-python-worker
+    ``azure_functions_worker/loader.py``): every top-level name bound to a ``FunctionRegister``
+    counts, the same object under two names too, and more than one fails indexing.
+
+    Raises:
+        AppLoadError: no app object, or more than one name bound to one.
+    """
+    names = [n for n, v in vars(module).items() if isinstance(v, func.FunctionRegister)]
+    if not names:
+        raise AppLoadError(f"{path}: defines no FunctionApp/DFApp object")
+    if len(names) > 1:
+        kind = type(getattr(module, names[0])).__name__
+        raise AppLoadError(
+            f"{path}: More than one {kind} or other top level function app instances are "
+            f"defined ({', '.join(names)}); the Python worker refuses to index the app"
+        )
+    return getattr(module, names[0])
+
+
+def _bound_parameters(name: str, fn: Any) -> tuple[str, ...]:
+    """The function's parameters, each bound by a binding, checked as the worker's ``Registry``.
+
+    Reproduces ``Registry.add_indexed_function`` / ``is_context_required`` /
+    ``validate_function_params`` (azure-functions-runtime 1.3.0
+    ``azure_functions_runtime/functions.py`` lines 120-163 and 391-430): ``$return`` binds no
+    parameter, an unbound ``context`` gets the invocation context, and any other parameter
+    without a binding, or a binding without a parameter, fails indexing. (The worker's one
+    exception, a single unbound parameter typed as a Service Bus settlement client, is not
+    emulated: devhost serves no Service Bus trigger.)
+
+    Raises:
+        AppLoadError: a parameter without a binding or a binding without a parameter.
+    """
+    params = set(inspect.signature(fn.get_user_function()).parameters)
+    bound = {str(b.name) for b in fn.get_bindings() if b.name != "$return"}
+    if "context" in params and "context" not in bound:
+        params.discard("context")
+    if params - bound:
+        raise AppLoadError(
+            f"function '{name}': the following parameters are declared in Python but not in "
+            f"the function definition (function.json or function decorators): "
+            f"{sorted(params - bound)}"
+        )
+    if bound - params:
+        raise AppLoadError(
+            f"function '{name}': the following parameters are declared as bindings but are "
+            f"not present in Python: {sorted(bound - params)}"
+        )
+    return tuple(sorted(params))
 
 
 def _import_app_module(app_dir: Path, module_name: str, path: Path, *, isolate: bool) -> Any:
@@ -264,6 +321,7 @@ def _index_function(index: AppIndex, fn: Any, default_auth: str) -> None:
         raise AppLoadError(f"function '{name}': has no trigger")
     ttype = str(trigger.type)
     index.functions[name] = ttype
+    index.parameters[name] = _bound_parameters(name, fn)
     trig = trigger.get_dict_repr()
     add = _INDEXERS.get(ttype)
     if add is None:
@@ -336,6 +394,7 @@ def _add_timer(
             run_on_startup=bool(trig.get("runOnStartup")),
             arg_name=trig["name"],
             function=fn,
+            use_monitor=trig.get("useMonitor") is not False,
         )
     )
 

@@ -60,6 +60,7 @@ class BlobEventQueue:
         triggers: (spec, resolved path, connection string) of the EventGrid-source triggers.
         invoke: runs a function (raises when it fails).
         retry_delay: seconds before a failed event is tried again.
+        concurrency: events run at once (host.json queues ``batchSize`` + ``newBatchThreshold``).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class BlobEventQueue:
         invoke: Invoker,
         *,
         retry_delay: float = 1.0,
+        concurrency: int = 24,
     ) -> None:
         self._targets = {
             spec.function_name: _Target(spec=spec, path=path, conn=conn)
@@ -80,7 +82,12 @@ class BlobEventQueue:
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._run, name="devhost-blob-events", daemon=True)
+        # Each event runs on its own, up to ``concurrency`` at once, as the blob extension's queue
+        # listener dispatches its messages (see ``devhost.triggers.BlobPoller``).
+        self._threads = [
+            threading.Thread(target=self._run, name=f"devhost-blob-events-{n}", daemon=True)
+            for n in range(max(1, concurrency))
+        ]
 
     @property
     def function_names(self) -> list[str]:
@@ -88,8 +95,9 @@ class BlobEventQueue:
         return sorted(self._targets)
 
     def start(self) -> None:
-        """Start the worker thread."""
-        self._thread.start()
+        """Start the worker threads."""
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         """Stop the worker; events still queued are dropped (logged)."""
@@ -99,9 +107,11 @@ class BlobEventQueue:
                 timer.cancel()
             pending = len(self._timers)
             self._timers.clear()
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
         pending += sum(1 for item in _drain(self._queue) if item is not None)
         if pending:
             logger.warning("devhost stopping: %d queued blob event(s) dropped", pending)

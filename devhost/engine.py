@@ -37,6 +37,7 @@ from devhost.errors import (
 )
 from devhost.history import (
     EVENT_RAISED,
+    EXECUTION_TERMINATED,
     SUB_ORCH_FAILED,
     TERMINAL_STATUSES,
     TIMER_FIRED,
@@ -46,6 +47,7 @@ from devhost.history import (
     parse_time,
 )
 from devhost.store import InstanceRow, Store, Tx, WorkRow
+from devhost.terminate import apply_terminate_request, request_terminate
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -190,8 +192,11 @@ class Engine:
         Args:
             name: orchestrator function name.
             instance_id: the id to use (default: a new GUID without dashes).
-            input: JSON-serializable input (ignored when ``input_json`` is given).
-            input_json: the input already serialized (as the management API receives it).
+            input: JSON-serializable input, started as the SDK client starts it
+                (``DurableOrchestrationClient.start_new`` posts ``json.dumps(input)`` as a JSON
+                string, so the status shows ``input`` as that text; ignored when ``input_json``
+                is given).
+            input_json: the stored JSON token itself (the management API's request body).
 
         Raises:
             OrchestratorNotFoundError: the app has no orchestrator of that name.
@@ -207,7 +212,7 @@ class Engine:
         if not iid or any(ch in iid for ch in "/\\#?") or len(iid) > 256:
             raise ValueError(f"instance_id: invalid value {iid!r}")
         if input_json is None:
-            input_json = None if input is None else json.dumps(input)
+            input_json = None if input is None else json.dumps(json.dumps(input))
         with self._store.transaction() as tx:
             tx.create_instance(
                 name,
@@ -322,16 +327,16 @@ class Engine:
         self._wake.set()
 
     def terminate(self, instance_id: str, reason: str = "") -> None:
-        """Terminate an instance (running activities are not stopped, as on Azure).
+        """Ask an instance to terminate, applied by its next episode (``devhost.terminate``);
+        running activities are not stopped, as on Azure.
 
         Raises:
             InstanceNotFoundError: unknown id.
             InstanceGoneError: the instance is already terminal.
         """
         with self._store.transaction() as tx:
-            row = tx.require_active(instance_id)
-            tx.finish(row, "Terminated", json.dumps(reason), None, now_s=self._now_s())
-        logger.info("Terminated instance %s: %s", instance_id, reason)
+            request_terminate(tx, tx.require_active(instance_id), json.dumps(reason), self._now_s())
+        logger.info("Terminating instance %s: %s", instance_id, reason)
         self._notify_status()
         self._wake.set()
 
@@ -514,9 +519,12 @@ class Engine:
                 return None
             past = tx.played_events(iid)
             pending = tx.pending_with_seq(iid)
-        if not pending:
+        if not pending or any(e.get("EventType") == EXECUTION_TERMINATED for _, e in pending):
             with self._store.transaction() as wtx:
+                ended = apply_terminate_request(wtx, iid, [e for _, e in pending], self._now_s())
                 wtx.set_has_new(iid, False)
+            if ended:
+                self._notify_status()
             return None
         episode = episodes.EpisodeInput(
             instance_id=iid,

@@ -26,7 +26,6 @@ and ``signatures`` its kind and name, which each replay must reproduce (``determ
 import copy
 import json
 import logging
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,13 +50,16 @@ from devhost.history import (
     TIMER_CREATED,
     TIMER_FIRED,
     Event,
+    decode,
     flatten_actions,
     format_time,
+    input_token,
     new_event,
     parse_time,
 )
 from devhost.logs import function_invocation
 from devhost.open_tasks import open_task_ids
+from devhost.worker_io import orchestration_context, orchestration_output, sdk_warnings
 
 __all__ = [
     "ChildStart",
@@ -81,8 +83,9 @@ OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 
 #: The SDK's answer for one episode (``OrchestratorState`` JSON: isDone, actions, output, ...).
 OrchestratorState = dict[str, Any]
-#: An orchestrator handle: context JSON in, state JSON out (``DFApp`` orchestration triggers).
-OrchestratorHandle = Callable[[str], str]
+#: An orchestrator handle: the worker's ``OrchestrationContext`` (its ``body`` is the context
+#: JSON) in, state JSON out (``DFApp`` orchestration triggers; ``devhost.worker_io``).
+OrchestratorHandle = Callable[[Any], str]
 
 #: What the extension adds to every context (Azure/azure-functions-durable-extension
 #: ``src/WebJobs.Extensions.DurableTask/Bindings/OrchestrationTriggerAttributeBindingProvider.cs``
@@ -256,7 +259,10 @@ class _Plan:
         child_iid = call.get("instance_id") or f"{self.episode.instance_id}:{task_id:04d}"
         self.children.append(
             ChildStart(
-                name=call["name"], instance_id=child_iid, input_json=call["input"], task_id=task_id
+                name=call["name"],
+                instance_id=child_iid,
+                input_json=input_token(call["input"]),
+                task_id=task_id,
             )
         )
         self.scheduled.append(
@@ -306,7 +312,9 @@ def begin(episode: EpisodeInput) -> Replay:
         "instanceId": episode.instance_id,
         "isReplaying": False,
         "parentInstanceId": episode.parent_instance_id,
-        "input": episode.input_json,
+        # The extension sends the stored input as its JSON token (``GetInputAsJson``,
+        # OrchestrationTriggerAttributeBindingProvider.cs lines 219-229, v2.13.7).
+        "input": decode(episode.input_json),
         **CONTEXT_FIELDS,
     }
     return Replay(plan=plan, context_json=json.dumps(context), ordered_new=ordered_new)
@@ -433,7 +441,7 @@ def _new_action(plan: _Plan, action: dict[str, Any]) -> int | None:
         return task_id
     if atype == A_CONTINUE_AS_NEW:
         plan.take_id()
-        plan.continue_as_new = ContinuedAsNew(action.get("input"))
+        plan.continue_as_new = ContinuedAsNew(input_token(action.get("input")))
     elif atype != A_WAIT_EVENT:
         if atype == A_SIGNAL_ENTITY:
             plan.take_id()
@@ -504,15 +512,14 @@ def invoke_orchestrator(
 ) -> OrchestratorState:
     """Call the SDK's orchestrator handle; every failure becomes a state with ``error``.
 
-    Not thread-safe (``warnings.catch_warnings``): callers serialize calls.
+    The SDK's warnings are recorded and logged at debug level (``worker_io.sdk_warnings``).
     """
     if handler is None:
         return {"isDone": False, "actions": [], "error": f"orchestrator '{name}' not found"}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with sdk_warnings() as caught:
         try:
             with function_invocation(name, "(null)"):
-                result = handler(context_json)
+                result = orchestration_output(handler(orchestration_context(context_json)))
         except Exception as exc:
             return _state_of_exception(name, exc)
     for warning in caught:

@@ -9,6 +9,8 @@
   timer trigger documentation, "NCRONTAB time zones"). devhost takes the Linux (IANA) form,
   ``America/New_York``; a Windows name (``Eastern Standard Time``) is refused at start-up.
 - host.json ``functionTimeout``: enforced on activities (``devhost.activity``).
+- ``WEBSITE_HOSTNAME``: the host name of the extensions' webhook URLs, so of the durable client
+  binding's management URLs (``webhook_origin``).
 """
 
 import re
@@ -18,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devhost.errors import SettingsError
 
-__all__ = ["function_disabled", "function_timeout", "timer_time_zone"]
+__all__ = ["function_disabled", "function_timeout", "timer_time_zone", "webhook_origin"]
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9.\-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})")
 
 
@@ -65,3 +68,26 @@ def function_timeout(value: object) -> timedelta | None:
         raise SettingsError(f"host.json functionTimeout {value!r} is not a TimeSpan (hh:mm:ss)")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def webhook_origin(environ: Mapping[str, str], default: str) -> str:
+    """The scheme and authority of the extensions' webhook URLs (``default`` without
+    ``WEBSITE_HOSTNAME``: devhost's own address, where Core Tools sets ``localhost:<port>``).
+
+    As the Functions host's ``DefaultScriptWebHookProvider.GetExtensionWebHookRoute``
+    (Azure/azure-functions-host ``src/WebJobs.Script.WebHost/DefaultScriptWebHookProvider.cs``):
+    the host name from ``HostNameProvider`` (``WEBSITE_HOSTNAME``), ``http`` for a name
+    starting ``localhost:``, else ``https``. The Durable extension builds the client binding's
+    URLs from that webhook URI alone (``HttpApiHandler.GetBaseUrl``, ``HttpApiHandler.cs``
+    lines 1131-1137, v2.13.7), never from a request's ``Host``.
+
+    Raises:
+        SettingsError: ``WEBSITE_HOSTNAME`` is not a host name with an optional port.
+    """
+    name = environ.get("WEBSITE_HOSTNAME", "").strip()
+    if not name:
+        return default
+    if _HOST_NAME.fullmatch(name) is None:
+        raise SettingsError(f"WEBSITE_HOSTNAME: {name!r} is not a host name with an optional port")
+    scheme = "http" if name.lower().startswith("localhost:") else "https"
+    return f"{scheme}://{name}"

@@ -21,6 +21,7 @@ __all__ = [
     "format_status_time",
     "format_time",
     "history_view",
+    "input_token",
     "new_event",
     "parse_time",
 ]
@@ -144,6 +145,14 @@ def flatten_actions(actions: Iterable[Any]) -> list[dict[str, Any]]:
             else:
                 flat.append(action)
     return flat
+
+
+def input_token(action_input: str | None) -> str | None:
+    """The stored input of an instance an SDK action starts (``continue_as_new``, a
+    sub-orchestration): the action's ``input`` is the SDK's serialized text, which the extension
+    deserializes to a JSON string token (``OutOfProcOrchestrationShim.cs`` line 314,
+    ``object Input``) and stores serialized, so the status shows the text as a string."""
+    return None if action_input is None else json.dumps(action_input)
 
 
 def decode(value: str | None) -> Any:

@@ -52,7 +52,12 @@ from devhost.clock import Clock, RealClock, VirtualClock
 from devhost.engine import Engine
 from devhost.errors import AppLoadError, SettingsError
 from devhost.eventgrid import BLOBS_EXTENSION, HOST_FUNCTIONS_PREFIX, WEBHOOKS_PREFIX
-from devhost.function_settings import function_disabled, function_timeout, timer_time_zone
+from devhost.function_settings import (
+    function_disabled,
+    function_timeout,
+    timer_time_zone,
+    webhook_origin,
+)
 from devhost.listener import RPC_HOST, RPC_PREFIX, Server, handler_class
 from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
@@ -61,6 +66,7 @@ from devhost.routing import RouteTemplate, compile_route
 from devhost.triggers import BlobPoller, TimerScheduler, timer_request
 from devhost.validation import task_hub_error
 from devhost.wire import body_limit
+from devhost.worker_io import http_response
 
 __all__ = ["Host", "HostConfig"]
 
@@ -141,10 +147,14 @@ class Host:
         self.blob_triggers = self._resolve_blob_triggers() if config.triggers else []
         self.timer_triggers = self._resolve_timer_triggers() if config.triggers else []
         # Event Grid delivers the blobs of "source": "EventGrid" triggers; the poller the rest.
+        self.blob_concurrency = self._blob_concurrency()
         self.blob_events = BlobEventQueue(
-            [t for t in self.blob_triggers if t[0].event_grid], self.invoke_trigger
+            [t for t in self.blob_triggers if t[0].event_grid],
+            self.invoke_trigger,
+            concurrency=self.blob_concurrency,
         )
         self.body_limit = body_limit(os.environ)
+        self._webhook_origin = webhook_origin(os.environ, "")
         self.management = ManagementApi(
             self.engine, lambda base_url: self._binding(base_url)["managementUrls"]
         )
@@ -213,11 +223,31 @@ class Host:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _blob_concurrency(self) -> int:
+        """host.json ``extensions.queues`` ``batchSize`` (default 16) plus ``newBatchThreshold``
+        (default half the batch size: the extension's one-core default; an assumption for other
+        core counts): how many blob invocations run at once (``BlobPoller``)."""
+        queues = (self.host_json.get("extensions") or {}).get("queues") or {}
+        batch = _int_setting(queues, "batchSize", 16, section_name="extensions.queues")
+        threshold = queues.get("newBatchThreshold")
+        extra = (
+            batch // 2
+            if threshold is None
+            else _int_setting(queues, "newBatchThreshold", 0, section_name="extensions.queues")
+        )
+        return max(1, batch + extra)
+
     @property
     def base_url(self) -> str:
         """``http://<host>:<port>`` as printed at start."""
         host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+    @property
+    def webhook_base_url(self) -> str:
+        """Scheme and authority of the durable client binding's URLs (``WEBSITE_HOSTNAME``,
+        else ``base_url``); a request's ``Host`` header never changes them."""
+        return self._webhook_origin or self.base_url
 
     @property
     def rpc_base_url(self) -> str:
@@ -233,7 +263,9 @@ class Host:
         polled = [t for t in self.blob_triggers if not t[0].event_grid]
         if polled:
             interval = float(os.environ.get("DEVHOST_BLOB_POLL_SECONDS", "2"))
-            self._blob_poller = BlobPoller(self.engine, polled, self.invoke_trigger, interval)
+            self._blob_poller = BlobPoller(
+                self.engine, polled, self.invoke_trigger, interval, self.blob_concurrency
+            )
             self._blob_poller.start()
         if self.timer_triggers:
             self._timers = TimerScheduler(
@@ -288,7 +320,7 @@ class Host:
 
     def client_binding(self, origin: str | None = None) -> str:
         """The durable client binding JSON (what the extension passes to a starter)."""
-        return json.dumps(self._binding(origin or self.base_url))
+        return json.dumps(self._binding(origin or self.webhook_base_url))
 
     def _binding(self, base_url: str) -> dict[str, Any]:
         return client_binding(
@@ -399,32 +431,27 @@ class Host:
             # src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs lines 29-50) sets
             # only the status code.
             return 500, {}, b""
-        if result is None:
-            return 204, {}, b""
-        if isinstance(result, func.HttpResponse):
-            headers = {k: v for k, v in result.headers.items()}
-            if result.mimetype and not any(k.lower() == "content-type" for k in headers):
-                charset = f"; charset={result.charset}" if result.charset else ""
-                headers["Content-Type"] = f"{result.mimetype}{charset}"
-            return result.status_code, headers, result.get_body() or b""
-        if isinstance(result, (bytes, str)):
-            data = result.encode() if isinstance(result, str) else result
-            return 200, {"Content-Type": "text/plain; charset=utf-8"}, data
-        return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        try:
+            return http_response(result)
+        except TypeError:
+            logger.error("Function '%s' failed:\n%s", route.function_name, traceback.format_exc())
+            return 500, {}, b""
 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _int_setting(section: dict[str, Any], name: str, default: int = 10) -> int:
+def _int_setting(
+    section: dict[str, Any], name: str, default: int = 10, *, section_name: str = "durableTask"
+) -> int:
     value = section.get(name, default)
     try:
         number = int(value)
     except (TypeError, ValueError):
         number = 0
     if number < 1:
-        raise SettingsError(f"host.json durableTask.{name}: must be a positive integer")
+        raise SettingsError(f"host.json {section_name}.{name}: must be a positive integer")
     return number
 
 

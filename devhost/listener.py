@@ -18,14 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, unquote
 
-import azure.functions as func
-
 from devhost.clock import Clock, VirtualClock
 from devhost.errors import RequestRejected
 from devhost.eventgrid import BLOBS_EXTENSION, WEBHOOK_METHODS, answer_delivery, extension_of
 from devhost.function_settings import function_disabled
 from devhost.management import MGMT_PREFIX, Response
 from devhost.wire import Framing, framing_of, key_matches, read_body, split_target
+from devhost.worker_io import http_request
 
 if TYPE_CHECKING:
     from devhost.host import Host
@@ -244,6 +243,9 @@ class Handler(BaseHTTPRequestHandler):
             if not self._key_ok(query):  # from every caller, loopback included
                 self._unauthorized()
                 return
+            # The extension's start answer takes the request's authority and the webhook's path
+            # (HttpApiHandler.cs GetClientResponseLinks, lines 1171-1176, v2.13.7: baseUri =
+            # request.RequestUri); the client binding does not (Host.webhook_base_url).
             origin = f"http://{self._host_header()}"
             self._management(path[len(MGMT_PREFIX) :], query, origin)
         elif path.startswith(RPC_PREFIX):
@@ -268,7 +270,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Origin") is not None:
             raise RequestRejected(403, "the RPC listener serves local SDK clients only")
         # The management URLs of an SDK start_new point at the public listener.
-        self._management(path[len(RPC_PREFIX) :], query, self.host.base_url)
+        self._management(path[len(RPC_PREFIX) :], query, self.host.webhook_base_url)
 
     def _management(self, rest: str, query: Query, origin: str) -> None:
         body = self._read_body()
@@ -352,13 +354,6 @@ class Handler(BaseHTTPRequestHandler):
             return
         body = self._read_body()
         url = f"http://{self._host_header()}{raw_path}" + (f"?{raw_query}" if raw_query else "")
-        request = func.HttpRequest(
-            method=self.command,
-            url=url,
-            headers={k: v for k, v in self.headers.items()},
-            params={k: v[0] for k, v in query.items()},
-            route_params=params,
-            body=body,
-        )
+        request = http_request(self.command, url, self.headers.items(), query, params, body)
         status, headers, data = self.host.invoke_http(route, request)
         self._send(status, headers=headers, raw=data)

@@ -130,30 +130,16 @@ def _decoded(body: bytes) -> Any:
         raise ValueError("too deeply nested") from exc
 
 
-def _json_text(body: bytes) -> str | None:
-    """The JSON text of an input or event body (None for an empty or ``null`` body).
+def _token_json(body: bytes) -> str | None:
+    """A start input or event body as the extension stores it: the JSON token, not unwrapped.
 
-    Raises:
-        ValueError: the body is not JSON.
-    """
-    decoded = _decoded(body)
-    if isinstance(decoded, str):
-        # The SDK client posts an already-serialized string as JSON (double-encoded).
-        try:
-            json.loads(decoded)
-            return decoded
-        except (ValueError, RecursionError):
-            return json.dumps(decoded)
-    return None if decoded is None else json.dumps(decoded)
-
-
-def _event_json(body: bytes) -> str | None:
-    """An event body as the extension stores it: the JSON token, not unwrapped.
-
-    The SDK client posts ``json.dumps(event_data)`` as JSON, a string token; the extension
-    parses the body to a ``JToken`` and raises it as it is (``HttpApiHandler.cs``
-    ``HandleRaiseEventRequestAsync``, lines 1006-1018, v2.13.7), so
-    ``wait_for_external_event`` returns that string (azure-functions-durable-python#295).
+    The SDK client posts ``json.dumps(value)`` as JSON, a string token; the extension
+    deserializes the body as it is and stores that token serialized: an event
+    (``HttpApiHandler.cs`` ``HandleRaiseEventRequestAsync``, lines 1006-1018, v2.13.7), so
+    ``wait_for_external_event`` returns that string (azure-functions-durable-python#295), and a
+    start input (``HandleStartOrchestratorRequestAsync``, lines 867-874), so the status shows
+    ``input`` as that string (``DurableClient.cs`` ``ConvertOrchestrationStateToStatus`` /
+    ``ParseToJToken``, lines 1079-1095) while the orchestrator still gets the value.
 
     Raises:
         ValueError: the body is not JSON.
@@ -256,7 +242,7 @@ class ManagementApi:
         name = segments[0]
         iid = segments[1] if len(segments) > 1 else None
         try:
-            input_json = _json_text(body)
+            input_json = _token_json(body)
         except ValueError:
             return Response(400, {"Message": _BAD_JSON, "ExceptionMessage": _BAD_JSON})
         id_error = None if iid is None else instance_id_error(iid)
@@ -271,7 +257,10 @@ class ManagementApi:
         except (OrchestratorNotFoundError, ValueError) as exc:
             return _error(400, _BAD_ARGUMENTS, str(exc), "System.ArgumentException")
         urls = {k: v.replace("INSTANCEID", iid) for k, v in self._urls(origin).items()}
-        return Response(202, urls, {"Location": urls["statusQueryGetUri"]})
+        # HttpApiHandler.cs CreateCheckStatusResponseMessage, lines 1236-1238: Location and
+        # Retry-After 10.
+        headers = {"Location": urls["statusQueryGetUri"], "Retry-After": "10"}
+        return Response(202, urls, headers)
 
     # ------------------------------------------------------------------ instances
 
@@ -329,7 +318,7 @@ class ManagementApi:
         if media_type.lower() != "application/json":
             return Response(400, {"Message": "Only application/json request content is supported"})
         try:
-            data_json = _event_json(call.body)
+            data_json = _token_json(call.body)
         except ValueError:
             return Response(400, {"Message": _BAD_JSON})
         self._engine.raise_event_json(call.iid, call.rest[1], data_json)
@@ -358,7 +347,9 @@ class ManagementApi:
             else call.iid
         )
         try:
-            started = self._engine.start_new(status["name"], new_id, status["input"])
+            # The same input token (DurableClient.RestartAsync starts with ``status.Input``).
+            token = None if status["input"] is None else json.dumps(status["input"])
+            started = self._engine.start_new(status["name"], new_id, input_json=token)
         except InstanceExistsError as exc:
             return Response(400, {"Message": str(exc)})
         return Response(202, started)

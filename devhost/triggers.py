@@ -5,7 +5,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from azure.functions.blob import BlobConverter, InputStream
@@ -17,6 +17,12 @@ from devhost.clock import Clock
 from devhost.engine import Engine
 from devhost.history import format_time, parse_time
 from devhost.ncrontab import Schedule
+from devhost.timer_monitor import (
+    ScheduleStatus,
+    after_invocation,
+    check_past_due,
+    monitor_enabled,
+)
 
 __all__ = [
     "MAX_BLOB_ATTEMPTS",
@@ -55,7 +61,14 @@ class BlobPoller:
     """Polls the storage account for new or changed blobs and invokes blob-triggered functions.
 
     Receipts (function + blob name + ETag) live in the engine's state store, so each blob version
-    fires exactly once, across restarts too.
+    fires exactly once, across restarts too. Each new blob version is invoked on its own, up to
+    ``concurrency`` at a time, as the host dispatches blob trigger invocations independently: the
+    blob listener queues one message per blob on the shared blob-trigger queue, and a queue
+    listener runs up to ``batchSize`` + ``newBatchThreshold`` of them in parallel
+    (Azure/azure-sdk-for-net ``Microsoft.Azure.WebJobs.Extensions.Storage.Blobs``
+    ``BlobTriggerQueueWriter`` / ``BlobQueueTriggerExecutor``; ``QueuesOptions.BatchSize``, default
+    16: "the maximum number of messages processed in parallel by the job is NewBatchThreshold
+    plus BatchSize"). A blob still running is not dispatched again by a later scan.
     """
 
     def __init__(
@@ -64,6 +77,7 @@ class BlobPoller:
         triggers: list[tuple[BlobTriggerSpec, str, str]],  # spec, resolved path, connection str
         invoke: Invoker,
         interval: float,
+        concurrency: int = 24,
     ) -> None:
         self._engine = engine
         self._triggers = triggers
@@ -72,16 +86,20 @@ class BlobPoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devhost-blobs", daemon=True)
         self._clients: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="devhost-blob")
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start polling in a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop polling and close storage clients."""
+        """Stop polling, let running invocations finish and close storage clients."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
 
@@ -105,26 +123,26 @@ class BlobPoller:
                     return
             self._stop.wait(self._interval)
 
-    def scan(self, spec: BlobTriggerSpec, path: str, conn: str) -> int:
-        """Scan once; invoke the function for each blob version without a receipt."""
+    def scan(self, spec: BlobTriggerSpec, path: str, conn: str) -> list[Future[None]]:
+        """Scan once; dispatch an invocation for each blob version without a receipt that is not
+        already running. Returns the dispatched invocations."""
         container, prefix, regex = blob_path_regex(path)
         service = self._client(conn)
         container_client = service.get_container_client(container)
         if not container_client.exists():
-            return 0
-        fired = 0
+            return []
+        dispatched: list[Future[None]] = []
         for item in container_client.list_blobs(
             name_starts_with=prefix or None, include=["metadata"]
         ):
             match = regex.fullmatch(item.name)
             if match is None:
                 continue
-            etag = str(item.etag)
-            key = f"blobreceipt:{spec.function_name}:{container}/{item.name}:{etag}"
-            if self._engine.kv_get(key) is not None:
-                continue
-            attempts_key = f"blobattempts:{spec.function_name}:{container}/{item.name}:{etag}"
-            attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
+            key = f"blobreceipt:{spec.function_name}:{container}/{item.name}:{item.etag}"
+            with self._lock:
+                if key in self._running or self._engine.kv_get(key) is not None:
+                    continue
+                self._running.add(key)
             blob_client = container_client.get_blob_client(item.name)
             try:
                 data = blob_client.download_blob(
@@ -137,29 +155,35 @@ class BlobPoller:
                     item.name,
                     type(exc).__name__,
                 )
+                self._done(key)
                 continue
             stream = blob_input_stream(container, item, data, blob_client.url)
             binding_data = {"name": match.groupdict().get("name", item.name), **match.groupdict()}
-            try:
-                self._invoke(
-                    spec,
-                    f"New blob detected: {container}/{item.name}",
-                    {spec.arg_name: stream, "_binding_data": binding_data},
-                )
-            except Exception:
-                self._engine.kv_set(attempts_key, str(attempts))
-                if attempts >= MAX_BLOB_ATTEMPTS:
-                    logger.error(
-                        "blob %s/%s failed %d times: poisoned (no more retries)",
-                        container,
-                        item.name,
-                        attempts,
-                    )
-                    self._engine.kv_set(key, json.dumps({"poison": True}))
-                continue
+            provided = {spec.arg_name: stream, "_binding_data": binding_data}
+            reason = f"New blob detected: {container}/{item.name}"
+            dispatched.append(self._pool.submit(self._invoke_once, spec, key, reason, provided))
+        return dispatched
+
+    def _done(self, key: str) -> None:
+        with self._lock:
+            self._running.discard(key)
+
+    def _invoke_once(
+        self, spec: BlobTriggerSpec, key: str, reason: str, provided: dict[str, Any]
+    ) -> None:
+        attempts_key = key.replace("blobreceipt:", "blobattempts:", 1)
+        try:
+            self._invoke(spec, reason, provided)
+        except Exception:
+            attempts = int(self._engine.kv_get(attempts_key) or "0") + 1
+            self._engine.kv_set(attempts_key, str(attempts))
+            if attempts >= MAX_BLOB_ATTEMPTS:
+                logger.error("%s failed %d times: poisoned (no more retries)", reason, attempts)
+                self._engine.kv_set(key, json.dumps({"poison": True}))
+        else:
             self._engine.kv_set(key, json.dumps({"at": format_time(self._engine.clock.now())}))
-            fired += 1
-        return fired
+        finally:
+            self._done(key)
 
 
 def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> InputStream:
@@ -189,9 +213,10 @@ def blob_input_stream(container: str, props: Any, data: bytes, url: str) -> Inpu
     return stream
 
 
-def timer_request(past_due: bool, status: dict[str, Any]) -> TimerRequest:
+def timer_request(past_due: bool, status: dict[str, Any] | None) -> TimerRequest:
     """The ``func.TimerRequest``, decoded by ``azure.functions.timer.TimerRequestConverter``
-    from the host's ``TimerInfo`` JSON (``Schedule``, ``ScheduleStatus``, ``IsPastDue``)."""
+    from the host's ``TimerInfo`` JSON (``Schedule``, ``ScheduleStatus``: null without the
+    schedule monitor, ``IsPastDue``; ``devhost.timer_monitor``)."""
     info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
     request: TimerRequest = TimerRequestConverter.decode(
         Datum(json.dumps(info), "json"), trigger_metadata={}
@@ -242,38 +267,57 @@ class TimerScheduler:
             if thread.is_alive():
                 thread.join(timeout=30)
 
+    def _status(self, spec: TimerTriggerSpec, schedule: Schedule) -> ScheduleStatus | None:
+        """The stored status; from devhost's older ``timer:last`` record when that is all."""
+        stored = self._engine.kv_get(f"timer:status:{spec.function_name}")
+        if stored is not None:
+            try:
+                return ScheduleStatus.from_json(stored)
+            except ValueError:
+                return None
+        last_text = self._engine.kv_get(f"timer:last:{spec.function_name}")
+        if last_text is None:
+            return None
+        last = parse_time(last_text)
+        return ScheduleStatus(next=schedule.next_after(last), last=last, last_updated=last)
+
     def _fire(
         self,
         spec: TimerTriggerSpec,
         schedule: Schedule,
-        scheduled: datetime,
+        status: ScheduleStatus | None,
+        *,
         past_due: bool,
+        startup: bool,
         reason: str,
-    ) -> None:
-        last_key = f"timer:last:{spec.function_name}"
-        request = timer_request(
-            past_due,
-            {
-                "Last": self._engine.kv_get(last_key),
-                "Next": format_time(schedule.next_after(scheduled)),
-                "LastUpdated": format_time(self._clock.now()),
-            },
-        )
+    ) -> ScheduleStatus:
+        """Invoke once; return the status after it (stored when the monitor runs)."""
+        now = self._clock.now()
+        request = timer_request(past_due, None if status is None else status.to_info())
         try:
             self._invoke(spec, reason, {spec.arg_name: request})
         except Exception:
             logger.debug("timer %s invocation failed", spec.function_name)
-        self._engine.kv_set(last_key, format_time(scheduled))
+        current = status or ScheduleStatus(next=schedule.next_after(now))
+        after = after_invocation(current, now, schedule, scheduled=not (past_due or startup))
+        if status is not None:
+            self._engine.kv_set(f"timer:status:{spec.function_name}", after.to_json())
+        return after
 
     def _run(self, spec: TimerTriggerSpec, schedule: Schedule) -> None:
         now = self._clock.now()
-        last_text = self._engine.kv_get(f"timer:last:{spec.function_name}")
-        if spec.run_on_startup:
-            self._fire(spec, schedule, now, False, "Timer fired at startup (run_on_startup)")
-        elif last_text is not None:
-            missed = schedule.next_after(parse_time(last_text))
-            if missed < now:
-                self._fire(spec, schedule, missed, True, f"Timer is past due (was due {missed})")
+        status: ScheduleStatus | None = None
+        past_due = False
+        if monitor_enabled(spec.use_monitor, schedule, now):
+            status, past_due = check_past_due(self._status(spec, schedule), now, schedule)
+            self._engine.kv_set(f"timer:status:{spec.function_name}", status.to_json())
+        if past_due and status is not None:
+            reason = f"Timer is past due (was due {format_time(status.next)})"
+            status = self._fire(spec, schedule, status, past_due=True, startup=False, reason=reason)
+        elif spec.run_on_startup:
+            reason = "Timer fired at startup (run_on_startup)"
+            fired = self._fire(spec, schedule, status, past_due=False, startup=True, reason=reason)
+            status = fired if status is not None else None
         # From the start time, not a fresh reading: a clock that moved while a past-due run was
         # firing must not skip the occurrence it moved onto.
         upcoming = schedule.next_after(now)
@@ -281,8 +325,12 @@ class TimerScheduler:
         while not self._stop.is_set():
             now = self._clock.now()
             if now >= upcoming:
-                late = now - upcoming > timedelta(seconds=15)
-                self._fire(spec, schedule, upcoming, late, f"Timer fired at {format_time(now)}")
+                # A scheduled invocation is never past due, however late (HandleTimerEvent).
+                reason = f"Timer fired at {format_time(now)}"
+                fired = self._fire(
+                    spec, schedule, status, past_due=False, startup=False, reason=reason
+                )
+                status = fired if status is not None else None
                 upcoming = schedule.next_after(max(upcoming, self._clock.now()))
                 continue
             wait = (upcoming - now).total_seconds()

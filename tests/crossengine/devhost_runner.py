@@ -53,10 +53,13 @@ class DevhostJournal:
         self.born_cancelled: set[float] = set()
         self._timers_seen: set[float] = set()
 
-    def wrap(self, sdk_handle: Callable[[str], str]) -> Callable[[str], str]:
-        def recorded(context_json: str) -> str:
+    def wrap(self, sdk_handle: Callable[[Any], str]) -> Callable[[Any], str]:
+        def recorded(context: Any) -> str:
+            # devhost hands the worker's OrchestrationContext (devhost.worker_io); its body is
+            # the context JSON.
+            context_json: str = getattr(context, "body", context)
             try:
-                result = sdk_handle(context_json)
+                result = sdk_handle(context)
             except Exception as exc:
                 # A failing orchestrator: the SDK raises "<message>$OutOfProcData$:<state JSON>".
                 _, marker, data = str(exc).partition(_OUT_OF_PROC_MARKER)

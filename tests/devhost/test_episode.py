@@ -93,7 +93,9 @@ class _Run:
 
 
 def _run(index: AppIndex, name: str, value: Any = None) -> _Run:
-    return _Run(index.orchestrators[name], name, None if value is None else json.dumps(value))
+    # Stored as the SDK client starts it: the JSON text, posted as a JSON string.
+    token = None if value is None else json.dumps(json.dumps(value))
+    return _Run(index.orchestrators[name], name, token)
 
 
 def test_replay_that_completes_activities_ends_completed(sample_index: AppIndex) -> None:
@@ -165,7 +167,8 @@ def test_continue_as_new_carries_the_next_input(sample_index: AppIndex) -> None:
         [new_event(TIMER_FIRED, format_time(later), TimerId=0, FireAt=fire_at)], at=later
     )
 
-    assert decision.outcome == ContinuedAsNew(json.dumps({"n": 1}))
+    # The SDK's serialized input, stored as the JSON string token the extension keeps.
+    assert decision.outcome == ContinuedAsNew(json.dumps(json.dumps({"n": 1})))
     assert decision.custom_status == {"n": 1}
 
 

@@ -273,3 +273,44 @@ def test_a_failing_function_is_retried_five_times_then_poisoned(azurite, contain
         queue.stop()
 
     assert calls == [f"{CONTAINER}/poison.csv"] * 5
+
+
+def test_event_grid_blobs_are_invoked_concurrently(azurite, container):
+    """In-process: three delivered blobs run at the same time (each waits for the other two), as
+    the blob extension's queue listener dispatches its messages (``BlobPoller`` docstring)."""
+    import threading
+
+    from devhost.app_loader import BlobTriggerSpec
+    from devhost.blob_events import BlobEventQueue
+    from devhost.eventgrid import parse_blob_event
+
+    names = ("c1.csv", "c2.csv", "c3.csv")
+    for name in names:
+        container.upload_blob(name, b"1", overwrite=True)
+    spec = BlobTriggerSpec(
+        function_name="f",
+        path="",
+        connection="",
+        arg_name="blob",
+        function=None,
+        source="EventGrid",
+    )
+    barrier = threading.Barrier(3, timeout=10)
+    passed: list[str] = []
+
+    def invoke(spec: Any, reason: str, provided: dict[str, Any]) -> None:
+        barrier.wait()  # broken (raises) unless all three run at once
+        passed.append(provided["blob"].name)
+
+    queue = BlobEventQueue(
+        [(spec, f"{CONTAINER}/{{name}}", azurite.connection_string)], invoke, retry_delay=30
+    )
+    queue.start()
+    try:
+        events = tuple(parse_blob_event(blob_created(container, n)) for n in names)
+        queue.enqueue("Host.Functions.f", events)
+        wait_until(lambda: len(passed) == 3, timeout=20, what="three concurrent invocations")
+    finally:
+        queue.stop()
+
+    assert sorted(passed) == [f"{CONTAINER}/{n}" for n in names]

@@ -185,3 +185,61 @@ def test_instance_listing_pages_with_continuation_tokens_in_instance_id_order():
     assert [s["instanceId"] for s in last.body] == ["run-5"]
     assert "x-ms-continuation-token" not in last.headers
     assert _page(instances, 2, "%%%not-a-token").status == 400
+
+
+def test_the_status_input_is_the_json_text_the_sdk_client_posted(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """A start by the SDK client shows ``input`` as a JSON string; the orchestrator gets the value.
+
+    Reproduces ``src/WebJobs.Extensions.DurableTask/HttpApiHandler.cs`` lines 867-874
+    (``HandleStartOrchestratorRequestAsync`` deserializes the body and starts with that token:
+    the SDK client's ``json.dumps(input)`` posted as JSON is a string token),
+    ``ContextImplementations/DurableClient.cs`` lines 1079-1095 (the status ``Input`` is the
+    stored token, ``ParseToJToken``) and
+    ``Bindings/OrchestrationTriggerAttributeBindingProvider.cs`` lines 219-229 (the context
+    ``input`` is the same token, which the SDK's ``get_input`` parses);
+    azure-functions-durable-python#295 and #195 show the string in ``get_status``.
+    ``continue_as_new``'s input is the SDK's serialized text too (``OutOfProcOrchestrationShim.cs``
+    line 171), so it stays a string in the next execution. A plain JSON body stays a value.
+    """
+    engine = make_engine()
+    api = _api(engine)
+    sdk = _call(api, "POST", "orchestrators/chain/in-1", json.dumps(json.dumps(1)).encode())
+    plain = _call(api, "POST", "orchestrators/waiter/in-2", b'{"n": 2}')
+    looped = engine.start_new("counter", "in-3", {"n": 1})  # continues as new with {"n": 2}
+
+    done = engine.wait_for_completion("in-1", timeout=10)
+    continued = engine.wait_for_completion(looped, timeout=30)
+    waiting = _call(api, "GET", "instances/in-2")
+
+    assert (sdk.status, plain.status) == (202, 202)
+    assert sdk.headers["Retry-After"] == "10"  # CreateCheckStatusResponseMessage, line 1238
+    assert done["input"] == "1"
+    assert done["output"] == {"a": 2, "b": 3, "c": {"echo": {"b": 3}}}  # the value reached it
+    assert continued["input"] == json.dumps({"n": 2})
+    assert continued["output"] == 3
+    assert waiting.body["input"] == {"n": 2}
+
+
+def test_the_app_reads_rerun_of_from_a_string_or_a_decoded_input(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """The app's readers (``batch_runs.run_control.run_parameters_of`` / ``rerun_of``, used by
+    the run view and rerun) get the run parameters from devhost's status ``input`` in the string
+    form Azure gives (see the test above) and in the decoded form a raw JSON start gives."""
+    from batch_runs.run_control import rerun_of, run_parameters_of
+
+    engine = make_engine()
+    api = _api(engine)
+    first = {"endpoint_uri": "https://ep.example/jobs", "rerun_of": "run-0"}
+    later = {"resume": {"run_parameters": first}}  # the input after continue_as_new
+    _call(api, "POST", "orchestrators/waiter/rv-1", json.dumps(json.dumps(first)).encode())
+    _call(api, "POST", "orchestrators/waiter/rv-2", json.dumps(json.dumps(later)).encode())
+    _call(api, "POST", "orchestrators/waiter/rv-3", json.dumps(later).encode())
+
+    inputs = [_call(api, "GET", f"instances/rv-{n}").body["input"] for n in (1, 2, 3)]
+
+    assert [type(i) for i in inputs] == [str, str, dict]
+    assert [rerun_of(i) for i in inputs] == ["run-0"] * 3
+    assert [dict(run_parameters_of(i) or {}) for i in inputs] == [first] * 3

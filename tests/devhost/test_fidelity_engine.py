@@ -5,6 +5,7 @@ DurableTask.Core 2.17.1, the versions Azure/azure-functions-durable-extension v2
 whose behaviour it reproduces.
 """
 
+import json
 from collections.abc import Callable, Generator
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import azure.durable_functions as df
 
 from devhost.clock import VirtualClock
 from devhost.engine import Engine
-from devhost.history import TIMER_CREATED, TIMER_FIRED
+from devhost.history import TASK_SCHEDULED, TIMER_CREATED, TIMER_FIRED
 from tests.devhost.conftest import START
 from tests.support import wait_until
 
@@ -54,7 +55,7 @@ def test_custom_status_is_cleared_when_an_execution_has_not_set_one_yet(
     wait_until(lambda: (engine.get_status(iid) or {}).get("runtimeStatus") == "Running")
 
     clock.advance(10)  # execution 1 sets {"n": 1}; execution 2 starts and sets nothing yet
-    wait_until(lambda: (engine.get_status(iid) or {}).get("input") == {"n": 1})
+    wait_until(lambda: (engine.get_status(iid) or {}).get("input") == json.dumps({"n": 1}))
     wait_until(lambda: len(engine.get_history_events(iid)) > 2)
     status = engine.get_status(iid) or {}
 
@@ -132,3 +133,34 @@ def _event_played(engine: Engine, iid: str, event_type: int) -> bool:
         e["EventType"] == event_type and e.get("IsPlayed", True)
         for e in engine.get_history_events(iid)
     )
+
+
+def test_terminate_is_a_message_the_next_episode_applies(sample_index: Any, tmp_path: Path) -> None:
+    """The terminate call only queues the request; the instance ends on its next episode, and the
+    orchestrator does not run in it.
+
+    Reproduces Azure/durabletask v2.17.1 ``src/DurableTask.Core/TaskHubClient.cs`` lines
+    762-771 (``TerminateInstanceAsync`` sends an ``ExecutionTerminatedEvent`` message),
+    ``TaskOrchestrationExecutor.cs`` lines 213-215 and ``TaskOrchestrationContext.cs`` lines
+    553-556 (that event completes the orchestration as Terminated with the reason).
+    """
+    engine = Engine(
+        tmp_path / "t.sqlite",
+        sample_index.orchestrators,
+        sample_index.activities,
+        clock=VirtualClock(start=START, auto_advance=True),
+    )
+    try:
+        iid = engine.start_new("chain", "term-1", 1)
+        engine.terminate(iid, "stop please")
+        before = (engine.get_status(iid) or {})["runtimeStatus"]
+        engine.start()  # the scheduler plays the queued events
+        after = engine.wait_for_completion(iid, timeout=10)
+        kinds = [e["EventType"] for e in engine.get_history_events(iid)]
+    finally:
+        engine.stop()
+
+    assert before == "Pending"  # not Terminated until an episode applies the request
+    assert after["runtimeStatus"] == "Terminated"
+    assert after["output"] == "stop please"
+    assert TASK_SCHEDULED not in kinds  # the orchestrator never ran

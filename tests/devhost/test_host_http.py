@@ -1,6 +1,9 @@
 """devhost as a process: HTTP triggers, auth, the Durable management API and the SDK client."""
 
+import http.client
+import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -101,7 +104,7 @@ def test_starter_check_status_urls_can_be_followed_to_completion(host):
     final = requests.get(payload["statusQueryGetUri"], timeout=10)
     assert final.status_code == 200
     assert final.json()["output"] == {"a": 6, "b": 7, "c": {"echo": {"b": 7}}}
-    assert status["input"] == 5
+    assert status["input"] == "5"  # the SDK client's JSON text, as the extension shows it
     assert "Executing 'Functions.add_one' (Reason='(null)', Id=" in host.log()
 
 
@@ -195,7 +198,9 @@ def test_virtual_clock_host_runs_long_timers_instantly_and_advances():
         settings={"SAMPLE_HUB": "vhub"}, args=["--no-triggers", "--virtual-clock"]
     ).start()
     try:
-        started = proc.mgmt("POST", "orchestrators/sleeper", json=86400)
+        started = proc.mgmt(
+            "POST", "orchestrators/sleeper", json="86400"
+        )  # as the SDK client posts it
         status = proc.wait_status(started.json()["id"], {"Completed"}, timeout=20)
         advanced = requests.post(
             f"{proc.base}/admin/devhost/clock/advance",
@@ -233,10 +238,10 @@ def test_rpc_listener_serves_without_key_and_restart_works(host):
 
     assert started.status_code == 202
     assert started.json()["statusQueryGetUri"].startswith(f"{host.base}/runtime/webhooks/")
-    assert done["input"] == 3
+    assert done["input"] == "3"
     assert done["output"]["a"] == 4
     assert restarted.status_code == 202
-    assert again["input"] == 3
+    assert again["input"] == "3"  # the restart starts with the same token
     assert rewind.status_code == 501
 
 
@@ -299,3 +304,90 @@ def test_an_activity_with_a_durable_client_binding_starts_an_orchestration(host)
     assert child == f"{parent}:child"
     child_status = host.wait_status(child, {"Completed"})
     assert child_status["output"] == {"a": 11, "b": 12, "c": {"echo": {"b": 12}}}
+
+
+def test_a_forged_host_header_does_not_move_the_client_bindings_urls():
+    """The durable client binding's URLs come from ``WEBSITE_HOSTNAME``, never from a request.
+
+    Reproduces Azure/azure-functions-durable-extension ``HttpApiHandler.cs`` (v2.13.7)
+    ``GetBaseUrl``/``GetWebhookUri`` (lines 1131-1137, 1242-1247: the webhook URI the Functions
+    host gives, ``BindingHelper.cs`` line 54 puts it in the binding) and Azure/azure-functions-host
+    ``DefaultScriptWebHookProvider.GetExtensionWebHookRoute`` (``https://{WEBSITE_HOSTNAME}``,
+    ``http`` for ``localhost:``). The management API's own start answer takes the request's
+    authority with the webhook's path and key (``GetClientResponseLinks``, lines 1171-1176:
+    ``request.RequestUri``), so that one follows ``Host``, as in Azure.
+    """
+    proc = DevhostProcess(
+        settings={"SAMPLE_HUB": "hosthub", "WEBSITE_HOSTNAME": "myapp.example.net"},
+        args=["--no-triggers"],
+    ).start()
+    forged = {"Host": "evil.example:666"}
+    try:
+        links = requests.get(
+            f"{proc.base}/api/links/abc", params={"code": KEY}, headers=forged, timeout=10
+        )
+        started = requests.post(
+            f"{proc.base}/runtime/webhooks/durabletask/orchestrators/chain/host-1",
+            params={"code": KEY},
+            headers=forged,
+            json=json.dumps(1),
+            timeout=10,
+        )
+    finally:
+        proc.stop()
+
+    assert links.status_code == 200
+    status_uri = links.json()["statusQueryGetUri"]
+    assert status_uri.startswith(
+        "https://myapp.example.net/runtime/webhooks/durabletask/instances/abc?"
+    )
+    assert "evil.example" not in links.text
+    assert started.status_code == 202
+    assert started.json()["statusQueryGetUri"].startswith(
+        "http://evil.example:666/runtime/webhooks/durabletask/instances/host-1?taskHub=hosthub&"
+    )
+
+
+def test_website_hostname_chooses_the_scheme_as_the_functions_host_does():
+    """``localhost:<port>`` is http, any other name https; a value that is not a host name is a
+    start-up error naming the setting (DefaultScriptWebHookProvider.cs, as above)."""
+    from devhost.errors import SettingsError
+    from devhost.function_settings import webhook_origin
+
+    assert webhook_origin({}, "http://127.0.0.1:7071") == "http://127.0.0.1:7071"
+    assert webhook_origin({"WEBSITE_HOSTNAME": "localhost:7071"}, "") == "http://localhost:7071"
+    assert webhook_origin({"WEBSITE_HOSTNAME": "a.azurewebsites.net"}, "") == (
+        "https://a.azurewebsites.net"
+    )
+    with pytest.raises(SettingsError, match="WEBSITE_HOSTNAME"):
+        webhook_origin({"WEBSITE_HOSTNAME": "evil/path"}, "")
+
+
+def test_the_request_and_answer_go_through_the_workers_http_converters(host):
+    """The ``HttpRequest`` is the host's ``RpcHttp`` decoded by ``HttpRequestConverter``; the
+    answer is ``HttpResponseConverter.encode`` of the return value.
+
+    Reproduces Azure/azure-functions-host
+    ``src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs``
+    (``ToRpcHttp``: query values joined by ``,``, empty ones dropped; header names lower-cased,
+    repeated values joined by ``,``) and the worker's ``get_datum`` (azure-functions-runtime 1.3.0
+    ``bindings/meta.py`` lines 246-260: a value the converter cannot encode fails the
+    invocation, so a dict or ``None`` from an HTTP function is a 500 in Azure).
+    """
+    connection = http.client.HTTPConnection(urlsplit(host.base).netloc, timeout=10)
+    connection.putrequest("GET", "/api/echo/1?a=1&a=2&empty=")
+    connection.putheader("X-Sample", "v1")
+    connection.putheader("X-Sample", "v2")
+    connection.endheaders()
+    echoed = json.loads(connection.getresponse().read())
+    connection.close()
+    text = requests.get(f"{host.base}/api/raw/text", timeout=10)
+    as_dict = requests.get(f"{host.base}/api/raw/dict", timeout=10)
+    as_none = requests.get(f"{host.base}/api/raw/none", timeout=10)
+
+    assert echoed["query"] == {"a": "1,2"}
+    assert echoed["header"] == "v1,v2"
+    assert (text.status_code, text.text) == (200, "plain")
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert (as_dict.status_code, as_dict.content) == (500, b"")
+    assert (as_none.status_code, as_none.content) == (500, b"")

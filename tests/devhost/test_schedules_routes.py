@@ -1,5 +1,6 @@
 """Unit tests: NCRONTAB/TimeSpan schedules, route templates, settings references, blob paths."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ import pytest
 from devhost.app_loader import load_settings_file, resolve_setting_refs
 from devhost.errors import SettingsError
 from devhost.function_settings import function_disabled, timer_time_zone
+from devhost.history import format_time
 from devhost.ncrontab import CronSchedule, ZonedSchedule, parse_schedule
 from devhost.routing import compile_route
 from devhost.triggers import blob_input_stream, blob_path_regex, timer_request
@@ -184,13 +186,14 @@ def test_timer_scheduler_run_on_startup(tmp_path):
     try:
         scheduler.start()
         wait_until(lambda: len(calls) == 1, timeout=5, what="startup run")
-        last = engine.kv_get("timer:last:boot")
+        stored = engine.kv_get("timer:status:boot")
     finally:
         scheduler.stop()
         engine.stop()
 
     assert calls == [("Timer fired at startup (run_on_startup)", False)]
-    assert last is not None
+    assert stored is not None
+    assert json.loads(stored)["Last"] == format_time(T0)  # the startup invocation's time
 
 
 def _cron(expression: str) -> CronSchedule:

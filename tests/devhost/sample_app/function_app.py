@@ -237,6 +237,14 @@ async def start_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     return response
 
 
+@app.route(route="links/{instance_id}", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def links_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+    """The management URLs of the durable client binding (no request origin applied)."""
+    links = client.create_http_management_payload(req.route_params["instance_id"])
+    return func.HttpResponse(json.dumps(links), mimetype="application/json")
+
+
 @app.route(route="status/{instance_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @app.durable_client_input(client_name="client")
 async def status_http(req: func.HttpRequest, client: Any) -> func.HttpResponse:
@@ -268,6 +276,13 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
         headers={"x-echo": "yes"},
         mimetype="application/json",
     )
+
+
+@app.route(route="raw/{kind}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def raw(req: func.HttpRequest) -> Any:
+    """Returns what the worker's HTTP output converter accepts (text) or refuses (a dict, None)."""
+    kind = req.route_params["kind"]
+    return {"text": "plain", "dict": {"a": 1}, "none": None}[kind]
 
 
 @app.route(route="fail", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
