@@ -7,6 +7,9 @@ Functions (names are the contract in ../shared/design.md):
   ``rerun_run_http`` (triggers/http_runs.py)
 - blob ``start_run_on_blob`` (triggers/blob_start.py), timer ``start_run_on_schedule``
   (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py)
+- batches: orchestrator ``batch_endpoint_batch`` (orchestrators/batch_parent.py), activity
+  ``list_batch_folder`` (activities/batch_folders.py), HTTP ``start_batch_http``,
+  ``get_batch_http``, ``cancel_batch_http`` (triggers/http_batches.py)
 """
 
 import logging
@@ -14,9 +17,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import jobs
-from orchestrators import batch_run
-from triggers import blob_start, http_runs, maintenance, schedule_start
+from activities import batch_folders, jobs
+from orchestrators import batch_parent, batch_run
+from triggers import blob_start, http_batches, http_runs, maintenance, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
 for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3"):
@@ -24,4 +27,6 @@ for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identit
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance):
+    app.register_functions(_module.bp)
+for _module in (batch_parent, batch_folders, http_batches):
     app.register_functions(_module.bp)

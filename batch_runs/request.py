@@ -76,7 +76,10 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "poll_backoff",
     "poll_max_interval",
     "rerun_of",
+    "trigger",
 )
+#: ``trigger``: an internal run parameter (who started the run); accepted, not sent to the job.
+TRIGGERS: tuple[str, ...] = ("http", "blob", "schedule", "batch")
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
     "input_uri": "endpoint_input_uri",
@@ -510,6 +513,9 @@ class _Parser:
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         rerun_of = self.checked_text("rerun_of", run_id_problem)
+        self.checked_text(
+            "trigger", lambda t: None if t in TRIGGERS else f"must be one of {TRIGGERS}"
+        )
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(

@@ -21,6 +21,13 @@ from batch_endpoint import (
     parse_host_pattern,
     parse_workspace_id,
 )
+from batch_runs.folders import (
+    BLOB_MODES,
+    DEFAULT_BLOB_MODE,
+    DEFAULT_MARKER_NAME,
+    marker_name_problem,
+    parse_datastore_map,
+)
 from batch_runs.policy import default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -88,6 +95,9 @@ class Settings:
     website_time_zone: str | None = None  # WEBSITE_TIME_ZONE (the zone schedules are read in)
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
+    scoring_blob_mode: str = DEFAULT_BLOB_MODE  # SCORING_BLOB_MODE (file | folder-marker)
+    scoring_marker_name: str = DEFAULT_MARKER_NAME  # SCORING_MARKER_NAME
+    folder_datastores: tuple[tuple[str, str], ...] = ()  # BATCH_FOLDER_DATASTORES
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -226,6 +236,13 @@ def _blob_source(raw: str) -> str:
     raise ValueError(f"must be one of {', '.join(BLOB_SOURCES)}, got {shown(raw)}")
 
 
+def _marker_name(raw: str) -> str:
+    problem = marker_name_problem(raw)
+    if problem:
+        raise ValueError(problem)
+    return raw
+
+
 def _schedule(raw: str) -> str:
     fields = raw.split()
     if len(fields) != 6 or not all(_NCRONTAB_FIELD.match(f) for f in fields):
@@ -312,6 +329,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     retention_days = r.integer("RUN_RETENTION_DAYS", d.run_retention_days, low=0, high=36500)
     retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
 
+    blob_mode = r.parse("SCORING_BLOB_MODE", d.scoring_blob_mode, _choice(BLOB_MODES, lower=True))
+    marker_name = r.parse("SCORING_MARKER_NAME", d.scoring_marker_name, _marker_name)
+    folder_datastores = r.parse("BATCH_FOLDER_DATASTORES", d.folder_datastores, parse_datastore_map)
+
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
         problem = endpoint_uri_problem(endpoint)
@@ -354,6 +375,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
+        scoring_blob_mode=blob_mode,
+        scoring_marker_name=marker_name,
+        folder_datastores=folder_datastores,
     )
 
 
