@@ -20,6 +20,7 @@ emulator and the service read a ``UriFolder``'s top-level files).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -200,3 +201,13 @@ def marker_decision(blob_path: str, marker: str) -> MarkerDecision:
 def folder_uri(blob_uri: str, marker: str) -> str:
     """The folder URI of a marker blob's URI (``.../a/_READY`` → ``.../a/``)."""
     return blob_uri[: len(blob_uri) - len(marker)]
+
+
+def instance_id_for_marker(blob_path: str, version: str) -> str:
+    """``folder-<hash>`` of the marker's path and version (ETag, else its creation time).
+
+    One marker version starts one run: the at-least-once deliveries of the blob trigger map
+    to the same instance; rewriting the marker (a new ETag) scores the folder again.
+    """
+    digest = hashlib.sha256(f"{blob_path}|{version}".encode()).hexdigest()[:40]
+    return f"folder-{digest}"
