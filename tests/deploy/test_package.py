@@ -43,6 +43,11 @@ EXPECTED_FUNCTIONS = {
     "start_run_on_blob",
     "start_run_on_schedule",
     "purge_old_runs",
+    "batch_endpoint_batch",
+    "list_batch_folder",
+    "start_batch_http",
+    "get_batch_http",
+    "cancel_batch_http",
 }
 
 
