@@ -87,7 +87,8 @@ class BatchRequest:
 def child_parameters(parameters: Mapping[str, Any], input_uri: str) -> dict[str, Any]:
     """One child's run parameters: the shared ones, its input and ``trigger: batch``."""
     params = dict(parameters)
-    params.setdefault("endpoint_input_type", "UriFile")
+    if params.get("endpoint_input_type") in (None, ""):  # unset ("" as ADF passes it)
+        params["endpoint_input_type"] = "UriFile"
     params["endpoint_input_uri"] = input_uri
     params["trigger"] = BATCH_TRIGGER
     return params
@@ -116,7 +117,7 @@ def _inputs_problems(value: object, input_type: str) -> list[FieldError]:
 
 
 def _cap(value: object) -> tuple[int, list[FieldError]]:
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return DEFAULT_MAX_PARALLEL_JOBS, []
     number = coerce_int(value)
     if number is None or not 1 <= number <= MAX_PARALLEL_JOBS:

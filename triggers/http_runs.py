@@ -194,6 +194,8 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 
     if isinstance(body, dict) and "rerun_of" in body:
         return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
+    if isinstance(body, dict) and "trigger" in body:
+        return _invalid("trigger", "trigger is set by the app (who started the run), not here")
     instance_id, key, settings, problem = _new_run(req)
     if problem is not None:
         return problem
