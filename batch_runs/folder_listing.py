@@ -26,12 +26,21 @@ from batch_runs.folders import MAX_FOLDER_FILES, FolderLocation, is_listed_file
 
 
 class BlobItem(Protocol):
-    name: str
-    size: int | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int | None: ...
 
 
 class FolderLister(Protocol):
     def __call__(self, location: FolderLocation) -> Iterable[BlobItem]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    name: str
+    size: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +118,11 @@ def blob_lister(*, connection_string: str | None, credential: Callable[[], Any])
             client = ContainerClient.from_container_url(url, credential=credential())
         with client:
             # walk_blobs with a delimiter lists the top level only (BlobPrefix for folders).
-            return [
-                item
-                for item in client.walk_blobs(name_starts_with=location.prefix or None)
-                if getattr(item, "size", None) is not None
-            ]
+            found: list[BlobItem] = []
+            for item in client.walk_blobs(name_starts_with=location.prefix or None):
+                size = getattr(item, "size", None)  # a BlobPrefix (sub-folder) has none
+                if size is not None:
+                    found.append(_Listed(name=str(item.name), size=int(size)))
+            return found
 
     return lister

@@ -73,7 +73,7 @@ def _batch_uri(req: func.HttpRequest, batch_id: str) -> str:
     return f"{root}/batches/{batch_id}"
 
 
-def _accepted(req: func.HttpRequest, batch_id: str, *, replayed: bool = False):
+def _accepted(req: func.HttpRequest, batch_id: str, *, replayed: bool = False) -> func.HttpResponse:
     uri = _batch_uri(req, batch_id)
     headers = {"Location": uri, "Retry-After": "10"}
     if replayed:

@@ -47,11 +47,12 @@ def test_every_input_gets_an_outcome_across_continue_as_new(make_harness, monkey
     assert "bad input" in failed["error"]
     # Each child ran its own job with its own input file, and carried trigger=batch.
     inputs = sorted(inv.input_uri for inv, _ in h.fake.invokes)
-    assert len(inputs) == 9 and len(set(inputs)) == 9
+    assert (len(inputs), len(set(inputs))) == (9, 9)
     assert all(inv.input_type == "UriFile" for inv, _ in h.fake.invokes)
     assert caplog.text.count("Instance batch-t continued as new") >= 2  # history stays bounded
     child = h.engine.get_status("batch-t:0", show_input=True)
-    assert child is not None and child["input"]["trigger"] == "batch"
+    assert child is not None
+    assert child["input"]["trigger"] == "batch"
 
 
 @pytest.mark.parametrize("cap", [1, 3])

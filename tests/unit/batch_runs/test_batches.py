@@ -102,7 +102,7 @@ def test_child_ids_are_deterministic() -> None:
 
 def test_window_fills_up_to_the_cap_and_stops_when_cancelled_or_draining() -> None:
     fresh = b.BatchProgress()
-    assert b.to_start(fresh, total=20, active=0, cap=4, ended_here=0) == range(0, 4)
+    assert b.to_start(fresh, total=20, active=0, cap=4, ended_here=0) == range(4)
     later = b.BatchProgress(next_index=4)
     assert b.to_start(later, total=20, active=3, cap=4, ended_here=1) == range(4, 5)
     assert b.to_start(later, total=20, active=4, cap=4, ended_here=0) == range(0)
@@ -160,7 +160,7 @@ def test_not_started_inputs_of_a_cancelled_batch_are_cancelled() -> None:
     rest = b.not_started_outcomes(["a", "b", "c"], 1)
     assert [(o.index, o.state) for o in rest] == [(1, "cancelled"), (2, "cancelled")]
     counted = b.counts(total=3, outcomes=rest, active=0, started=3)
-    assert counted["cancelled"] == 2 and counted["pending"] == 0
+    assert (counted["cancelled"], counted["pending"]) == (2, 0)
 
 
 def test_view_has_the_run_view_shape_and_counts() -> None:
@@ -177,7 +177,7 @@ def test_view_has_the_run_view_shape_and_counts() -> None:
         children=[],
         children_next=None,
     )
-    assert view["id"] == "batch-1" and view["runtime_status"] == "Running"
+    assert (view["id"], view["runtime_status"]) == ("batch-1", "Running")
     assert view["phase"] == "running"
     assert view["counts"] == {
         "pending": 3,
@@ -186,7 +186,8 @@ def test_view_has_the_run_view_shape_and_counts() -> None:
         "failed": 0,
         "cancelled": 0,
     }
-    assert "output" not in view and "error" not in view
+    assert "output" not in view
+    assert "error" not in view
     failed = b.batch_view(
         instance_id="batch-1",
         runtime_status="Failed",

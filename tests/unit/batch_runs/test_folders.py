@@ -13,7 +13,8 @@ from batch_runs.folders import (
     parse_datastore_map,
     resolve_folder,
 )
-from batch_runs.settings import SettingsError, load_settings as load
+from batch_runs.settings import SettingsError
+from batch_runs.settings import load_settings as load
 
 DS = "azureml://datastores/workspaceblobstore/paths/"
 AZURITE = "http://127.0.0.1:10000/devstoreaccount1/azureml-blobstore"
@@ -39,7 +40,7 @@ def test_blob_urls_name_their_container() -> None:
     )
     local = resolve_folder(f"{AZURITE}/day1/", ())
     assert (local.container_url, local.prefix) == (AZURITE, "day1/")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Azure Blob"):
         resolve_folder("https://evil.example.com/data/day1/", ())
 
 
@@ -53,7 +54,8 @@ def test_listing_keeps_top_level_non_empty_files_sorted() -> None:
     loc = FolderLocation(container_url=AZURITE, prefix="d/", uri_base=f"{DS}d/")
     items = [Item("d/b.csv", 5), Item("d/a.csv", 5), Item("d/_READY", 0), Item("d/sub/x.csv", 5)]
     listing = list_folder_uris(loc, lambda _loc: items)
-    assert listing.uris == (f"{DS}d/a.csv", f"{DS}d/b.csv") and listing.error is None
+    assert listing.uris == (f"{DS}d/a.csv", f"{DS}d/b.csv")
+    assert listing.error is None
     assert "no files" in (list_folder_uris(loc, lambda _loc: []).error or "")
     many = [Item(f"d/{i:04d}.csv", 1) for i in range(1001)]
     assert "at most 1000" in (list_folder_uris(loc, lambda _loc: many).error or "")
@@ -74,7 +76,7 @@ def test_datastore_map_setting() -> None:
         "a b=https://acct.blob.core.windows.net/c",
         "ds=https://evil.example.com/c",
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"datastore|container URL"):
             parse_datastore_map(bad)
     settings = load_settings({"BATCH_FOLDER_DATASTORES": f"workspaceblobstore={AZURITE}"})
     assert settings.folder_datastores == MAP
