@@ -11,9 +11,13 @@ on every active child too (an orchestrator cannot raise events in the Python SDK
 child's verified cancel stops its job. Inputs never started end ``cancelled``.
 
 History stays bounded: after :data:`CHILDREN_PER_EXECUTION` children ended in one execution,
-the parent stops starting, drains its window and continues as new with its progress (a
-child's completion is addressed to the execution that started it, so the window must be empty
-first: durabletask ``TaskOrchestrationDispatcher`` drops messages for an old execution id).
+the parent stops starting, drains its window and continues as new with its progress. The
+window must be empty first: a child's completion message names the parent execution that
+started it, and Azure/durabletask (commit 5217032) batches messages by execution id
+(``src/DurableTask.AzureStorage/OrchestrationSessionManager.cs`` lines 424-475) and defers, then
+deletes, those for an execution that is no longer running
+(``src/DurableTask.AzureStorage/AzureStorageOrchestrationService.cs`` lines 812-861), so a child
+still running across ``continue_as_new`` would never be heard of.
 
 An ``input_folder`` batch first lists the folder (activity ``list_batch_folder``).
 """
