@@ -8,6 +8,11 @@
 - ``POST /api/batches/{id}/cancel``: no new child starts; every active child is cancelled (its
   verified cancel stops its job).
 
+Cancelling fans out from here because an orchestrator cannot raise an event on another
+instance in the Python SDK 1.x: ``DurableOrchestrationContext``
+(azure/durable_functions/models/DurableOrchestrationContext.py) offers activities,
+sub-orchestrations, timers, entities and waiting for events, but no ``raise_event``.
+
 The pure rules live in ``batch_runs.batches``; the parent orchestrator in
 ``orchestrators/batch_parent.py``.
 """
