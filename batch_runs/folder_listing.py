@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batch_endpoint import is_loopback
+from batch_endpoint import ServiceUrl, is_loopback
 from batch_runs.folders import MAX_FOLDER_FILES, FolderLocation, is_listed_file
 
 
@@ -98,13 +98,12 @@ def connection_matches(connection_string: str | None, container_url: str) -> boo
 
 def blob_lister(*, connection_string: str | None, credential: Callable[[], Any]) -> FolderLister:
     """A :class:`FolderLister` over ``azure-storage-blob`` (see the module docstring)."""
-    from urllib.parse import urlsplit
-
     from azure.storage.blob import ContainerClient
 
     def lister(location: FolderLocation) -> Iterable[BlobItem]:
         url = location.container_url
-        host = urlsplit(url).hostname or ""
+        path_start = url.index("/", url.index("://") + 3)
+        host = ServiceUrl.parse(url[:path_start], allow_path=False).host
         if connection_matches(connection_string, url):
             assert connection_string is not None
             container = url.rpartition("/")[2]

@@ -24,6 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from batch_endpoint import ServiceUrl, is_loopback
 from batch_runs.uris import _SHORT_DATASTORE, _http_input_problem, input_uri_problem, shown
 
 #: ``SCORING_BLOB_MODE`` values: each blob starts a run (``file``) or a marker starts one run
@@ -134,14 +135,15 @@ def resolve_folder(uri: str, datastores: tuple[tuple[str, str], ...]) -> FolderL
     problem = _http_input_problem(base)
     if problem:
         raise ValueError(problem)
-    scheme, rest = base.split("://", 1)
-    host, _, path = rest.partition("/")
-    segments = path.split("/")
+    # The origin by the one strict reading (ServiceUrl), as input_uri_problem checked it.
+    path_start = base.index("/", base.index("://") + 3)
+    origin = ServiceUrl.parse(base[:path_start], allow_path=False)
+    segments = base[path_start + 1 :].split("/")
     # Azurite and other loopback emulators put the account in the path: /<account>/<container>
-    lead = 2 if host.startswith(("127.0.0.1", "localhost", "[::1]")) else 1
+    lead = 2 if is_loopback(origin.host) else 1
     if len(segments) <= lead:
         raise ValueError(f"must name a container and a folder, got {shown(uri)}")
-    container_url = f"{scheme}://{host}/" + "/".join(segments[:lead])
+    container_url = origin.origin + "/" + "/".join(segments[:lead])
     return FolderLocation(
         container_url=container_url, prefix="/".join(segments[lead:]), uri_base=base
     )

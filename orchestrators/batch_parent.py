@@ -92,13 +92,14 @@ def _list_folder(context, request: BatchRequest, progress: BatchProgress):
         phase="listing", total=0, progress=progress, active=0, cap=request.max_parallel_jobs
     )
     context.set_custom_status(status)
-    listing = FolderListing.from_dict(
-        (
-            yield context.call_activity_with_retry(
-                LIST_FOLDER_ACTIVITY, ACTIVITY_RETRY, {"input_folder": request.input_folder}
-            )
+    try:
+        raw = yield context.call_activity_with_retry(
+            LIST_FOLDER_ACTIVITY, ACTIVITY_RETRY, {"input_folder": request.input_folder}
         )
-    )
+    except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raw = {"error": f"the storage could not be read: {first_line}"}
+    listing = FolderListing.from_dict(raw)
     if listing.error:
         context.set_custom_status({**status, "phase": "failed"})
         raise RunFailed(f"Listing the batch's input_folder failed: {listing.error}")
