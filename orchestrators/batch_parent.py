@@ -111,6 +111,17 @@ def _run_window(context, request: BatchRequest, progress: BatchProgress):
     """Start, wait, record; until the window is empty and nothing more may start here."""
     total, cap = len(request.inputs), request.max_parallel_jobs
     cancel = None if progress.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
+    if cancel is not None:
+        # A cancel raised before this window opens (while the folder was listed, or between two
+        # executions) is seen before any child starts: a buffered event completes its waiter
+        # only once the waiter is yielded, so yield it with a timer that is due now.
+        due_now = context.create_timer(context.current_utc_datetime)
+        yield context.task_any([due_now, cancel])
+        if cancel.is_completed:
+            due_now.cancel()
+            cancel = None
+            progress = replace(progress, cancel_requested=True)
+            _log(context, "cancel requested before the window opened")
     active: dict[int, df.models.Task.TaskBase] = {}
     ended_here = 0
     while True:

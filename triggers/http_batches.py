@@ -230,15 +230,26 @@ def _iso(value: object) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
-async def _cancel_children(client, batch_id: str, indices: range, done: set[int]) -> int:
-    """Raise ``cancel`` on each active child not yet cancelled; return how many."""
+async def _cancel_children(
+    client, batch_id: str, indices: range, done: set[int], missing: set[int] | None = None
+) -> int:
+    """Raise ``cancel`` on each active child not yet handled; return how many were cancelled.
+
+    Children that ended are marked handled; children that do not exist yet (just started by
+    the parent) go into ``missing`` for another try.
+    """
     count = 0
     for index in indices:
         if index in done:
             continue
         child_id = child_instance_id(batch_id, index)
         status = await client.get_status(child_id)
-        if not status or _runtime(status) not in ACTIVE_STATUSES:
+        if not status:
+            if missing is not None:
+                missing.add(index)
+            continue
+        if _runtime(status) not in ACTIVE_STATUSES:
+            done.add(index)
             continue
         try:
             await client.raise_event(child_id, CANCEL_EVENT, {"requested_by": batch_id})
@@ -248,6 +259,37 @@ async def _cancel_children(client, batch_id: str, indices: range, done: set[int]
         done.add(index)
         count += 1
     return count
+
+
+async def _cancel_late_children(client, batch_id: str, done: set[int]) -> int:
+    """Children the parent started just before it saw the cancel.
+
+    Waits (at most :data:`CANCEL_CONFIRM_SECONDS`) until the parent confirms it stopped
+    starting (``cancel_requested`` in its status, with the number it had started), then cancels
+    each of those children once it exists.
+    """
+    deadline = time.monotonic() + CANCEL_CONFIRM_SECONDS
+    confirmed, started, cancelled = False, 0, 0
+    while time.monotonic() < deadline:
+        status = await client.get_status(batch_id)
+        if not status:
+            return cancelled
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+        confirmed = bool(custom.get("cancel_requested")) or _runtime(status) not in ACTIVE_STATUSES
+        started = _started_children(status)
+        if confirmed:
+            missing: set[int] = set()
+            cancelled += await _cancel_children(client, batch_id, range(started), done, missing)
+            if not missing:
+                return cancelled
+        await asyncio.sleep(0.2)
+    logger.warning(
+        "batch %s: cancel not confirmed by the parent within %.0f s; children it starts late "
+        "may need their own cancel",
+        batch_id,
+        CANCEL_CONFIRM_SECONDS,
+    )
+    return cancelled
 
 
 @bp.route(route="batches/{instance_id}/cancel", methods=["POST"])
@@ -265,19 +307,7 @@ async def cancel_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
     )
     done: set[int] = set()
     cancelled = await _cancel_children(client, batch_id, range(_started_children(status)), done)
-    # A child the parent started just before it saw the cancel: wait (briefly) until the parent
-    # confirms it stopped starting, then cancel what it had started by then.
-    deadline = time.monotonic() + CANCEL_CONFIRM_SECONDS
-    while time.monotonic() < deadline:
-        status = await client.get_status(batch_id)
-        custom = status.custom_status if status and isinstance(status.custom_status, dict) else {}
-        if not status or custom.get("cancel_requested") or _runtime(status) not in ACTIVE_STATUSES:
-            break
-        await asyncio.sleep(0.2)
-    if status:
-        cancelled += await _cancel_children(
-            client, batch_id, range(_started_children(status)), done
-        )
+    cancelled += await _cancel_late_children(client, batch_id, done)
     logger.info("batch %s: cancel requested (%d active children)", batch_id, cancelled)
     uri = _batch_uri(req, batch_id)
     body = {

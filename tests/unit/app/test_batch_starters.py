@@ -181,3 +181,27 @@ def test_misplaced_markers_are_refused_with_a_warning(client, caplog, name):
     _call(blob_start.start_run_on_blob, _blob(name), client)
     assert client.started == []
     assert "is refused" in caplog.text
+
+
+class _ParentThatStartsOneMore(FakeDurableClient):
+    """On the parent's cancel it confirms, having started one more child just before."""
+
+    async def raise_event(self, instance_id, event_name, event_data=None, **kwargs):
+        await super().raise_event(instance_id, event_name, event_data)
+        if instance_id == "batch-x":
+            parent = self.instances["batch-x"]
+            parent["customStatus"] = {
+                **parent["customStatus"],
+                "cancel_requested": True,
+                "started_children": 3,
+            }
+            self.add("batch-x:2", runtime_status="Pending")
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_cancel_also_reaches_a_child_started_just_before_the_parent_saw_it():
+    client = _ParentThatStartsOneMore()
+    _batch_with_children(client)
+    resp = _call(http_batches.cancel_batch_http, _route("batch-x", "/cancel"), client)
+    assert _json(resp)["children_cancelled"] == 2
+    assert [iid for iid, _, _ in client.events] == ["batch-x", "batch-x:1", "batch-x:2"]
