@@ -5,8 +5,6 @@ datastore), is empty or too large comes back as ``{"error": ...}`` (the batch fa
 it); a storage error raises, so the orchestrator's activity retry tries again.
 """
 
-import os
-
 import azure.durable_functions as df
 
 from batch_runs.clients import default_credential
@@ -24,13 +22,13 @@ def list_batch_folder(payload: dict) -> dict:
     settings = get_settings()
     try:
         location = resolve_folder(
-            str(payload.get("input_folder") or ""), settings.folder_datastores
+            str(payload.get("input_folder") or ""), settings.output_datastore_urls
         )
     except ValueError as exc:
         return FolderListing(error=f"input_folder {exc}").to_dict()
     lister = blob_lister(
         # The host's storage connection (Azurite offline); used only for its own account.
-        connection_string=os.environ.get("AzureWebJobsStorage"),  # noqa: SIM112 (host name)
+        connection_string=settings.storage_connection,
         credential=lambda: default_credential(settings.azure_client_id),
     )
     return list_folder_uris(location, lister).to_dict()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from batch_runs.failures import read_run_failure
 from batch_runs.fields import coerce_int, got
 from batch_runs.folders import folder_problem
 from batch_runs.request import FieldError, InvalidRunRequest, parse_run_request
@@ -40,7 +41,13 @@ STATES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancell
 #: Keys of the body that are the batch's own; everything else is a shared run parameter.
 _BATCH_KEYS = ("inputs", "input_folder", "max_parallel_jobs")
 #: Run parameters a batch sets per child (refused in the body).
-_PER_CHILD_KEYS = ("endpoint_input_uri", "endpoint_output_uri", "rerun_of", "trigger")
+_PER_CHILD_KEYS = (
+    "endpoint_input_uri",
+    "endpoint_output_uri",
+    "copy_output_to",  # one destination for every child's predictions: they would collide
+    "rerun_of",
+    "trigger",
+)
 
 
 def child_instance_id(batch_id: str, index: int) -> str:
@@ -211,6 +218,7 @@ class Outcome:
     state: str
     output: Any = None
     error: str | None = None
+    failure: Mapping[str, Any] | None = None
 
     def to_dict(self, batch_id: str) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -223,6 +231,8 @@ class Outcome:
             data["output"] = self.output
         else:
             data["error"] = self.error
+            if self.failure is not None:
+                data["failure"] = dict(self.failure)
         return data
 
     @classmethod
@@ -233,6 +243,7 @@ class Outcome:
             state=str(data["state"]),
             output=data.get("output"),
             error=data.get("error"),
+            failure=data.get("failure"),
         )
 
 
@@ -283,12 +294,20 @@ def should_continue_as_new(*, active: int, ended_here: int, next_index: int, tot
 
 
 def outcome_of_failure(index: int, input_uri: str, error: object, *, cancelled: bool) -> Outcome:
-    """A child that failed: ``cancelled`` when its job ended Canceled after a batch cancel."""
-    text = str(error).strip() or type(error).__name__
-    was_cancel = cancelled and "ended Canceled" in text
-    return Outcome(
-        index=index, input_uri=input_uri, state="cancelled" if was_cancel else "failed", error=text
-    )
+    """A child that failed: ``cancelled`` when its job ended Canceled after a batch cancel.
+
+    The child's structured failure (``batch_runs.failures``) gives the readable ``error`` and
+    is kept as ``failure``; an unstructured text is kept as it is.
+    """
+    failure = read_run_failure(error)
+    if failure is not None:
+        text = str(failure["error"])
+        job_canceled = failure.get("job_status") == "Canceled"
+    else:
+        text = str(error).strip() or type(error).__name__
+        job_canceled = "ended Canceled" in text
+    state = "cancelled" if cancelled and job_canceled else "failed"
+    return Outcome(index=index, input_uri=input_uri, state=state, error=text, failure=failure)
 
 
 def not_started_outcomes(inputs: Sequence[str], start: int) -> tuple[Outcome, ...]:

@@ -35,7 +35,6 @@ DEFAULT_MARKER_NAME = "_READY"
 #: The most files one input folder may split into (the batch limit).
 MAX_FOLDER_FILES = 1000
 
-_DATASTORE_NAME = re.compile(r"^[A-Za-z0-9_]{1,255}\Z")
 _MARKER = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 
 
@@ -57,38 +56,6 @@ class FolderLocation:
     def child_uri(self, blob_name: str) -> str:
         """The input URI of one listed blob (its name relative to the container)."""
         return self.uri_base + blob_name[len(self.prefix) :]
-
-
-def parse_datastore_map(raw: str) -> tuple[tuple[str, str], ...]:
-    """``BATCH_FOLDER_DATASTORES``: ``ds=https://acct.blob.core.windows.net/container,...``.
-
-    Raises:
-        ValueError: A malformed item, datastore name or container URL (named).
-    """
-    pairs: list[tuple[str, str]] = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, url = (part.strip() for part in item.partition("="))
-        if not sep or not _DATASTORE_NAME.match(name):
-            raise ValueError(
-                f"must be '<datastore>=<container URL>' items, comma separated; got {shown(item)}"
-            )
-        problem = _container_url_problem(url)
-        if problem:
-            raise ValueError(f"entry {name}: the container URL {problem}")
-        pairs.append((name.lower(), url.rstrip("/")))
-    return tuple(pairs)
-
-
-def _container_url_problem(url: str) -> str | None:
-    problem = input_uri_problem(url.rstrip("/") + "/", "UriFolder")
-    if problem:
-        return problem
-    if not url.lower().startswith(("http://", "https://")):
-        return f"must be an https Blob container URL, got {shown(url)}"
-    return None
 
 
 def marker_name_problem(name: str) -> str | None:
@@ -128,7 +95,7 @@ def resolve_folder(uri: str, datastores: tuple[tuple[str, str], ...]) -> FolderL
         container = dict(datastores).get(name)
         if container is None:
             raise ValueError(
-                f"names datastore {shown(match.group(1))}, which BATCH_FOLDER_DATASTORES does "
+                f"names datastore {shown(match.group(1))}, which OUTPUT_DATASTORE_URLS does "
                 "not map to a container; list the files in 'inputs' instead"
             )
         return FolderLocation(container_url=container, prefix=path, uri_base=base)

@@ -16,6 +16,7 @@ from batch_endpoint import redact_url
 from batch_runs import InvalidRunRequest, Settings, parse_run_request
 from batch_runs.folders import folder_uri, instance_id_for_marker, marker_decision
 from batch_runs.starts import describe_problems
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)
@@ -63,4 +64,7 @@ async def start_folder_run(blob: func.InputStream, client, settings: Settings) -
             logger.info("marker %s: run %s was started concurrently", ascii(name), instance_id)
             return
         raise
-    logger.info("marker %s: started folder run %s over %s", ascii(name), instance_id, uri)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="blob")
+    logger.info(
+        "marker %s: started folder run %s over %s", ascii(name), instance_id, uri, extra=fields
+    )

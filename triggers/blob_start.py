@@ -38,6 +38,7 @@ from batch_runs.starts import (
     describe_problems,
     instance_id_for_blob,
 )
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 from triggers.blob_folder import FOLDER_MARKER_MODE, start_folder_run
 
@@ -78,7 +79,11 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
 
     try:
         request = parse_run_request(
-            {"endpoint_input_uri": redact_url(blob.uri or ""), "endpoint_input_type": "UriFile"},
+            {
+                "endpoint_input_uri": redact_url(blob.uri or ""),
+                "endpoint_input_type": "UriFile",
+                "trigger": "blob",
+            },
             settings,
             run_id=instance_id,
             now=datetime.now(UTC),
@@ -94,4 +99,5 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
             logger.info("blob %s: run %s was started concurrently", name, instance_id)
             return
         raise
-    logger.info("blob %s: started run %s", name, instance_id)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="blob")
+    logger.info("blob %s: started run %s", name, instance_id, extra=fields)

@@ -48,6 +48,12 @@ EXPECTED_FUNCTIONS = {
     "start_batch_http",
     "get_batch_http",
     "cancel_batch_http",
+    "reconcile_jobs",
+    "batch_run_reconciliation",
+    "notify_delivery",
+    "copy_run_output",
+    "start_run_notification",
+    "deliver_run_notification",
 }
 
 

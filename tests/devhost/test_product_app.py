@@ -14,5 +14,6 @@ def test_product_app_loads_and_lists_its_functions():
     assert [b.function_name for b in index.blob_triggers] == ["start_run_on_blob"]
     assert sorted(t.function_name for t in index.timer_triggers) == [
         "purge_old_runs",
+        "reconcile_jobs",
         "start_run_on_schedule",
     ]

@@ -38,7 +38,7 @@ def batch_stack(
             "POLL_INTERVAL_SECONDS": "1",
             "SCORING_BLOB_PATH": f"{MARKER_CONTAINER}/{{name}}",
             "SCORING_BLOB_MODE": "folder-marker",
-            "BATCH_FOLDER_DATASTORES": (
+            "OUTPUT_DATASTORE_URLS": (
                 f"workspaceblobstore={azurite.blob_endpoint}/azureml-blobstore"
             ),
             "OUTPUT_URI_TEMPLATE": (
@@ -141,11 +141,11 @@ def test_bad_batches_are_refused_naming_the_field(batch_stack: Stack):
         resp = batch_stack.api("POST", "batches", json=body)
         assert resp.status_code == 400, (body, resp.text)
         assert field in {d["field"] for d in resp.json()["error"]["details"]}, resp.text
-    # A datastore that BATCH_FOLDER_DATASTORES does not map: accepted, then listing fails.
+    # A datastore that OUTPUT_DATASTORE_URLS does not map: accepted, then listing fails.
     unmapped = {"input_folder": "azureml://datastores/other/paths/a/"}
     view = _wait_batch(batch_stack, _start(batch_stack, unmapped), timeout=30)
     assert view["runtime_status"] == "Failed"
-    assert "BATCH_FOLDER_DATASTORES" in view["error"]
+    assert "OUTPUT_DATASTORE_URLS" in view["error"]
     assert batch_stack.api("GET", "batches/no-such-batch").status_code == 404
 
 

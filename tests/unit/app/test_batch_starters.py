@@ -186,7 +186,9 @@ def test_misplaced_markers_are_refused_with_a_warning(client, caplog, name):
 class _ParentThatStartsOneMore(FakeDurableClient):
     """On the parent's cancel it confirms, having started one more child just before."""
 
-    async def raise_event(self, instance_id, event_name, event_data=None, **kwargs):
+    async def raise_event(
+        self, instance_id, event_name, event_data=None, task_hub_name=None, connection_name=None
+    ):
         await super().raise_event(instance_id, event_name, event_data)
         if instance_id == "batch-x":
             parent = self.instances["batch-x"]

@@ -65,6 +65,10 @@ def test_input_folder_and_a_cap_given_as_text() -> None:
         ({"inputs": [f"{DS}a.csv"], "endpoint_input_uri": f"{DS}a.csv"}, "endpoint_input_uri"),
         ({"inputs": [f"{DS}a.csv"], "endpoint_output_uri": f"{DS}o.csv"}, "endpoint_output_uri"),
         ({"inputs": [f"{DS}a.csv"], "trigger": "http"}, "trigger"),
+        (
+            {"inputs": [f"{DS}a.csv"], "copy_output_to": "https://a.blob.core.windows.net/c/x.csv"},
+            "copy_output_to",
+        ),
         ({"inputs": [f"{DS}a.csv"], "poll_interval": 1}, "poll_interval"),  # the run rules
         ({"inputs": [f"{DS}a.csv"], "no_such": 1}, "no_such"),
         (
@@ -127,6 +131,21 @@ def test_failures_are_failed_unless_a_cancel_made_the_job_end_canceled() -> None
     )
     assert (failed.state, failed.error) == ("failed", "Batch job y ended Failed: boom")
     assert b.outcome_of_failure(3, "u", Exception(""), cancelled=False).error == "Exception"
+
+
+def test_a_structured_child_failure_gives_its_readable_error_and_is_kept() -> None:
+    doc = (
+        '{"error": "Batch job j ended Canceled: it was canceled on request.", '
+        '"reason": "job_canceled", "job_name": "j", "job_status": "Canceled", "studio_url": null}'
+    )
+    raised = Exception(f"Orchestrator function 'batch_endpoint_run' failed: {doc} \n None")
+    outcome = b.outcome_of_failure(4, "u", raised, cancelled=True)
+    assert outcome.state == "cancelled"
+    assert outcome.error == "Batch job j ended Canceled: it was canceled on request."
+    assert outcome.failure is not None
+    assert outcome.failure["job_name"] == "j"
+    assert outcome.to_dict("batch-1")["failure"]["reason"] == "job_canceled"
+    assert b.outcome_of_failure(4, "u", raised, cancelled=False).state == "failed"
 
 
 def test_counts_and_output_keep_every_outcome_in_input_order() -> None:

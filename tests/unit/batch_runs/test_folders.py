@@ -10,7 +10,6 @@ from batch_runs.folders import (
     FolderLocation,
     instance_id_for_marker,
     marker_decision,
-    parse_datastore_map,
     resolve_folder,
 )
 from batch_runs.settings import SettingsError
@@ -28,7 +27,7 @@ def test_datastore_folder_resolves_through_the_map() -> None:
 
 
 def test_unmapped_datastore_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ValueError, match="BATCH_FOLDER_DATASTORES"):
+    with pytest.raises(ValueError, match="OUTPUT_DATASTORE_URLS"):
         resolve_folder("azureml://datastores/other/paths/day1/", MAP)
 
 
@@ -69,17 +68,9 @@ def test_the_connection_key_is_used_only_for_its_own_account() -> None:
     assert not connection_matches(None, AZURITE)
 
 
-def test_datastore_map_setting() -> None:
-    assert parse_datastore_map(f" workspaceblobstore = {AZURITE}/ ,") == MAP
-    for bad in (
-        "nomap",
-        "a b=https://acct.blob.core.windows.net/c",
-        "ds=https://evil.example.com/c",
-    ):
-        with pytest.raises(ValueError, match=r"datastore|container URL"):
-            parse_datastore_map(bad)
-    settings = load_settings({"BATCH_FOLDER_DATASTORES": f"workspaceblobstore={AZURITE}"})
-    assert settings.folder_datastores == MAP
+def test_input_folders_read_the_output_datastore_map() -> None:
+    settings = load_settings({"OUTPUT_DATASTORE_URLS": f"workspaceblobstore={AZURITE}"})
+    assert resolve_folder(f"{DS}d/", settings.output_datastore_urls).container_url == AZURITE
 
 
 def test_blob_mode_and_marker_settings() -> None:
