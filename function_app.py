@@ -12,6 +12,9 @@ Functions (names are the contract in ../shared/design.md):
 - orchestrator ``notify_delivery`` (orchestrators/notify_delivery.py); activities
   ``copy_run_output``, ``start_run_notification``, ``deliver_run_notification``
   (activities/handoff.py)
+- batches: orchestrator ``batch_endpoint_batch`` (orchestrators/batch_parent.py), activity
+  ``list_batch_folder`` (activities/batch_folders.py), HTTP ``start_batch_http``,
+  ``get_batch_http``, ``cancel_batch_http`` (triggers/http_batches.py)
 """
 
 import logging
@@ -19,10 +22,10 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import handoff, jobs
+from activities import batch_folders, handoff, jobs
 from batch_runs.telemetry import configure_telemetry
-from orchestrators import batch_run, notify_delivery
-from triggers import blob_start, http_runs, maintenance, reconcile, schedule_start
+from orchestrators import batch_parent, batch_run, notify_delivery
+from triggers import blob_start, http_batches, http_runs, maintenance, reconcile, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
 for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3"):
@@ -36,4 +39,6 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance, reconcile):
     app.register_functions(_module.bp)
 for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
+    app.register_functions(_module.bp)
+for _module in (batch_parent, batch_folders, http_batches):
     app.register_functions(_module.bp)

@@ -144,6 +144,7 @@ class JobStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            self._active = self._peak = self._count_active()
 
     def close(self) -> None:
         """Close the database."""
@@ -179,6 +180,7 @@ class JobStore:
                 )
             except sqlite3.IntegrityError:
                 raise JobExistsError(job.name) from None
+            self._track_active()
 
     def update(self, job: JobRecord) -> JobRecord | None:
         """Write ``job`` if nobody changed it since it was read; return the stored copy or None."""
@@ -189,7 +191,24 @@ class JobStore:
                 f"UPDATE jobs SET {assignments} WHERE name = ? AND version = ?",
                 (*_to_row(new), job.name, job.version),
             )
+            self._track_active()
         return new if cursor.rowcount == 1 else None
+
+    # --- concurrently active jobs (``GET /admin/stats``) -------------------------------------
+
+    def _count_active(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE terminal = 0").fetchone()
+        return int(row[0])
+
+    def _track_active(self) -> None:
+        """After a write, under the lock: every change of the count is seen (an exact peak)."""
+        self._active = self._count_active()
+        self._peak = max(self._peak, self._active)
+
+    def active_stats(self) -> dict[str, int]:
+        """``{"active_jobs": n, "peak_active_jobs": n}`` (non-final jobs; peak since start)."""
+        with self._lock:
+            return {"active_jobs": self._active, "peak_active_jobs": self._peak}
 
     def list_due(self, now: float) -> list[str]:
         """Names of the non-final jobs whose current phase has ended by ``now``."""

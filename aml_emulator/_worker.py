@@ -52,6 +52,17 @@ def dataset_failure(uri: str, reason: str) -> JobFailure:
     )
 
 
+def _hidden(name: str) -> bool:
+    """A marker such as ``_READY`` or ``_SUCCESS`` (or a dot file) in a folder input.
+
+    The emulated deployment's scoring script skips them, as Hadoop/Spark readers do (Apache
+    Hadoop ``FileInputFormat.hiddenFileFilter``: names starting with ``_`` or ``.``). What a real
+    deployment does with them is up to its scoring script: an assumption of the folder-marker
+    mode (README, "Folder-ready trigger").
+    """
+    return name.rsplit("/", 1)[-1].startswith(("_", "."))
+
+
 def _extension(name: str) -> str:
     base = name.rsplit("/", 1)[-1]
     return base.rsplit(".", 1)[-1].lower() if "." in base else ""
@@ -203,7 +214,7 @@ class JobWorker:
             if job.spec.input_type == "UriFile":
                 names = [location.path] if location.path else []
             else:
-                names = self._storage.list_top_level(location)
+                names = [n for n in self._storage.list_top_level(location) if not _hidden(n)]
         except StorageError as exc:
             raise dataset_failure(uri, str(exc)) from exc
         if not names:

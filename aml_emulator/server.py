@@ -494,6 +494,9 @@ class EmulatorServer:
         self.counters.reset()
         return Response(200, self.counters.snapshot(), {})
 
+    def _h_admin_stats(self, *_: Any) -> Response:
+        return Response(200, self.store.active_stats(), {})
+
     def _h_admin_list_faults(self, *_: Any) -> Response:
         return Response(200, {"faults": self.faults.list()}, {})
 

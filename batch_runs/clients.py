@@ -40,6 +40,11 @@ def _default_credential(client_id: str | None) -> "DefaultAzureCredential":
     return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
+def default_credential(client_id: str | None) -> "DefaultAzureCredential":
+    """The process's ``DefaultAzureCredential`` for ``client_id`` (e.g. for azure-storage-blob)."""
+    return _default_credential(client_id)
+
+
 @functools.cache
 def _cached_provider(auth_mode: str, client_id: str | None, scope: str) -> TokenProvider:
     if auth_mode == "none":

@@ -21,6 +21,12 @@ from batch_endpoint import (
     parse_host_pattern,
     parse_workspace_id,
 )
+from batch_runs.folders import (
+    BLOB_MODES,
+    DEFAULT_BLOB_MODE,
+    DEFAULT_MARKER_NAME,
+    marker_name_problem,
+)
 from batch_runs.handoff import parse_datastore_urls
 from batch_runs.policy import default_output_uri
 from batch_runs.uris import (
@@ -98,6 +104,8 @@ class Settings:
     copy_allowed_hosts: tuple[str, ...] = ()  # COPY_ALLOWED_HOSTS (empty: copy_output_to off)
     output_datastore_urls: tuple[tuple[str, str], ...] = ()  # OUTPUT_DATASTORE_URLS
     storage_connection: str | None = field(default=None, repr=False)  # AzureWebJobsStorage
+    scoring_blob_mode: str = DEFAULT_BLOB_MODE  # SCORING_BLOB_MODE (file | folder-marker)
+    scoring_marker_name: str = DEFAULT_MARKER_NAME  # SCORING_MARKER_NAME
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -247,6 +255,13 @@ def _blob_source(raw: str) -> str:
     raise ValueError(f"must be one of {', '.join(BLOB_SOURCES)}, got {shown(raw)}")
 
 
+def _marker_name(raw: str) -> str:
+    problem = marker_name_problem(raw)
+    if problem:
+        raise ValueError(problem)
+    return raw
+
+
 def _schedule(raw: str) -> str:
     fields = raw.split()
     if len(fields) != 6 or not all(_NCRONTAB_FIELD.match(f) for f in fields):
@@ -339,6 +354,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     copy_hosts = r.parse("COPY_ALLOWED_HOSTS", d.copy_allowed_hosts, _allowed_hosts)
     datastore_urls = r.parse("OUTPUT_DATASTORE_URLS", d.output_datastore_urls, _datastore_urls)
 
+    blob_mode = r.parse("SCORING_BLOB_MODE", d.scoring_blob_mode, _choice(BLOB_MODES, lower=True))
+    marker_name = r.parse("SCORING_MARKER_NAME", d.scoring_marker_name, _marker_name)
+
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
         problem = endpoint_uri_problem(endpoint)
@@ -387,6 +405,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         copy_allowed_hosts=copy_hosts,
         output_datastore_urls=datastore_urls,
         storage_connection=r.raw("AzureWebJobsStorage"),
+        scoring_blob_mode=blob_mode,
+        scoring_marker_name=marker_name,
     )
 
 

@@ -63,6 +63,13 @@ param scoringBlobPath string = 'scoring-input/{name}'
 @description('SCORING_BLOB_SOURCE: Flex Consumption supports only EventGrid.')
 param scoringBlobSource string = 'EventGrid'
 
+@description('SCORING_BLOB_MODE: file (each blob starts a run) or folder-marker (a marker blob starts one UriFolder run over its folder).')
+@allowed(['file', 'folder-marker'])
+param scoringBlobMode string = 'file'
+
+@description('SCORING_MARKER_NAME: the marker blob name in folder-marker mode.')
+param scoringMarkerName string = '_READY'
+
 @description('POLL_INTERVAL_SECONDS (ADF: poll_interval).')
 param pollIntervalSeconds string = '120'
 
@@ -198,6 +205,8 @@ module app 'app.bicep' = {
       OUTPUT_URI_TEMPLATE: outputUriTemplate
       SCORING_BLOB_PATH: blobPath
       SCORING_BLOB_SOURCE: scoringBlobSource
+      SCORING_BLOB_MODE: scoringBlobMode
+      SCORING_MARKER_NAME: scoringMarkerName
       SCORING_SCHEDULE: scoringSchedule
       SCHEDULED_INPUT_URI: scheduledInputUri
       SCHEDULED_INPUT_TYPE: scheduledInputType

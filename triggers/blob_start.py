@@ -1,5 +1,10 @@
 """Blob trigger: score each file uploaded under ``SCORING_BLOB_PATH`` (``scoring-input/{name}``).
 
+With ``SCORING_BLOB_MODE=folder-marker`` only a marker blob ``scoring-input/<folder>/<marker>``
+(``SCORING_MARKER_NAME``, default ``_READY``) starts a run: one ``UriFolder`` run over the
+folder; data files start nothing and misplaced markers are refused with a log line
+(``triggers/blob_folder.py``).
+
 One blob version → one run: the instance id is derived from the blob path and its ETag, so the
 at-least-once deliveries of the blob trigger (restarts, scale-out, Event Grid retries) start
 exactly one run. Zero-byte blobs (folder markers, half-finished uploads) are skipped.
@@ -35,6 +40,7 @@ from batch_runs.starts import (
 )
 from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.blob_folder import FOLDER_MARKER_MODE, start_folder_run
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,10 @@ def _etag(blob: func.InputStream) -> str | None:
 @bp.durable_client_input(client_name="client")
 async def start_run_on_blob(blob: func.InputStream, client) -> None:
     name = blob.name or ""
+    settings = get_settings()
+    if settings.scoring_blob_mode == FOLDER_MARKER_MODE:
+        await start_folder_run(blob, client, settings)
+        return
     if not blob.length:
         logger.info("blob %s is empty (0 bytes); skipped", name)
         return
@@ -67,7 +77,6 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
         logger.info("blob %s (ETag %s) already has run %s; skipped", name, etag, instance_id)
         return
 
-    settings = get_settings()
     try:
         request = parse_run_request(
             {

@@ -8,6 +8,8 @@ def test_product_app_loads_and_lists_its_functions():
     index = load_app(REPO_ROOT)
 
     assert "batch_endpoint_run" in index.orchestrators
+    assert "batch_endpoint_batch" in index.orchestrators
+    assert "list_batch_folder" in index.activities
     assert {"invoke_batch_endpoint", "get_batch_job"} <= set(index.activities)
     assert index.functions.get("start_run_http") == "httpTrigger"
     assert {r.function_name for r in index.http_routes} >= {"start_run_http", "get_run_http"}

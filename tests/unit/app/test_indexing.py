@@ -18,6 +18,11 @@ EXPECTED = {
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
     "purge_old_runs": "timerTrigger",
+    "batch_endpoint_batch": "orchestrationTrigger",
+    "list_batch_folder": "activityTrigger",
+    "start_batch_http": "httpTrigger",
+    "get_batch_http": "httpTrigger",
+    "cancel_batch_http": "httpTrigger",
     "reconcile_jobs": "timerTrigger",
     "batch_run_reconciliation": "orchestrationTrigger",
     "notify_delivery": "orchestrationTrigger",
@@ -46,6 +51,9 @@ def test_http_routes_methods_and_auth_level():
         "cancel_run_http",
         "list_runs_http",
         "rerun_run_http",
+        "start_batch_http",
+        "get_batch_http",
+        "cancel_batch_http",
     ):
         trigger = functions[name].get_trigger()
         routes[name] = (
@@ -59,6 +67,9 @@ def test_http_routes_methods_and_auth_level():
         "cancel_run_http": ("runs/{instance_id}/cancel", ["POST"], "function"),
         "list_runs_http": ("runs", ["GET"], "function"),
         "rerun_run_http": ("runs/{instance_id}/rerun", ["POST"], "function"),
+        "start_batch_http": ("batches", ["POST"], "function"),
+        "get_batch_http": ("batches/{instance_id}", ["GET"], "function"),
+        "cancel_batch_http": ("batches/{instance_id}/cancel", ["POST"], "function"),
     }
 
 
