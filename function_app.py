@@ -7,6 +7,8 @@ Functions (names are the contract in ../shared/design.md):
   ``rerun_run_http`` (triggers/http_runs.py)
 - blob ``start_run_on_blob`` (triggers/blob_start.py), timer ``start_run_on_schedule``
   (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py)
+- entity ``endpoint_slots`` (orchestrators/endpoint_slots.py), activities ``plan_admission``,
+  ``find_ended_runs`` (activities/admission.py): admission control per endpoint
 """
 
 import logging
@@ -14,8 +16,8 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import jobs
-from orchestrators import batch_run
+from activities import admission, jobs
+from orchestrators import batch_run, endpoint_slots
 from triggers import blob_start, http_runs, maintenance, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
@@ -24,4 +26,7 @@ for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identit
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance):
+    app.register_functions(_module.bp)
+# Admission control: the endpoint_slots entity and its activities (orchestrators/admission.py).
+for _module in (endpoint_slots, admission):
     app.register_functions(_module.bp)

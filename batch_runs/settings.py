@@ -88,6 +88,7 @@ class Settings:
     website_time_zone: str | None = None  # WEBSITE_TIME_ZONE (the zone schedules are read in)
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
+    max_active_jobs_per_endpoint: int | None = None  # MAX_ACTIVE_JOBS_PER_ENDPOINT (unset = no cap)
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -311,6 +312,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     }
     retention_days = r.integer("RUN_RETENTION_DAYS", d.run_retention_days, low=0, high=36500)
     retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
+    max_active = r.integer("MAX_ACTIVE_JOBS_PER_ENDPOINT", 0, low=1, high=100_000) or None
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
     if endpoint is not None:
@@ -353,6 +355,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
+        max_active_jobs_per_endpoint=max_active,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
     )
 

@@ -54,6 +54,7 @@ from batch_runs.state import (
     watchdog_fired,
     watchdog_message,
 )
+from orchestrators.admission import Admission, acquire_slot, release_slot
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,21 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     if not isinstance(raw, dict):
         raise RunFailed("The run input must be a JSON object of run parameters.")
 
+    # Admission control (orchestrators/admission.py): hold an endpoint slot for the whole run.
+    admission = yield from acquire_slot(context, raw)
+    if not admission.proceed:
+        return None
+    try:
+        result = yield from _run(context, raw, admission)
+    except Exception:
+        release_slot(context, admission)
+        raise
+    if not context.will_continue_as_new:
+        release_slot(context, admission)
+    return result
+
+
+def _run(context: df.DurableOrchestrationContext, raw: dict, admission: Admission):
     if "resume" in raw:
         state = RunState.from_dict(raw["resume"])
     else:
@@ -84,7 +100,11 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     # One cancel waiter per execution, reused by every wait: the SDK hands an event to the
     # newest waiter, so a fresh waiter per loop would let a cancel raised while a status check
     # runs land on the previous (abandoned) waiter and be lost.
-    cancel = None if state.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
+    cancel = (
+        None
+        if state.cancel_requested
+        else admission.cancel or context.wait_for_external_event(CANCEL_EVENT)
+    )
     for _ in range(POLLS_PER_EXECUTION):
         if is_done(state):
             return _finish(context, state)
@@ -111,7 +131,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
         # act on it now and carry the request in the state.
         _log(context, "cancel requested for job %s", state.job.name)
         state = yield from _cancel_job(context, state, "requested")
-    context.continue_as_new({"resume": state.to_dict()})
+    context.continue_as_new(admission.carry({"resume": state.to_dict()}))
     return None
 
 
