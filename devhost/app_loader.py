@@ -141,7 +141,9 @@ class AppIndex:
 
     Attributes:
         orchestrators: name → SDK handle (context JSON str → result JSON str).
-        activities: name → callable taking the decoded input.
+        activities: name → callable taking the decoded input (and, for the names in
+            ``activity_clients``, the durable client binding JSON as that keyword argument).
+        entities: entity name (lower case) → SDK handle (context JSON str → result JSON str).
         http_routes / blob_triggers / timer_triggers: trigger specs.
         functions: every function name → its trigger type (``httpTrigger`` ...).
         app: the ``FunctionApp``/``DFApp`` object.
@@ -149,6 +151,8 @@ class AppIndex:
 
     orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
     activities: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    entities: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    activity_clients: dict[str, str] = field(default_factory=dict)
     http_routes: list[HttpRoute] = field(default_factory=list)
     blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
     timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
@@ -168,8 +172,8 @@ def _activity_callable(name: str, fn: Callable[..., Any], input_name: str) -> Ca
             "argument of the function"
         )
 
-    def call(value: Any) -> Any:
-        return fn(**{input_name: value})
+    def call(value: Any, **bindings: Any) -> Any:
+        return fn(**{input_name: value}, **bindings)
 
     call.__name__ = name
     return call
@@ -264,6 +268,17 @@ def _add_activity(
     index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
 ) -> None:
     index.activities[name] = _activity_callable(name, fn.get_user_function(), trig["name"])
+    for binding in fn.get_bindings():
+        if binding.get_dict_repr().get("type") == "durableClient":
+            index.activity_clients[name] = binding.get_dict_repr()["name"]
+
+
+def _add_entity(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    # The extension registers an entity under its name, compared case-insensitively (entity ids
+    # are ``@<lower-case name>@key``: the SDK's ``EntityId.get_scheduler_id``).
+    index.entities[str(trig.get("entityName") or name).lower()] = fn.get_user_function()
 
 
 def _add_http(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str) -> None:
@@ -315,6 +330,7 @@ def _add_timer(
 _INDEXERS: dict[str, Callable[[AppIndex, str, Any, dict[str, Any], str], None]] = {
     "orchestrationTrigger": _add_orchestrator,
     "activityTrigger": _add_activity,
+    "entityTrigger": _add_entity,
     "httpTrigger": _add_http,
     "blobTrigger": _add_blob,
     "timerTrigger": _add_timer,

@@ -29,6 +29,7 @@ from devhost import episode as episodes
 from devhost.activity import RunCoroutine, invoke_activity
 from devhost.aio import LoopThread
 from devhost.clock import Clock, RealClock, VirtualClock
+from devhost.entities import EntityRunner
 from devhost.errors import (
     InstanceExistsError,
     InstanceGoneError,
@@ -79,6 +80,7 @@ class Engine:
             created on first use).
         replace_running: host.json ``overridableExistingInstanceStates: AnyState`` (``start_new``
             replaces active instances too); default ``NonRunningStates``.
+        entities: entity name → SDK handle (``devhost.entities``).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Engine:
         loop: LoopThread | None = None,
         replace_running: bool = False,
         function_timeout: timedelta | None = None,
+        entities: Mapping[str, Callable[[str], str]] | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities: must be >= 1")
@@ -120,6 +123,7 @@ class Engine:
         self._loop = loop
         self._owns_loop = False
         self.clock.subscribe(self._wake.set)
+        self.entities = EntityRunner(self._store, entities or {}, self._now_s, self._wake.set)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,6 +139,7 @@ class Engine:
         )
         self._thread = threading.Thread(target=self._scheduler, name="devhost-engine", daemon=True)
         self._thread.start()
+        self.entities.start()
 
     def stop(self) -> None:
         """Stop the scheduler, wait for running episodes, close the state store (idempotent)."""
@@ -151,6 +156,7 @@ class Engine:
             # activity without a recorded completion runs again on the next start).
             self._activity_pool.shutdown(wait=False, cancel_futures=True)
         self.clock.unsubscribe(self._wake.set)
+        self.entities.stop()
         self._store.close()
         if self._loop is not None and self._owns_loop:
             self._loop.close()
@@ -542,6 +548,7 @@ class Engine:
         if current.status in TERMINAL_STATUSES:
             return  # terminated while the episode ran: its decisions are dropped
         tx.delete_events(iid, consumed)
+        decision = self.entities.send(tx, current, decision)
         tx.append_played(iid, decision.played)
         tx.save_episode(
             iid,

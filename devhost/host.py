@@ -123,7 +123,8 @@ class Host:
         self.engine = Engine(
             state_path=self.state_path,
             orchestrators=self.index.orchestrators,
-            activities=self.index.activities,
+            activities={**self.index.activities, **self._client_activities()},
+            entities=self.index.entities,
             clock=self.clock,
             max_concurrent_activities=_int_setting(durable, "maxConcurrentActivityFunctions"),
             max_concurrent_orchestrations=_int_setting(
@@ -281,6 +282,14 @@ class Host:
         if isinstance(self.clock, VirtualClock):
             lines.append("Virtual clock: on (POST /admin/devhost/clock/advance?seconds=N)")
         return "\n".join(lines)
+
+    def _client_activities(self) -> dict[str, Any]:
+        """Activities with a durable client input get the binding JSON, as other triggers do."""
+        wrapped: dict[str, Any] = {}
+        for name, param in self.index.activity_clients.items():
+            call = self.index.activities[name]
+            wrapped[name] = lambda value, c=call, p=param: c(value, **{p: self.client_binding()})
+        return wrapped
 
     # ------------------------------------------------------------------ binding JSON
 
