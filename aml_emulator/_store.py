@@ -144,6 +144,22 @@ class JobStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+        self._peak_active = self._count_active()
+
+    def _count_active(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE terminal = 0").fetchone()
+        return int(row[0])
+
+    def active_jobs(self) -> dict[str, int]:
+        """``{"active", "peak"}``: jobs not final now, and the most at once since the last reset
+        (sampled after every write, so no moment with more is missed)."""
+        with self._lock:
+            return {"active": self._count_active(), "peak": self._peak_active}
+
+    def reset_peak(self) -> None:
+        """Start the peak again from the current number of active jobs."""
+        with self._lock:
+            self._peak_active = self._count_active()
 
     def close(self) -> None:
         """Close the database."""
@@ -179,6 +195,7 @@ class JobStore:
                 )
             except sqlite3.IntegrityError:
                 raise JobExistsError(job.name) from None
+            self._peak_active = max(self._peak_active, self._count_active())
 
     def update(self, job: JobRecord) -> JobRecord | None:
         """Write ``job`` if nobody changed it since it was read; return the stored copy or None."""
