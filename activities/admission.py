@@ -12,9 +12,8 @@ from datetime import datetime
 
 import azure.durable_functions as df
 
-from batch_runs.admission import SlotPlan, slot_key
+from batch_runs.admission import plan_slot
 from batch_runs.contracts import InvokeInput
-from batch_runs.request import InvalidRunRequest, parse_run_request
 from batch_runs.settings import get_settings
 from batch_runs.starts import ACTIVE_STATUSES
 
@@ -30,24 +29,14 @@ MAX_IDS = 1000
 
 @bp.activity_trigger(input_name="payload")
 def plan_admission(payload: dict) -> dict:
-    """``{"key", "limit"}`` for the run; ``key`` null when there is no cap or the parameters
-    are invalid (the submit step then fails the run with its own message)."""
-    settings = get_settings()
-    limit = settings.max_active_jobs_per_endpoint
-    if limit is None:
-        return SlotPlan(key=None, limit=None).to_dict()
+    """``{"key", "limit"}`` for the run; see ``batch_runs.admission.plan_slot``."""
     inp = InvokeInput.from_dict(payload)
-    try:
-        request = parse_run_request(
-            dict(inp.run_parameters),
-            settings,
-            run_id=inp.run_id,
-            now=datetime.fromisoformat(inp.started),
-        )
-        key = slot_key(request.endpoint_uri)
-    except (InvalidRunRequest, ValueError):
-        return SlotPlan(key=None, limit=limit).to_dict()
-    return SlotPlan(key=key, limit=limit).to_dict()
+    return plan_slot(
+        inp.run_parameters,
+        get_settings(),
+        run_id=inp.run_id,
+        started=datetime.fromisoformat(inp.started),
+    ).to_dict()
 
 
 @bp.activity_trigger(input_name="run_ids")

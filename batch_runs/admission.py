@@ -22,9 +22,12 @@ Rules (none lost, none starves):
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from batch_endpoint import ServiceUrl
+from batch_runs.request import InvalidRunRequest, parse_run_request
+from batch_runs.settings import Settings
 
 __all__ = [
     "ADMISSION_PHASE",
@@ -32,6 +35,7 @@ __all__ = [
     "SlotPlan",
     "Slots",
     "acquire",
+    "plan_slot",
     "recheck_delay",
     "release",
     "release_ended",
@@ -178,6 +182,24 @@ def release_ended(slots: Slots, run_ids: Iterable[str]) -> Slots:
             limit=slots.limit,
         )
     )
+
+
+def plan_slot(
+    params: Mapping[str, Any], settings: Settings, *, run_id: str, started: datetime
+) -> SlotPlan:
+    """The run's slot: its endpoint's key (after defaults and validation) and the limit.
+
+    ``key`` None when ``MAX_ACTIVE_JOBS_PER_ENDPOINT`` is unset, or when the parameters are
+    invalid (the submit step then fails the run with its own message, naming the fields).
+    """
+    limit = settings.max_active_jobs_per_endpoint
+    if limit is None:
+        return SlotPlan(key=None, limit=None)
+    try:
+        request = parse_run_request(dict(params), settings, run_id=run_id, now=started)
+        return SlotPlan(key=slot_key(request.endpoint_uri), limit=limit)
+    except (InvalidRunRequest, ValueError):
+        return SlotPlan(key=None, limit=limit)
 
 
 def slot_key(endpoint_uri: str) -> str:

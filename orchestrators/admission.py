@@ -20,8 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.history import HistoryEventType
 
 from activities.admission import FIND_ENDED_ACTIVITY, PLAN_ACTIVITY
+from activities.jobs import INVOKE_ACTIVITY
 from batch_runs.admission import (
     RECHECKS_PER_EXECUTION,
     Grant,
@@ -58,6 +60,8 @@ def acquire_slot(context: df.DurableOrchestrationContext, raw: dict[str, Any]):
     if "resume" in raw:
         key = raw.get(SLOT_FIELD)
         return Admission(key=key if isinstance(key, str) and key else None)
+    if _started_before_admission(context):
+        return Admission(key=None)
     invoke = InvokeInput(
         run_parameters=raw,
         run_id=context.instance_id,
@@ -83,6 +87,16 @@ def acquire_slot(context: df.DurableOrchestrationContext, raw: dict[str, Any]):
     context.continue_as_new(raw)
     admission.proceed = False
     return admission
+
+
+def _started_before_admission(context: df.DurableOrchestrationContext) -> bool:
+    """Whether this execution began under the code before admission control (its first
+    scheduled activity is the submit): such a run in flight across the deploy replays as it
+    was recorded (tests/orchestration/test_replay_v1.py) and runs without a slot."""
+    for event in context.histories:
+        if event.event_type == HistoryEventType.TASK_SCHEDULED:
+            return bool(event.Name == INVOKE_ACTIVITY)
+    return False
 
 
 def _wait(context: df.DurableOrchestrationContext, admission: Admission, position: int):

@@ -18,6 +18,9 @@ EXPECTED = {
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
     "purge_old_runs": "timerTrigger",
+    "endpoint_slots": "entityTrigger",
+    "plan_admission": "activityTrigger",
+    "find_ended_runs": "activityTrigger",
 }
 
 

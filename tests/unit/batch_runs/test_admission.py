@@ -84,7 +84,7 @@ def test_a_lower_limit_evicts_nobody_and_a_higher_one_promotes() -> None:
 
 
 def test_unlimited_grants_everyone() -> None:
-    slots, grants = _fill(0, [])
+    slots = Slots()
     for run in "abc":
         slots, grant = acquire(slots, run, None)
         assert grant.granted
@@ -128,7 +128,7 @@ def test_slot_key_is_a_safe_hash_of_host_port_and_path() -> None:
     assert one != other
     assert one.startswith("ep-")
     assert all(ch.isalnum() or ch == "-" for ch in one)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="whitespace"):
         slot_key("not a url")
 
 
