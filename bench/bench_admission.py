@@ -9,6 +9,8 @@ every run completed and the endpoint's slots ended empty.
 """
 
 import argparse
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +18,13 @@ from pathlib import Path
 import requests
 from azure.storage.blob import BlobServiceClient
 
+from aml_emulator import generate_sample_files
 from batch_runs.admission import slot_key
 from scripts.devstack import Stack, wait_until
 
 CONTAINER = "bench-admission"
-CSV = b"age,sex,cp\n63,1,3\n37,1,2\n41,0,1\n"
+#: One of the emulator's sample files (the 13 heart columns its model scores).
+CSV = generate_sample_files()[1].content
 ENDED = ("Completed", "Failed", "Terminated", "Canceled")
 
 
@@ -37,8 +41,8 @@ def run(runs: int, limit: int, phase: float) -> dict[str, float]:
                 "RUN_TIMEOUT_SECONDS": "7200",
             },
         )
-        stack.start()
         try:
+            stack.start()
             container = BlobServiceClient.from_connection_string(
                 stack.connection_string
             ).get_container_client(CONTAINER)
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--phase", type=float, default=0.3)
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. ``timeout``) unwinds through ``finally``, so the stack's processes stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = run(args.runs, args.limit, args.phase)
     print(f"Admission control, {args.runs} blob uploads, limit {args.limit}:")
     for name, value in figures.items():
