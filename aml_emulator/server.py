@@ -493,11 +493,11 @@ class EmulatorServer:
 
     def _h_admin_reset(self, *_: Any) -> Response:
         self.counters.reset()
-        self._store.reset_peak()
+        self.store.reset_peak()
         return Response(200, self.counters.snapshot(), {})
 
     def _h_admin_active(self, *_: Any) -> Response:
-        return Response(200, self._store.active_jobs(), {})
+        return Response(200, self.store.active_jobs(), {})
 
     def _h_admin_list_faults(self, *_: Any) -> Response:
         return Response(200, {"faults": self.faults.list()}, {})

@@ -93,7 +93,9 @@ def test_unlimited_grants_everyone() -> None:
 def test_no_waiter_starves_and_the_limit_always_holds() -> None:
     """Random arrivals and endings: every run is admitted, in arrival order, never over 3."""
     rng = random.Random(7)
-    slots, admitted, arrived = Slots(), [], []
+    slots = Slots()
+    admitted: list[str] = []
+    arrived: list[str] = []
     pending = [f"r{i}" for i in range(200)]
     while pending or slots.holders or slots.queue:
         if pending and rng.random() < 0.6:
