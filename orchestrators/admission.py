@@ -78,7 +78,7 @@ def acquire_slot(context: df.DurableOrchestrationContext, raw: dict[str, Any]):
         if grant.granted:
             return admission
         if grant.position == 1 and check % RECONCILE_EVERY == RECONCILE_EVERY - 1:
-            ended = yield context.call_activity(FIND_ENDED_ACTIVITY, list(grant.holders))
+            ended = yield from _find_ended(context, grant)
             if ended:
                 context.signal_entity(entity, "release_ended", {"run_ids": ended})
                 continue
@@ -87,6 +87,15 @@ def acquire_slot(context: df.DurableOrchestrationContext, raw: dict[str, Any]):
     context.continue_as_new(raw)
     admission.proceed = False
     return admission
+
+
+def _find_ended(context: df.DurableOrchestrationContext, grant: Grant):
+    """The holders that have ended (best effort: a failed look-up is tried again later)."""
+    try:
+        ended = yield context.call_activity(FIND_ENDED_ACTIVITY, list(grant.holders))
+    except Exception:  # 1.x raises a plain Exception for a failed activity
+        return []
+    return [r for r in ended if isinstance(r, str)] if isinstance(ended, list) else []
 
 
 def _started_before_admission(context: df.DurableOrchestrationContext) -> bool:

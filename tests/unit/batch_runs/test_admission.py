@@ -1,6 +1,7 @@
 """The endpoint semaphore's pure decisions (batch_runs/admission.py)."""
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,6 +10,7 @@ from batch_runs.admission import (
     SlotPlan,
     Slots,
     acquire,
+    plan_slot,
     recheck_delay,
     release,
     release_ended,
@@ -16,6 +18,7 @@ from batch_runs.admission import (
     waiting_message,
     waiting_status,
 )
+from batch_runs.settings import SettingsError, load_settings
 
 
 def _fill(limit: int, runs: list[str]) -> tuple[Slots, dict[str, Grant]]:
@@ -141,3 +144,28 @@ def test_waiting_view_and_recheck_delays() -> None:
     assert status["queue_position"] == 3
     assert recheck_delay(1) == 2
     assert recheck_delay(1000) == 30
+
+
+ENDPOINT = "https://ep.westeurope.inference.ml.azure.com/jobs"
+
+
+def test_the_setting_is_unset_by_default_and_must_be_a_positive_integer() -> None:
+    assert load_settings({}).max_active_jobs_per_endpoint is None
+    assert load_settings({"MAX_ACTIVE_JOBS_PER_ENDPOINT": " "}).max_active_jobs_per_endpoint is None
+    assert load_settings({"MAX_ACTIVE_JOBS_PER_ENDPOINT": "8"}).max_active_jobs_per_endpoint == 8
+    for bad in ("0", "-3", "eight", "2.5"):
+        with pytest.raises(SettingsError, match="MAX_ACTIVE_JOBS_PER_ENDPOINT"):
+            load_settings({"MAX_ACTIVE_JOBS_PER_ENDPOINT": bad})
+
+
+def test_plan_slot_keys_the_resolved_endpoint_and_skips_when_unlimited_or_invalid() -> None:
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    capped = load_settings({"BATCH_ENDPOINT_URI": ENDPOINT, "MAX_ACTIVE_JOBS_PER_ENDPOINT": "8"})
+    params = {"endpoint_input_uri": "azureml://datastores/workspaceblobstore/paths/in/"}
+
+    plan = plan_slot(params, capped, run_id="r1", started=started)
+    assert plan == SlotPlan(key=slot_key(ENDPOINT), limit=8)  # the default endpoint, resolved
+    unlimited = load_settings({"BATCH_ENDPOINT_URI": ENDPOINT})
+    assert plan_slot(params, unlimited, run_id="r1", started=started) == SlotPlan(None, None)
+    invalid = plan_slot({"poll_interval": "soon"}, capped, run_id="r1", started=started)
+    assert invalid == SlotPlan(key=None, limit=8)
