@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
-from azure.durable_functions.models.history import HistoryEventType
 
 from activities.admission import FIND_ENDED_ACTIVITY, PLAN_ACTIVITY
 from activities.jobs import INVOKE_ACTIVITY
@@ -37,6 +36,8 @@ from orchestrators.endpoint_slots import ENTITY_NAME
 
 #: The input field that carries a held slot's key over ``continue_as_new``.
 SLOT_FIELD = "admission_slot"
+#: ``HistoryEventType.TASK_SCHEDULED`` (azure-functions-durable ``models/history``).
+TASK_SCHEDULED = 4
 #: The head of the queue looks for leaked slots every this many checks.
 RECONCILE_EVERY = 5
 
@@ -103,7 +104,7 @@ def _started_before_admission(context: df.DurableOrchestrationContext) -> bool:
     scheduled activity is the submit): such a run in flight across the deploy replays as it
     was recorded (tests/orchestration/test_replay_v1.py) and runs without a slot."""
     for event in context.histories:
-        if event.event_type == HistoryEventType.TASK_SCHEDULED:
+        if int(event.event_type) == TASK_SCHEDULED:
             return bool(event.Name == INVOKE_ACTIVITY)
     return False
 

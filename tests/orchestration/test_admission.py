@@ -15,12 +15,12 @@ from tests.orchestration.conftest import (
     ACTIVITIES,
     T0,
     FakeEndpoint,
-    ScriptedEndpoint,
     _binding,
     clear_app_caches,
     handle,
     settings_for,
 )
+from tests.orchestration.scripted_endpoint import ScriptedEndpoint
 from tests.support import wait_until
 
 PARAMS = {
@@ -92,16 +92,10 @@ def test_the_second_run_waits_for_the_first_then_both_complete(make) -> None:
     first = engine.start_new(batch_run.ORCHESTRATOR_NAME, input=PARAMS)
     wait_until(lambda: _custom(engine, first).get("phase") in ("waiting", "polling"), timeout=20)
     second = engine.start_new(batch_run.ORCHESTRATOR_NAME, input=PARAMS)
-    waiting: list[dict[str, Any]] = []
-    wait_until(
-        lambda: bool(
-            _custom(engine, second).get("queue_position")
-            and waiting.append(_custom(engine, second)) is None
-        ),
-        timeout=20,
-    )
+    wait_until(lambda: bool(_custom(engine, second).get("queue_position")), timeout=20)
+    waiting = _custom(engine, second)
 
-    assert waiting[0]["status_message"] == "waiting for capacity (position 1)"
+    assert waiting["status_message"] == "waiting for capacity (position 1)"
     assert engine.wait_for_completion(first, timeout=30)["runtimeStatus"] == "Completed"
     done = engine.wait_for_completion(second, timeout=30)
     assert done["runtimeStatus"] == "Completed", done["output"]
