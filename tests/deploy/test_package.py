@@ -43,6 +43,9 @@ EXPECTED_FUNCTIONS = {
     "start_run_on_blob",
     "start_run_on_schedule",
     "purge_old_runs",
+    "endpoint_slots",
+    "plan_admission",
+    "find_ended_runs",
 }
 
 
