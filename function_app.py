@@ -6,7 +6,12 @@ Functions (names are the contract in ../shared/design.md):
 - HTTP ``start_run_http``, ``get_run_http``, ``cancel_run_http``, ``list_runs_http``,
   ``rerun_run_http`` (triggers/http_runs.py)
 - blob ``start_run_on_blob`` (triggers/blob_start.py), timer ``start_run_on_schedule``
-  (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py)
+  (triggers/schedule_start.py), timer ``purge_old_runs`` (triggers/maintenance.py), timer
+  ``reconcile_jobs`` and its record orchestrator ``batch_run_reconciliation``
+  (triggers/reconcile.py)
+- orchestrator ``notify_delivery`` (orchestrators/notify_delivery.py); activities
+  ``copy_run_output``, ``start_run_notification``, ``deliver_run_notification``
+  (activities/handoff.py)
 - entity ``endpoint_slots`` (orchestrators/endpoint_slots.py), activities ``plan_admission``,
   ``find_ended_runs`` (activities/admission.py): admission control per endpoint
 """
@@ -16,16 +21,23 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import admission, jobs
-from orchestrators import batch_run, endpoint_slots
-from triggers import blob_start, http_runs, maintenance, schedule_start
+from activities import admission, handoff, jobs
+from batch_runs.telemetry import configure_telemetry
+from orchestrators import batch_run, endpoint_slots, notify_delivery
+from triggers import blob_start, http_runs, maintenance, reconcile, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
 for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
+# Application Insights export (OpenTelemetry) when APPLICATIONINSIGHTS_CONNECTION_STRING is set;
+# without it nothing is imported.
+configure_telemetry()
+
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance):
+for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance, reconcile):
+    app.register_functions(_module.bp)
+for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
     app.register_functions(_module.bp)
 # Admission control: the endpoint_slots entity and its activities (orchestrators/admission.py).
 for _module in (endpoint_slots, admission):

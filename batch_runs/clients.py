@@ -117,3 +117,8 @@ def get_jobs_client() -> WorkspaceJobsClient:
         timeout=settings.http_timeout,
         retry_policy=retry_policy(settings),
     )
+
+
+def azure_credential(settings: Settings) -> "DefaultAzureCredential":
+    """The process's ``DefaultAzureCredential`` (``AZURE_CLIENT_ID`` for a user-assigned one)."""
+    return _default_credential(settings.azure_client_id)

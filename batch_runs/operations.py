@@ -35,6 +35,7 @@ from batch_runs.contracts import (
 from batch_runs.policy import job_name_for
 from batch_runs.request import RUN_KEY_PROPERTY, InvalidRunRequest, parse_run_request
 from batch_runs.settings import Settings
+from batch_runs.telemetry import log_run, run_fields
 
 logger = logging.getLogger(__name__)
 
@@ -153,15 +154,26 @@ def invoke_job(
 
     try:
         job = client_factory(request.endpoint_uri).invoke(
-            request.to_invocation(run_key),
+            request.to_invocation(run_key, inp.run_id),
             job_name=run_key,
             request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"batch-endpoint-run:{run_key}")),
             find_existing=find_existing if workspace_id else None,
         )
     except (BatchEndpointError, ValueError) as exc:  # ValueError: e.g. a refused host
         return _permanent(exc, "run %s: invoking the batch endpoint failed: %s", inp.run_id)
-    logger.info(
-        "run %s: submitted batch job %s (status %s)", inp.run_id, job.name, job.status.value
+    log_run(
+        logger,
+        logging.INFO,
+        "run %s: submitted batch job %s (status %s)",
+        inp.run_id,
+        job.name,
+        job.status.value,
+        fields=run_fields(
+            run_id=inp.run_id,
+            job_name=job.name,
+            endpoint=request.endpoint_uri,
+            trigger=request.trigger,
+        ),
     )
     return Submitted(job=job, request=request, cancel_grace_seconds=settings.cancel_grace_seconds)
 
@@ -225,5 +237,12 @@ def cancel_job(
         return CancelAccepted(already_ended=True)
     except (BatchEndpointError, ValueError) as exc:
         return _permanent(exc, "run %s: cancelling job %s failed: %s", ref.run_id, ref.job_name)
-    logger.info("run %s: cancel requested for job %s", ref.run_id, ref.job_name)
+    log_run(
+        logger,
+        logging.INFO,
+        "run %s: cancel requested for job %s",
+        ref.run_id,
+        ref.job_name,
+        fields=run_fields(run_id=ref.run_id, job_name=ref.job_name, endpoint=ref.endpoint_uri),
+    )
     return CancelAccepted()

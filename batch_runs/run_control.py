@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from string import Formatter
@@ -436,6 +436,20 @@ def list_runs(
     return RunsPage(views, encode_continuation(token, query) if token else None)
 
 
+def iter_instances(
+    api: InstancesApi, params: Mapping[str, str], *, max_pages: int = 1000
+) -> Iterator[Mapping[str, Any]]:
+    """Every instance the management API lists for ``params``, following every page."""
+    token: str | None = None
+    for _ in range(max_pages):
+        statuses, next_token = api.list_instances(params, token)
+        yield from statuses
+        if next_token is None or next_token in _END_TOKENS or next_token == token:
+            return
+        token = next_token
+    logger.warning("listing instances stopped after %d pages", max_pages)
+
+
 # ------------------------------------------------------------------------------------ rerun
 
 
@@ -477,17 +491,19 @@ def rerun_parameters(
 ) -> dict[str, Any]:
     """The run parameters of a rerun of ``original_id``.
 
-    The same parameters, ``rerun_of`` set to the original, and ``endpoint_output_uri``
+    The same parameters (``trigger`` ``http``), ``rerun_of`` set to the original, and
+    ``endpoint_output_uri``
     dropped when the template made it (the rerun then gets its own path from the template);
     a path the original caller gave is kept.
     """
-    body = {k: v for k, v in params.items() if k != "rerun_of"}
+    body = {k: v for k, v in params.items() if k not in ("rerun_of", "trigger")}
     output = body.get("endpoint_output_uri")
     if isinstance(output, str) and output_was_generated(
         output, run_id=original_id, template=output_template
     ):
         del body["endpoint_output_uri"]
     body["rerun_of"] = original_id
+    body["trigger"] = "http"  # a rerun is started through the HTTP API
     return body
 
 

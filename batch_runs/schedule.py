@@ -12,8 +12,9 @@ matches only when the day of month AND the day of week both match. Anything else
 ``#``) is not understood here, and the caller falls back to the invocation time.
 """
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -27,6 +28,8 @@ _FIELDS = (
     (1, 12, _MONTHS, 1),
     (0, 6, _DAYS, 0),
 )
+logger = logging.getLogger(__name__)
+
 #: How far back a slot is looked for (a schedule that fires less than yearly has no slot).
 _LOOKBACK = timedelta(days=366)
 
@@ -109,9 +112,35 @@ def schedule_slot(expression: str, now: datetime, time_zone: str | None = None) 
     Falls back to ``now`` (to the second) when the expression or the zone is not understood, or
     the schedule has no occurrence in the past year.
     """
+    zone = schedule_zone(time_zone)
     try:
-        zone = ZoneInfo(time_zone) if time_zone else UTC
-        slot = Schedule.parse(expression).latest_at_or_before(now.astimezone(zone))
-    except (ValueError, ZoneInfoNotFoundError):
+        slot = (
+            Schedule.parse(expression).latest_at_or_before(now.astimezone(zone))
+            if zone is not None
+            else None
+        )
+    except ValueError:
+        logger.warning(
+            "the schedule %r is not understood here; the run's slot is the invocation time",
+            expression,
+        )
         slot = None
     return (slot or now).astimezone(UTC).replace(microsecond=0)
+
+
+def schedule_zone(time_zone: str | None) -> tzinfo | None:
+    """The zone schedules are read in (UTC without ``WEBSITE_TIME_ZONE``); None, with a warning
+    naming the setting, when the zone is unknown here (e.g. a Windows zone name such as
+    ``W. Europe Standard Time`` on Linux, where only IANA names such as ``Europe/Berlin``
+    exist): the caller then falls back to the invocation time."""
+    if not time_zone:
+        return UTC
+    try:
+        return ZoneInfo(time_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        logger.warning(
+            "WEBSITE_TIME_ZONE=%r is not a time zone known here (on Linux use an IANA name "
+            "such as Europe/Berlin); the schedule slot falls back to the invocation time",
+            time_zone[:64],
+        )
+        return None

@@ -10,7 +10,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from batch_endpoint import (
     parse_host_pattern,
     parse_workspace_id,
 )
+from batch_runs.handoff import parse_datastore_urls
 from batch_runs.policy import default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -44,6 +45,9 @@ DEFAULT_RUN_RETENTION_DAYS = 30
 #: When ``purge_old_runs`` runs (NCRONTAB, six fields): daily at 03:30 UTC.
 DEFAULT_RETENTION_SCHEDULE = "0 30 3 * * *"
 RETENTION_SCHEDULE_SETTING = "RETENTION_SCHEDULE"
+#: When ``reconcile_jobs`` looks for jobs of ended runs that still run (every 15 minutes).
+DEFAULT_RECONCILE_SCHEDULE = "0 */15 * * * *"
+RECONCILE_SCHEDULE_SETTING = "RECONCILE_SCHEDULE"
 _NCRONTAB_FIELD = re.compile(r"^[0-9A-Za-z*/,?#LW-]+\Z")
 _T = TypeVar("_T")
 
@@ -88,6 +92,12 @@ class Settings:
     website_time_zone: str | None = None  # WEBSITE_TIME_ZONE (the zone schedules are read in)
     run_retention_days: int = DEFAULT_RUN_RETENTION_DAYS  # RUN_RETENTION_DAYS
     retention_schedule: str = DEFAULT_RETENTION_SCHEDULE  # RETENTION_SCHEDULE
+    reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE  # RECONCILE_SCHEDULE
+    notify_allowed_hosts: tuple[str, ...] = ()  # NOTIFY_ALLOWED_HOSTS (empty: notify_url off)
+    notify_signing_secret: str | None = field(default=None, repr=False)  # NOTIFY_SIGNING_SECRET
+    copy_allowed_hosts: tuple[str, ...] = ()  # COPY_ALLOWED_HOSTS (empty: copy_output_to off)
+    output_datastore_urls: tuple[tuple[str, str], ...] = ()  # OUTPUT_DATASTORE_URLS
+    storage_connection: str | None = field(default=None, repr=False)  # AzureWebJobsStorage
     max_active_jobs_per_endpoint: int | None = None  # MAX_ACTIVE_JOBS_PER_ENDPOINT (unset = no cap)
 
     @property
@@ -168,6 +178,17 @@ def _allowed_hosts(raw: str) -> tuple[str, ...]:
     if not patterns:
         raise ValueError("must list at least one host pattern")
     return tuple(patterns)
+
+
+def _signing_secret(raw: str) -> str:
+    # Never echo the value: it is a secret.
+    if len(raw) < 16:
+        raise ValueError(f"must be at least 16 characters (got {len(raw)})")
+    return raw
+
+
+def _datastore_urls(raw: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_datastore_urls(raw).items())
 
 
 def _choice(options: tuple[str, ...], *, lower: bool) -> Callable[[str], str]:
@@ -312,6 +333,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     }
     retention_days = r.integer("RUN_RETENTION_DAYS", d.run_retention_days, low=0, high=36500)
     retention_schedule = r.parse(RETENTION_SCHEDULE_SETTING, d.retention_schedule, _schedule)
+    reconcile_schedule = r.parse(RECONCILE_SCHEDULE_SETTING, d.reconcile_schedule, _schedule)
+
+    notify_hosts = r.parse("NOTIFY_ALLOWED_HOSTS", d.notify_allowed_hosts, _allowed_hosts)
+    notify_secret = r.parse("NOTIFY_SIGNING_SECRET", "", _signing_secret) or None
+    copy_hosts = r.parse("COPY_ALLOWED_HOSTS", d.copy_allowed_hosts, _allowed_hosts)
+    datastore_urls = r.parse("OUTPUT_DATASTORE_URLS", d.output_datastore_urls, _datastore_urls)
     max_active = r.integer("MAX_ACTIVE_JOBS_PER_ENDPOINT", 0, low=1, high=100_000) or None
 
     endpoint = r.raw("BATCH_ENDPOINT_URI")
@@ -355,8 +382,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_not_responding_seconds=watchdogs["MAX_NOT_RESPONDING_SECONDS"],
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
+        reconcile_schedule=reconcile_schedule,
         max_active_jobs_per_endpoint=max_active,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
+        notify_allowed_hosts=notify_hosts,
+        notify_signing_secret=notify_secret,
+        copy_allowed_hosts=copy_hosts,
+        output_datastore_urls=datastore_urls,
+        storage_connection=r.raw("AzureWebJobsStorage"),
     )
 
 
@@ -400,19 +433,25 @@ def retention_schedule_binding(environ: Mapping[str, str] | None = None) -> str:
     Args:
         environ: The environment; ``os.environ`` when omitted.
     """
-    raw = (os.environ if environ is None else environ).get(RETENTION_SCHEDULE_SETTING, "").strip()
+    return _timer_binding(RETENTION_SCHEDULE_SETTING, DEFAULT_RETENTION_SCHEDULE, environ)
+
+
+def reconcile_schedule_binding(environ: Mapping[str, str] | None = None) -> str:
+    """The ``reconcile_jobs`` timer's ``schedule`` to index (as :func:`retention_schedule_binding`:
+    ``%RECONCILE_SCHEDULE%`` when set and valid, else :data:`DEFAULT_RECONCILE_SCHEDULE`)."""
+    return _timer_binding(RECONCILE_SCHEDULE_SETTING, DEFAULT_RECONCILE_SCHEDULE, environ)
+
+
+def _timer_binding(setting: str, default: str, environ: Mapping[str, str] | None) -> str:
+    raw = (os.environ if environ is None else environ).get(setting, "").strip()
     if not raw:
-        return DEFAULT_RETENTION_SCHEDULE
+        return default
     try:
         _schedule(raw)
     except ValueError:
-        logger.warning(
-            "%s is invalid; the retention timer is indexed with %s",
-            RETENTION_SCHEDULE_SETTING,
-            DEFAULT_RETENTION_SCHEDULE,
-        )
-        return DEFAULT_RETENTION_SCHEDULE
-    return f"%{RETENTION_SCHEDULE_SETTING}%"
+        logger.warning("%s is invalid; its timer is indexed with %s", setting, default)
+        return default
+    return f"%{setting}%"
 
 
 @functools.cache

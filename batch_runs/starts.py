@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from batch_runs.failures import readable_error
 from batch_runs.request import FieldError, InvalidRunRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -165,10 +166,12 @@ def run_view(
     created_time: object,
     last_updated_time: object,
     rerun_of: str | None = None,
+    notification: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The friendly view of a run returned by ``GET /api/runs/{id}``.
 
-    ``rerun_of`` (the run a rerun repeats, from its input) is shown when given.
+    ``rerun_of`` (the run a rerun repeats, from its input) is shown when given, and so is
+    ``notification`` (the delivery outcome, ``batch_runs.notify.notification_view``).
     """
     custom = custom_status if isinstance(custom_status, Mapping) else {}
     view: dict[str, Any] = {
@@ -194,8 +197,12 @@ def run_view(
         view["status_message"] = custom.get("status_message")
     if rerun_of:
         view["rerun_of"] = rerun_of
+    if notification is not None:
+        view["notification"] = dict(notification)
     if runtime_status == "Completed":
         view["output"] = output
     elif runtime_status in ("Failed", "Terminated") and output is not None:
-        view["error"] = output if isinstance(output, str) else str(output)
+        view["error"], failure = readable_error(output)
+        if failure is not None:
+            view["failure"] = failure
     return view

@@ -6,7 +6,8 @@ the custom status / output / failure message say) is a pure function here, unit-
 the Durable SDK. ``RunState`` is carried across ``continue_as_new`` as a plain dict.
 """
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -44,7 +45,21 @@ class Phase(str, Enum):
 
 
 class RunFailed(Exception):
-    """The run ends as a failed orchestration; the message is what callers see."""
+    """The run ends as a failed orchestration.
+
+    ``str()`` of it is what the SDK reports as the orchestration's failure: a JSON document
+    (:func:`failure_details`) when ``details`` are given, so a sub-orchestration parent can read
+    the job, its status, the reason and the Studio link; else the plain message.
+
+    Attributes:
+        message: The human message (the run view's ``error``).
+        details: The structured failure, or None.
+    """
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        self.message = message
+        self.details = dict(details) if details is not None else None
+        super().__init__(json.dumps(self.details) if self.details is not None else message)
 
 
 def _optional_time(data: Mapping[str, Any], field: str) -> datetime | None:
@@ -363,3 +378,55 @@ def poll_failures_message(state: RunState) -> str:
         f"status checks (last error: {state.last_poll_error}); the job may still be running "
         f"(last status {state.job.status.value}).{_studio(state.job)}"
     )
+
+
+#: Why a run failed (``reason`` of the structured failure) -> the message of that failure.
+_FAILURE_MESSAGES: dict[str, Callable[[RunState], str]] = {
+    "job_ended": failure_message,
+    "deadline": deadline_message,
+    "watchdog": watchdog_message,
+    "cancel_unconfirmed": cancel_unconfirmed_message,
+    "poll_failures": poll_failures_message,
+}
+#: Reasons whose message comes from the caller (an activity's refusal).
+FAILURE_REASONS: tuple[str, ...] = (
+    *_FAILURE_MESSAGES,
+    "cancel_refused",
+    "submit_failed",
+    "check_failed",
+    "invalid_input",
+    "copy_failed",
+)
+
+
+def failure_details(reason: str, message: str, state: RunState | None) -> dict[str, Any]:
+    """The structured failure: ``{"error", "reason", "job_name", "job_status", "studio_url"}``
+    (the job fields are null before a job exists), plus ``job_error`` when the service sent
+    one."""
+    job = state.job if state is not None else None
+    details: dict[str, Any] = {
+        "error": message,
+        "reason": reason,
+        "job_name": job.name if job else None,
+        "job_status": job.status.value if job else None,
+        "studio_url": job.studio_url if job else None,
+    }
+    if job is not None and job.error_message:
+        details["job_error"] = job.error_message
+    return details
+
+
+def run_failed(reason: str, state: RunState | None = None, *, message: str = "") -> RunFailed:
+    """The one place a run's failure is built: its message (from ``reason`` and ``state``,
+    or ``message`` for the reasons an activity explains) and its structured details.
+
+    Raises:
+        ValueError: ``reason`` is not one of :data:`FAILURE_REASONS`.
+    """
+    if reason not in FAILURE_REASONS:
+        raise ValueError(f"unknown failure reason {reason!r}")
+    if not message:
+        if state is None or reason not in _FAILURE_MESSAGES:
+            raise ValueError(f"failure {reason!r} needs a state or a message")
+        message = _FAILURE_MESSAGES[reason](state)
+    return RunFailed(message, failure_details(reason, message, state))

@@ -220,3 +220,9 @@ def output_uri_problem(uri: str) -> str | None:
     if "//" in path:
         return f"must not contain empty path segments, got {shown(uri)}"
     return _path_problem(path)
+
+
+def datastore_path(uri: str) -> tuple[str, str] | None:
+    """``(datastore, path)`` of an ``azureml://`` datastore URI (any accepted form), or None."""
+    match = _SHORT_DATASTORE.match(uri) or _LONG_DATASTORE.match(uri) or _ARM_DATASTORE.match(uri)
+    return (match.group(1), match.group(2)) if match else None

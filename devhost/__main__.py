@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from devhost.errors import DevhostError
+from devhost.logs import FieldsFormatter
 
 __all__ = ["main"]
 
@@ -51,11 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="[%(asctime)s] %(message)s",
-        stream=sys.stdout,
-    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(FieldsFormatter("[%(asctime)s] %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     for noisy in (
         "azure.core.pipeline.policies.http_logging_policy",
         "azure.identity",

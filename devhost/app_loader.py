@@ -141,30 +141,44 @@ class AppIndex:
 
     Attributes:
         orchestrators: name → SDK handle (context JSON str → result JSON str).
-        activities: name → callable taking the decoded input (and, for the names in
-            ``activity_clients``, the durable client binding JSON as that keyword argument).
+        activities: name → callable taking the decoded input.
         entities: entity name (lower case) → SDK handle (context JSON str → result JSON str).
         http_routes / blob_triggers / timer_triggers: trigger specs.
         functions: every function name → its trigger type (``httpTrigger`` ...).
         app: the ``FunctionApp``/``DFApp`` object.
+        client_binding: gives the durable client binding JSON for activities that declare a
+            ``durableClient`` input (the host sets it once it knows its address).
     """
 
     orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
     activities: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     entities: dict[str, Callable[[str], str]] = field(default_factory=dict)
-    activity_clients: dict[str, str] = field(default_factory=dict)
     http_routes: list[HttpRoute] = field(default_factory=list)
     blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
     timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
     functions: dict[str, str] = field(default_factory=dict)
     app: Any = None
+    client_binding: Callable[[], str] | None = None
 
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
-def _activity_callable(name: str, fn: Callable[..., Any], input_name: str) -> Callable[[Any], Any]:
+def _activity_callable(
+    name: str,
+    fn: Callable[..., Any],
+    input_name: str,
+    clients: tuple[str, ...] = (),
+    index: "AppIndex | None" = None,
+) -> Callable[[Any], Any]:
+    """The activity as ``call(input)``; ``clients`` are its ``durableClient`` input bindings.
+
+    The Functions host binds a ``durableClient`` input on any trigger, activities included
+    (Azure/azure-functions-durable-extension ``src/WebJobs.Extensions.DurableTask/
+    Bindings/BindingHelper.cs`` ``DurableOrchestrationClientToString``: the same JSON as for an
+    HTTP starter); the Python SDK's ``durable_client_input`` wrapper turns it into a client.
+    """
     params = inspect.signature(fn).parameters
     if input_name not in params:
         raise AppLoadError(
@@ -172,8 +186,13 @@ def _activity_callable(name: str, fn: Callable[..., Any], input_name: str) -> Ca
             "argument of the function"
         )
 
-    def call(value: Any, **bindings: Any) -> Any:
-        return fn(**{input_name: value}, **bindings)
+    def call(value: Any) -> Any:
+        kwargs: dict[str, Any] = {input_name: value}
+        if clients:
+            if index is None or index.client_binding is None:
+                raise RuntimeError(f"activity '{name}': no durable client binding available")
+            kwargs.update({client: index.client_binding() for client in clients})
+        return fn(**kwargs)
 
     call.__name__ = name
     return call
@@ -267,10 +286,14 @@ def _add_orchestrator(
 def _add_activity(
     index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
 ) -> None:
-    index.activities[name] = _activity_callable(name, fn.get_user_function(), trig["name"])
-    for binding in fn.get_bindings():
-        if binding.get_dict_repr().get("type") == "durableClient":
-            index.activity_clients[name] = binding.get_dict_repr()["name"]
+    clients = tuple(
+        str(b.get_dict_repr().get("name"))
+        for b in fn.get_bindings()
+        if b.get_dict_repr().get("type") == "durableClient"
+    )
+    index.activities[name] = _activity_callable(
+        name, fn.get_user_function(), trig["name"], clients, index
+    )
 
 
 def _add_entity(

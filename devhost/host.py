@@ -22,6 +22,7 @@ Before any body is read, a request passes ``devhost.wire``: request-target, fram
 routes that need one), then the body cap. See README "As a network listener".
 """
 
+import contextlib
 import inspect
 import json
 import logging
@@ -57,7 +58,7 @@ from devhost.logs import function_invocation
 from devhost.management import ManagementApi, client_binding
 from devhost.ncrontab import Schedule, ZonedSchedule, parse_schedule
 from devhost.routing import RouteTemplate, compile_route
-from devhost.triggers import BlobPoller, TimerScheduler
+from devhost.triggers import BlobPoller, TimerScheduler, timer_request
 from devhost.validation import task_hub_error
 from devhost.wire import body_limit
 
@@ -111,6 +112,7 @@ class Host:
         if hub_error is not None:
             raise AppLoadError(hub_error)
         self.index: AppIndex = load_app(app_dir, isolate=False)
+        self.index.client_binding = self.client_binding
         self.routes: list[tuple[RouteTemplate, HttpRoute]] = []
         for route in self.index.http_routes:
             try:
@@ -123,7 +125,7 @@ class Host:
         self.engine = Engine(
             state_path=self.state_path,
             orchestrators=self.index.orchestrators,
-            activities={**self.index.activities, **self._client_activities()},
+            activities=self.index.activities,
             entities=self.index.entities,
             clock=self.clock,
             max_concurrent_activities=_int_setting(durable, "maxConcurrentActivityFunctions"),
@@ -283,14 +285,6 @@ class Host:
             lines.append("Virtual clock: on (POST /admin/devhost/clock/advance?seconds=N)")
         return "\n".join(lines)
 
-    def _client_activities(self) -> dict[str, Any]:
-        """Activities with a durable client input get the binding JSON, as other triggers do."""
-        wrapped: dict[str, Any] = {}
-        for name, param in self.index.activity_clients.items():
-            call = self.index.activities[name]
-            wrapped[name] = lambda value, c=call, p=param: c(value, **{p: self.client_binding()})
-        return wrapped
-
     # ------------------------------------------------------------------ binding JSON
 
     def client_binding(self, origin: str | None = None) -> str:
@@ -367,6 +361,26 @@ class Host:
             except Exception:
                 logger.exception("Function '%s' failed", spec.function_name)
                 raise
+
+    def run_timer_now(self, name: str) -> bool:
+        """Run the timer-triggered function ``name`` once on a thread (the admin API's manual
+        run, not past due); False when there is no such function."""
+        for spec in self.index.timer_triggers:
+            if spec.function_name.lower() == name.lower():
+                request = timer_request(False, {"Last": None, "Next": None, "LastUpdated": None})
+                threading.Thread(
+                    target=self._run_manually,
+                    args=(spec, {spec.arg_name: request}),
+                    name=f"devhost-run-{spec.function_name}",
+                    daemon=True,
+                ).start()
+                return True
+        return False
+
+    def _run_manually(self, spec: Any, provided: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # logged by invoke_trigger
+            reason = "This function was programmatically called via the host APIs."
+            self.invoke_trigger(spec, reason, provided)
 
     def invoke_http(
         self, route: HttpRoute, request: func.HttpRequest

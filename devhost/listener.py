@@ -238,6 +238,8 @@ class Handler(BaseHTTPRequestHandler):
             )
         elif path == "/admin/devhost/clock/advance":
             self._clock_advance(query)
+        elif path.startswith("/admin/functions/"):
+            self._run_function(path[len("/admin/functions/") :], query)
         elif path.startswith(MGMT_PREFIX):
             if not self._key_ok(query):  # from every caller, loopback included
                 self._unauthorized()
@@ -311,6 +313,26 @@ class Handler(BaseHTTPRequestHandler):
             self._unauthorized()
         else:
             self._respond(advance_clock(self.host.clock, query))
+
+    def _run_function(self, name: str, query: Query) -> None:
+        """``POST /admin/functions/{name}``: run a timer-triggered function once, now.
+
+        As the Functions host's "manually run a non HTTP-triggered function" (MicrosoftDocs
+        azure-docs articles/azure-functions/functions-manually-run-non-http.md: POST with
+        the master key and a JSON body ``{"input": ""}``; 202 Accepted, the function runs in
+        the background). Devhost has no master key: its function key is asked for. Timer
+        triggers only.
+        """
+        if self.command != "POST":
+            self._send(405, {"error": "use POST"})
+        elif not self._key_ok(query):
+            self._unauthorized()
+        else:
+            self._read_body()
+            started = self.host.run_timer_now(name)
+            self._send(202, headers={}, raw=b"") if started else self._send(
+                404, {"error": f"no timer-triggered function {name!r}"}
+            )
 
     # ------------------------------------------------------------------ HTTP triggers
 

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-__all__ = ["function_invocation"]
+__all__ = ["FieldsFormatter", "function_invocation"]
 
 logger = logging.getLogger("devhost.functions")
 
@@ -34,3 +34,21 @@ def function_invocation(name: str, reason: str) -> Iterator[str]:
             invocation_id,
             duration_ms,
         )
+
+
+#: Structured fields an app's log records may carry (``extra=``), shown after the message as
+#: Application Insights shows them among a trace's custom dimensions.
+LOG_FIELDS = ("run_id", "job_name", "endpoint", "trigger")
+
+
+class FieldsFormatter(logging.Formatter):
+    """The host's line format, followed by `` name=value`` for each structured field set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = [
+            f"{name}={value}"
+            for name in LOG_FIELDS
+            if isinstance(value := getattr(record, name, None), str) and value
+        ]
+        return f"{text} {' '.join(fields)}" if fields else text

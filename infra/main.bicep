@@ -101,6 +101,9 @@ param runRetentionDays string = '30'
 @description('RETENTION_SCHEDULE: six-field NCRONTAB (UTC) of the purge_old_runs timer.')
 param retentionSchedule string = '0 30 3 * * *'
 
+@description('RECONCILE_SCHEDULE: six-field NCRONTAB (UTC) of the reconcile_jobs timer (orphaned jobs).')
+param reconcileSchedule string = '0 */15 * * * *'
+
 @description('TASKHUB_NAME: letters and digits. Change it to deploy an incompatible orchestrator without draining (docs/deploy.md).')
 param taskHubName string = 'batchscoring'
 
@@ -208,6 +211,7 @@ module app 'app.bicep' = {
       RUN_RETENTION_DAYS: runRetentionDays
       MAX_ACTIVE_JOBS_PER_ENDPOINT: maxActiveJobsPerEndpoint
       RETENTION_SCHEDULE: retentionSchedule
+      RECONCILE_SCHEDULE: reconcileSchedule
       // The host reads request bodies up to this size before the app sees them (default 100 MB);
       // the app refuses run requests over 64 KiB anyway, Event Grid deliveries stay well under.
       FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'

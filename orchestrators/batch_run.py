@@ -38,23 +38,21 @@ from batch_runs.state import (
     MAX_CONSECUTIVE_POLL_FAILURES,
     POLLS_PER_EXECUTION,
     Phase,
-    RunFailed,
     RunState,
     cancel_overdue,
     cancel_refused_message,
-    cancel_unconfirmed_message,
     completed_output,
     custom_status,
-    deadline_message,
-    failure_message,
     is_done,
     must_cancel_for_deadline,
     next_check,
-    poll_failures_message,
+    run_failed,
     watchdog_fired,
-    watchdog_message,
 )
+from batch_runs.tags import DEFAULT_TRIGGER
+from batch_runs.telemetry import log_run, run_fields
 from orchestrators.admission import Admission, acquire_slot, release_slot
+from orchestrators.handoff import announce_ending, copy_after_success
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +69,25 @@ ACTIVITY_RETRY = df.RetryOptions(
 
 @bp.orchestration_trigger(context_name="context")
 def batch_endpoint_run(context: df.DurableOrchestrationContext):
+    # Every ending (output or failure) starts the run's notification, if it asked for one.
+    return (yield from announce_ending(context, _run(context)))
+
+
+def _run(context: df.DurableOrchestrationContext):
     raw = context.get_input()
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise RunFailed("The run input must be a JSON object of run parameters.")
+        raise run_failed(
+            "invalid_input", message="The run input must be a JSON object of run parameters."
+        )
 
     # Admission control (orchestrators/admission.py): hold an endpoint slot for the whole run.
     admission = yield from acquire_slot(context, raw)
     if not admission.proceed:
         return None
     try:
-        result = yield from _run(context, raw, admission)
+        result = yield from _monitor(context, raw, admission)
     except Exception:
         release_slot(context, admission)
         raise
@@ -91,7 +96,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     return result
 
 
-def _run(context: df.DurableOrchestrationContext, raw: dict, admission: Admission):
+def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admission):
     if "resume" in raw:
         state = RunState.from_dict(raw["resume"])
     else:
@@ -107,7 +112,7 @@ def _run(context: df.DurableOrchestrationContext, raw: dict, admission: Admissio
     )
     for _ in range(POLLS_PER_EXECUTION):
         if is_done(state):
-            return _finish(context, state)
+            return (yield from copy_after_success(context, state, _finish(context, state)))
         now = context.current_utc_datetime
         state = yield from _enforce_limits(context, state, now)
 
@@ -121,7 +126,7 @@ def _run(context: df.DurableOrchestrationContext, raw: dict, admission: Admissio
             if winner == cancel:
                 timer.cancel()
                 cancel = None
-                _log(context, "cancel requested for job %s", state.job.name)
+                _log(context, state, "cancel requested for job %s", state.job.name)
                 state = yield from _cancel_job(context, state, "requested")
 
         state = yield from _poll(context, state)
@@ -129,7 +134,7 @@ def _run(context: df.DurableOrchestrationContext, raw: dict, admission: Admissio
     if cancel is not None and cancel.is_completed:
         # Raised during the last poll: the next execution starts with a fresh event list, so
         # act on it now and carry the request in the state.
-        _log(context, "cancel requested for job %s", state.job.name)
+        _log(context, state, "cancel requested for job %s", state.job.name)
         state = yield from _cancel_job(context, state, "requested")
     context.continue_as_new(admission.carry({"resume": state.to_dict()}))
     return None
@@ -140,15 +145,15 @@ def _enforce_limits(context: df.DurableOrchestrationContext, state: RunState, no
     cancel that was not confirmed in time, or status checks that keep failing, end the run."""
     fired = watchdog_fired(state, now)
     if must_cancel_for_deadline(state, now):
-        _log(context, "deadline reached for job %s", state.job.name)
+        _log(context, state, "deadline reached for job %s", state.job.name)
         state = yield from _cancel_job(context, state, "deadline")
     elif fired is not None:
-        _log(context, "watchdog %s for job %s", fired.watchdog_note, state.job.name)
+        _log(context, state, "watchdog %s for job %s", fired.watchdog_note, state.job.name)
         state = yield from _cancel_job(context, fired, "watchdog")
     elif cancel_overdue(state, now):
-        raise RunFailed(cancel_unconfirmed_message(state))
+        raise run_failed("cancel_unconfirmed", state)
     if state.poll_failures > MAX_CONSECUTIVE_POLL_FAILURES:
-        raise RunFailed(poll_failures_message(state))
+        raise run_failed("poll_failures", state)
     return state
 
 
@@ -163,14 +168,14 @@ def _submit(context: df.DurableOrchestrationContext, params: dict):
     )
     if isinstance(outcome, ActivityFailure):
         context.set_custom_status(custom_status(None, Phase.FAILED))
-        raise RunFailed(outcome.describe("Submitting the batch job"))
+        raise run_failed("submit_failed", message=outcome.describe("Submitting the batch job"))
     state = RunState.begin(
         request=outcome.request,
         job=outcome.job,
         started=started,
         cancel_grace=outcome.cancel_grace_seconds,
     )
-    _log(context, "submitted job %s", state.job.name)
+    _log(context, state, "submitted job %s", state.job.name)
     return state
 
 
@@ -182,14 +187,16 @@ def _poll(context: df.DurableOrchestrationContext, state: RunState):
     try:
         raw = yield context.call_activity_with_retry(GET_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:  # 1.x raises a plain Exception once the retries are spent
-        _log(context, "status check of job %s failed: %s", state.job.name, exc)
+        _log(context, state, "status check of job %s failed: %s", state.job.name, exc)
         return state.with_poll_failure(str(exc).splitlines()[0] if str(exc) else "error")
     outcome = read_read_outcome(raw)
     if isinstance(outcome, ActivityFailure):
-        raise RunFailed(outcome.describe(f"Checking batch job {state.job.name}"))
+        raise run_failed(
+            "check_failed", state, message=outcome.describe(f"Checking batch job {state.job.name}")
+        )
     job = outcome.job
     if job.status != state.job.status:
-        _log(context, "job %s is now %s", job.name, job.status.value)
+        _log(context, state, "job %s is now %s", job.name, job.status.value)
     return state.with_job(job, context.current_utc_datetime)
 
 
@@ -210,12 +217,13 @@ def _cancel_job(context: df.DurableOrchestrationContext, state: RunState, reason
     try:
         raw = yield context.call_activity_with_retry(CANCEL_ACTIVITY, ACTIVITY_RETRY, ref)
     except Exception as exc:
-        _log(context, "cancelling job %s failed: %s", state.job.name, exc)
+        _log(context, state, "cancelling job %s failed: %s", state.job.name, exc)
         return state
     outcome = read_cancel_outcome(raw)
     if isinstance(outcome, ActivityFailure):
         context.set_custom_status(custom_status(state, Phase.FAILED))
-        raise RunFailed(cancel_refused_message(state, outcome.describe("ARM cancel")))
+        message = cancel_refused_message(state, outcome.describe("ARM cancel"))
+        raise run_failed("cancel_refused", state, message=message)
     return state
 
 
@@ -223,17 +231,25 @@ def _finish(context: df.DurableOrchestrationContext, state: RunState):
     """End with what the job really did (a job may complete while its cancel is on the way)."""
     if state.job.status is JobStatus.COMPLETED:
         context.set_custom_status(custom_status(state, Phase.COMPLETED))
-        _log(context, "job %s completed after %d polls", state.job.name, state.polls)
+        _log(context, state, "job %s completed after %d polls", state.job.name, state.polls)
         return completed_output(state, context.current_utc_datetime)
     context.set_custom_status(custom_status(state, Phase.FAILED))
-    _log(context, "job %s ended %s", state.job.name, state.job.status.value)
+    _log(context, state, "job %s ended %s", state.job.name, state.job.status.value)
     if state.cancel_reason == "deadline":
-        raise RunFailed(deadline_message(state))
+        raise run_failed("deadline", state)
     if state.cancel_reason == "watchdog":
-        raise RunFailed(watchdog_message(state))
-    raise RunFailed(failure_message(state))
+        raise run_failed("watchdog", state)
+    raise run_failed("job_ended", state)
 
 
-def _log(context: df.DurableOrchestrationContext, message: str, *args) -> None:
+def _log(context: df.DurableOrchestrationContext, state: RunState, message: str, *args) -> None:
+    """Log once (not on replay), with the run's structured fields (``batch_runs.telemetry``)."""
     if not context.is_replaying:
-        logger.info("run %s: %s", context.instance_id, message % args if args else message)
+        fields = run_fields(
+            run_id=context.instance_id,
+            job_name=state.job.name,
+            endpoint=state.endpoint_uri,
+            trigger=state.request.trigger or DEFAULT_TRIGGER,
+        )
+        text = message % args if args else message
+        log_run(logger, logging.INFO, "run %s: %s", context.instance_id, text, fields=fields)

@@ -33,6 +33,7 @@ from batch_runs.starts import (
     describe_problems,
     instance_id_for_blob,
 )
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,11 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
     settings = get_settings()
     try:
         request = parse_run_request(
-            {"endpoint_input_uri": redact_url(blob.uri or ""), "endpoint_input_type": "UriFile"},
+            {
+                "endpoint_input_uri": redact_url(blob.uri or ""),
+                "endpoint_input_type": "UriFile",
+                "trigger": "blob",
+            },
             settings,
             run_id=instance_id,
             now=datetime.now(UTC),
@@ -85,4 +90,5 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
             logger.info("blob %s: run %s was started concurrently", name, instance_id)
             return
         raise
-    logger.info("blob %s: started run %s", name, instance_id)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="blob")
+    logger.info("blob %s: started run %s", name, instance_id, extra=fields)

@@ -7,7 +7,10 @@
 - ``GET /api/runs/{instance_id}``: the friendly run view (job name, job status, polls, next
   check, Studio link, output or error); 404 for unknown ids.
 - ``POST /api/runs/{instance_id}/cancel``: raises the ``cancel`` event; the orchestrator cancels
-  the Azure ML job and ends when the job reports ``Canceled``.
+  the Azure ML job and ends when the job reports ``Canceled``. On a Terminated or Failed run
+  whose job still runs (e.g. terminated through the management API), the job is cancelled
+  directly and the reconciliation recorded (``triggers/reconcile.py``); 409 when there is
+  nothing to cancel.
 - ``GET /api/runs``: run views, filtered and paged through the Durable management API
   (``batch_runs.run_control``: the SDK's ``get_status_by`` reads only the first page).
 - ``POST /api/runs/{instance_id}/rerun``: a new run with the ended run's parameters
@@ -36,6 +39,8 @@ from batch_runs import (
     parse_run_request,
 )
 from batch_runs.clients import get_session
+from batch_runs.notify import notification_view, notify_instance_id, notify_url_of
+from batch_runs.reconcile import ReconcileFailed, candidate_of, job_left_active
 from batch_runs.run_control import (
     HttpInstancesApi,
     ManagementApiError,
@@ -57,7 +62,9 @@ from batch_runs.starts import (
     run_view,
 )
 from batch_runs.state import CANCEL_EVENT
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.reconcile import read_reconciliation, reconcile_one
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +185,8 @@ async def _start_once(
             return _accepted(req, client, instance_id, replayed=True)
         logger.warning("run %s: could not start (%s): %s", instance_id, what, exc)
         return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
-    logger.info("run %s: started (%s)", instance_id, what)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger=request.trigger)
+    logger.info("run %s: started (%s)", instance_id, what, extra=fields)
     return _accepted(req, client, instance_id)
 
 
@@ -194,17 +202,36 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 
     if isinstance(body, dict) and "rerun_of" in body:
         return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
+    if isinstance(body, dict) and "trigger" in body:
+        return _invalid("trigger", "trigger is set by the app (http for this route), not here")
     instance_id, key, settings, problem = _new_run(req)
     if problem is not None:
         return problem
     assert settings is not None
     try:
-        request = parse_run_request(body, settings, run_id=instance_id, now=datetime.now(UTC))
+        request = parse_run_request(
+            {**body, "trigger": "http"} if isinstance(body, dict) else body,
+            settings,
+            run_id=instance_id,
+            now=datetime.now(UTC),
+        )
     except InvalidRunRequest as exc:
         return _json(exc.to_error_body(), 400)
 
     what = f"{request.input_type} on {request.endpoint_uri}"
     return await _start_once(req, client, instance_id, key, request, what)
+
+
+async def notification_of(client: df.DurableOrchestrationClient, instance_id: str, status):
+    """The run's notification outcome (from ``notify:<id>``), once an ended run asked for one."""
+    runtime = str(getattr(status.runtime_status, "value", status.runtime_status))
+    if notify_url_of(status.input_) is None or runtime in ACTIVE_STATUSES:
+        return None
+    delivery = await client.get_status(notify_instance_id(instance_id))
+    if not delivery:
+        return notification_view(None, None, None)
+    state = getattr(delivery.runtime_status, "value", delivery.runtime_status)
+    return notification_view(state, delivery.custom_status, delivery.output)
 
 
 @bp.route(route="runs/{instance_id}", methods=["GET"])
@@ -222,23 +249,23 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         created_time=status.created_time,
         last_updated_time=status.last_updated_time,
         rerun_of=rerun_of(status.input_),
+        notification=await notification_of(client, instance_id, status),
     )
+    if job_left_active(view["runtime_status"], status.custom_status):  # else nothing to read
+        reconciliation = await read_reconciliation(client, instance_id)
+        if reconciliation is not None:
+            view["reconciliation"] = reconciliation.view()
     return _json(view, 200)
 
 
 @bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
-    instance_id, _status, runtime, problem = await _find_batch_run(req, client)
+    instance_id, status, runtime, problem = await _find_batch_run(req, client)
     if problem is not None:
         return problem
     if runtime not in ACTIVE_STATUSES:
-        return _json(
-            error_body(
-                "RunNotActive", f"Run '{instance_id}' is {runtime}; there is nothing to cancel."
-            ),
-            409,
-        )
+        return await _cancel_ended_run(req, client, instance_id, status, runtime)
     await client.raise_event(
         instance_id, CANCEL_EVENT, {"requested_at": datetime.now(UTC).isoformat()}
     )
@@ -249,6 +276,44 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         202,
         {"Location": run_uri},
     )
+
+
+async def _cancel_ended_run(
+    req: func.HttpRequest, client, instance_id: str, status: Any, runtime: str
+) -> func.HttpResponse:
+    """A Terminated or Failed run whose job may still run: cancel that job (202), else 409."""
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        return _misconfigured(exc)
+    candidate = candidate_of(
+        run_id=instance_id,
+        runtime_status=runtime,
+        custom_status=status.custom_status,
+        durable_input=status.input_,
+        default_endpoint=settings.batch_endpoint_uri,
+    )
+    if candidate is not None:
+        try:
+            done = await reconcile_one(client, candidate, by="cancel")
+        except ReconcileFailed:
+            message = f"Cancelling the job of run '{instance_id}' failed; try again."
+            return _json(error_body("CancelFailed", message), 503)
+        if done.action == "cancelled":
+            run_uri = _run_uri(req, instance_id)
+            body = {
+                "id": instance_id,
+                "cancel_requested": True,
+                "job_name": done.job_name,
+                "reconciliation": done.view(),
+                "runStatusUri": run_uri,
+            }
+            return _json(body, 202, {"Location": run_uri})
+        why = f"its job {done.job_name} has already ended {done.job_status}"
+    else:
+        why = "it has no job that is still active"
+    message = f"Run '{instance_id}' is {runtime} and {why}; there is nothing to cancel."
+    return _json(error_body("RunNotActive", message), 409)
 
 
 @bp.route(route="runs", methods=["GET"])

@@ -16,6 +16,7 @@ import azure.functions as func
 from batch_runs import InvalidRunRequest, get_settings, parse_run_request
 from batch_runs.schedule import schedule_slot
 from batch_runs.starts import describe_problems, instance_id_for_schedule
+from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
             {
                 "endpoint_input_uri": settings.scheduled_input_uri,
                 "endpoint_input_type": settings.scheduled_input_type,
+                "trigger": "schedule",
             },
             settings,
             run_id=instance_id,
@@ -72,4 +74,5 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
         problems = describe_problems(exc.details)
         raise ValueError(f"cannot start the scheduled run: {problems}") from exc
     await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
-    logger.info("scheduled run %s started over %s", instance_id, request.input_uri)
+    fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="schedule")
+    logger.info("scheduled run %s started over %s", instance_id, request.input_uri, extra=fields)

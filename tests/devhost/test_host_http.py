@@ -283,3 +283,19 @@ def test_a_disabled_http_function_is_an_empty_404_after_the_key_check():
     assert (echo.status_code, echo.content) == (404, b"")
     assert unkeyed.status_code == 401
     assert (keyed.status_code, keyed.content) == (404, b"")
+
+
+def test_an_activity_with_a_durable_client_binding_starts_an_orchestration(host):
+    """The host binds ``durableClient`` inputs on any trigger, activities included
+    (Azure/azure-functions-durable-extension ``DurableTaskExtension.cs``: the client binding
+    rule ``BindToInput<IDurableOrchestrationClient>`` with the string converter
+    ``BindingHelper.DurableOrchestrationClientToString``, not tied to a trigger type)."""
+    r = requests.post(f"{host.base}/api/start/spawner", params={"code": KEY}, json=10, timeout=10)
+    assert r.status_code == 202
+    parent = r.json()["id"]
+    status = host.wait_status(parent, {"Completed", "Failed"})
+    assert status["runtimeStatus"] == "Completed", status
+    child = status["output"]
+    assert child == f"{parent}:child"
+    child_status = host.wait_status(child, {"Completed"})
+    assert child_status["output"] == {"a": 11, "b": 12, "c": {"echo": {"b": 12}}}

@@ -159,3 +159,47 @@ def _clean_env() -> dict[str, str]:
     for key in ("SAMPLE_BLOB_PATH", "SAMPLE_SCHEDULE", "AzureWebJobsStorage"):
         env.pop(key, None)
     return env
+
+
+def test_a_timer_function_runs_now_through_the_admin_api(azurite, tmp_path):
+    """``POST /admin/functions/{name}`` runs a non-HTTP function once (202, in the background),
+    as the Functions host's admin API does (MicrosoftDocs azure-docs
+    ``articles/azure-functions/functions-manually-run-non-http.md``); devhost asks for its
+    function key where Azure asks for the master key."""
+    import requests
+
+    from tests.devhost.hostproc import KEY
+
+    proc = DevhostProcess(workdir=tmp_path, settings=_settings(azurite)).start()  # yearly
+    try:
+        url = f"{proc.base}/admin/functions/on_timer"
+        no_key = requests.post(url, json={"input": ""}, timeout=5)
+        wrong_method = requests.get(url, headers={"x-functions-key": KEY}, timeout=5)
+        unknown = requests.post(
+            f"{proc.base}/admin/functions/nope", headers={"x-functions-key": KEY}, timeout=5
+        )
+        run = requests.post(url, json={"input": ""}, headers={"x-functions-key": KEY}, timeout=5)
+        wait_until(lambda: len(proc.events_lines("timer.log")) == 1, timeout=20, what="the run")
+    finally:
+        proc.stop()
+
+    assert no_key.status_code == 401
+    assert wrong_method.status_code == 405
+    assert unknown.status_code == 404
+    assert run.status_code == 202
+    assert [json.loads(line) for line in proc.events_lines("timer.log")] == [{"past_due": False}]
+    assert "programmatically called via the host APIs" in proc.log()
+
+
+def test_log_lines_show_the_structured_fields_of_a_record():
+    import logging
+
+    from devhost.logs import FieldsFormatter
+
+    formatter = FieldsFormatter("%(message)s")
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "run %s: submitted", ("r",), None)
+    plain = logging.LogRecord("app", logging.INFO, __file__, 1, "no fields", (), None)
+    record.run_id, record.job_name, record.trigger = "r", "bs-1", "http"
+
+    assert formatter.format(record) == "run r: submitted run_id=r job_name=bs-1 trigger=http"
+    assert formatter.format(plain) == "no fields"

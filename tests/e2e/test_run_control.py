@@ -1,12 +1,17 @@
-"""Run control end to end through devhost: find runs (paging), rerun, retention purge."""
+"""Run control end to end through devhost: find runs (paging), rerun, retention purge, orphaned
+jobs (reconcile, cancel after terminate), job tags and structured log fields."""
 
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from scripts.devstack import Stack, wait_until
+from batch_endpoint import ARM_JOBS_API_VERSION
+from scripts.devstack import EMULATOR_WORKSPACE_ID, Stack, wait_until
 from tests.e2e.conftest import INPUT_FOLDER, make_stack
 from tests.support import Azurite
 
@@ -213,3 +218,162 @@ def test_retention_purges_finished_runs_and_frees_their_idempotency_key(
         assert "retention: purged" in stack.devhost.log_text()
     finally:
         stack.stop()
+
+
+# ------------------------------------------------------------- orphaned jobs, tags, log fields
+
+#: The next job the emulator creates runs for a day (until it is cancelled).
+NEVER_ENDS = {
+    "endpoint": "heart-classifier",
+    "kind": "job",
+    "count": 1,
+    "script": [["Running", 86400.0]],
+    "outcome": "Completed",
+}
+
+
+def _arm_job(stack: Stack, name: str) -> dict[str, Any]:
+    """The job as ARM shows it (``Jobs_Get``), not as the app last saw it."""
+    resp = requests.get(
+        f"{stack.emulator_url}{EMULATOR_WORKSPACE_ID}/jobs/{name}",
+        params={"api-version": ARM_JOBS_API_VERSION},
+        headers={"Authorization": "Bearer local-dev"},
+        timeout=5,
+    )
+    resp.raise_for_status()
+    return dict(resp.json())
+
+
+def _terminated_with_running_job(stack: Stack) -> tuple[str, str]:
+    """A run terminated through the management API while its job runs: ``(run id, job)``."""
+    requests.post(
+        f"{stack.emulator_url}/admin/faults", json=NEVER_ENDS, timeout=5
+    ).raise_for_status()
+    run_id = _start(stack, COMPLETING)
+    view: dict[str, Any] = {}
+
+    def running() -> bool:
+        view.update(stack.run_view(run_id))
+        return view.get("job_status") == "Running"
+
+    wait_until(running, timeout=30, interval=0.2, what="the job to run")
+    resp = requests.post(
+        f"{stack.devhost_url}/runtime/webhooks/durabletask/instances/{run_id}/terminate",
+        params={"reason": "operator", "code": stack.function_key},
+        timeout=5,
+    )
+    assert resp.status_code == 202, resp.text
+    assert stack.wait_run(run_id)["runtime_status"] == "Terminated"
+    job = str(view["job_name"])
+    time.sleep(1.0)  # several emulator phases: nothing stops the job on its own
+    assert _arm_job(stack, job)["properties"]["status"] == "Running"
+    return run_id, job
+
+
+def _job_canceled(stack: Stack, job: str) -> None:
+    wait_until(
+        lambda: _arm_job(stack, job)["properties"]["status"] == "Canceled",
+        timeout=30,
+        interval=0.2,
+        what=f"job {job} to be canceled",
+    )
+
+
+def test_reconcile_cancels_the_job_of_a_terminated_run_and_the_view_shows_it(rc_stack: Stack):
+    run_id, job = _terminated_with_running_job(rc_stack)
+
+    # Run the timer now through the host's admin API (the schedule fires every 15 minutes).
+    fired = requests.post(
+        f"{rc_stack.devhost_url}/admin/functions/reconcile_jobs",
+        json={"input": ""},
+        headers={"x-functions-key": rc_stack.function_key},
+        timeout=5,
+    )
+
+    assert fired.status_code == 202
+    _job_canceled(rc_stack, job)
+    wait_until(
+        lambda: "reconciliation" in rc_stack.run_view(run_id),
+        timeout=30,
+        interval=0.2,
+        what="the run view to show the reconciliation",
+    )
+    view = rc_stack.run_view(run_id)
+    assert view["runtime_status"] == "Terminated"
+    assert view["reconciliation"]["job_name"] == job
+    assert view["reconciliation"]["action"] == "cancelled"
+    assert view["reconciliation"]["by"] == "reconcile_jobs"
+    assert view["reconciliation"]["job_status"] == "Running"  # as read before the cancel
+    assert datetime.fromisoformat(view["reconciliation"]["at"]).tzinfo is not None
+    assert rc_stack.devhost is not None
+    log = rc_stack.devhost.log_text()
+    line = next(ln for ln in log.splitlines() if f"reconcile: run {run_id}" in ln)
+    assert f"run_id={run_id}" in line
+    assert f"job_name={job}" in line
+    assert f"endpoint={rc_stack.endpoint_uri}" in line
+    # Records are no runs: the list shows batch runs only.
+    assert all(
+        v["orchestrator"] == "batch_endpoint_run" for v in _list(rc_stack, top="100")["value"]
+    )
+
+
+def test_cancel_after_terminate_cancels_the_job_and_then_has_nothing_to_cancel(rc_stack: Stack):
+    run_id, job = _terminated_with_running_job(rc_stack)
+
+    resp = rc_stack.api("POST", f"runs/{run_id}/cancel")
+
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["job_name"] == job
+    assert body["reconciliation"]["action"] == "cancelled"
+    assert body["reconciliation"]["by"] == "cancel"
+    _job_canceled(rc_stack, job)
+    assert rc_stack.run_view(run_id)["reconciliation"]["action"] == "cancelled"
+    again = rc_stack.api("POST", f"runs/{run_id}/cancel")
+    assert again.status_code == 409
+    assert "already ended Canceled" in again.json()["error"]["message"]
+    # The record of the cancel is kept (an "already ended" answer does not replace it).
+    assert rc_stack.run_view(run_id)["reconciliation"]["by"] == "cancel"
+
+
+def test_cancel_of_a_failed_run_without_a_running_job_is_409(rc_stack: Stack):
+    failed = _start(rc_stack, FAILING)
+    rc_stack.wait_run(failed)
+
+    resp = rc_stack.api("POST", f"runs/{failed}/cancel")
+
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "RunNotActive"
+
+
+def test_every_job_carries_its_run_trigger_and_caller_tags(rc_stack: Stack):
+    tags = {"team": "risk", "cost-center": "cc-42"}
+    run_id = _start(rc_stack, {**COMPLETING, "tags": tags})
+    view = rc_stack.wait_run(run_id)
+
+    job = _arm_job(rc_stack, view["job_name"])["properties"]
+
+    assert job["tags"]["batch_run_id"] == run_id
+    assert job["tags"]["batch_run_trigger"] == "http"
+    assert {k: job["tags"][k] for k in tags} == tags
+    assert job["tags"]["batch_run_key"] == job["properties"]["batch_run_key"]
+    assert rc_stack.devhost is not None
+    assert f"run_id={run_id} job_name={view['job_name']}" in rc_stack.devhost.log_text()
+    assert "trigger=http" in rc_stack.devhost.log_text()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tags": {"k": 1}}, "tags"),
+        ({"tags": {f"k{i}": "v" for i in range(21)}}, "tags"),
+        ({"tags": {"batch_run_id": "mine"}}, "tags"),
+        ({"tags": "team=risk"}, "tags"),
+        ({"trigger": "batch"}, "trigger"),
+    ],
+)
+def test_bad_tags_or_a_trigger_in_the_body_are_400(rc_stack: Stack, body: dict, field: str):
+    resp = rc_stack.api("POST", "runs", json={**COMPLETING, **body})
+
+    assert resp.status_code == 400
+    assert [d["field"] for d in resp.json()["error"]["details"]] == [field]

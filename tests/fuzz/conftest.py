@@ -35,6 +35,15 @@ DEFAULT_BOUNDS = {
     "SCHEDULED_INPUT_URI": "",
 }
 
+#: Notifications and the output hand-off on, for the hosts of the spec's examples, so that a
+#: valid ``notify_url`` / ``copy_output_to`` is accepted (their deliveries fail offline).
+HANDOFF_SETTINGS = {
+    "NOTIFY_ALLOWED_HOSTS": "hooks.example.com",
+    "NOTIFY_SIGNING_SECRET": "fuzz-signing-secret-0123456789",
+    "COPY_ALLOWED_HOSTS": "*.blob.core.windows.net,*.dfs.core.windows.net",
+    "OUTPUT_DATASTORE_URLS": "workspaceblobstore=https://fuzzws01.blob.core.windows.net/azureml",
+}
+
 TINY_PREFIX = "fuzz-tiny"
 #: A folder with one 3-row CSV: what valid requests built by the tests score.
 TINY_INPUT = f"azureml://datastores/workspaceblobstore/paths/{TINY_PREFIX}/"
@@ -75,7 +84,7 @@ def fuzz_env(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
         azurite_port=azurite.port,
         external_azurite=True,
         phase_seconds=0.2,
-        settings=DEFAULT_BOUNDS,
+        settings={**DEFAULT_BOUNDS, **HANDOFF_SETTINGS},
     )
     stack.start()
     try:

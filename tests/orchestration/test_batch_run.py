@@ -13,6 +13,7 @@ from batch_endpoint import (
     RetryableHttpError,
     TransportError,
 )
+from batch_runs.failures import read_run_failure
 from batch_runs.state import POLLS_PER_EXECUTION
 from tests.orchestration.conftest import T0, handle
 
@@ -188,9 +189,13 @@ def test_invalid_parameters_from_a_parent_fail_before_anything_is_submitted(make
     h = make_harness(["Completed"])
     status = h.run({"endpoint_input_uri": "", "poll_interval": 0})
     assert status["runtimeStatus"] == "Failed"
-    assert "failed: Submitting the batch job failed" in status["output"]
-    assert "endpoint_input_uri" in status["output"]
-    assert "poll_interval" in status["output"]
+    failure = read_run_failure(status["output"])
+    assert failure is not None
+    assert failure["reason"] == "submit_failed"
+    assert failure["job_name"] is None  # no job was submitted
+    assert failure["error"].startswith("Submitting the batch job failed")
+    assert "endpoint_input_uri" in failure["error"]
+    assert "poll_interval" in failure["error"]
     assert h.fake.invokes == []
 
 
@@ -311,6 +316,37 @@ def test_parent_sees_the_child_failure_message(make_harness):
     status = h.run(_params(), name="nightly_parent")
     assert status["runtimeStatus"] == "Completed"
     assert "ended Failed: No objects to concatenate" in status["output"]["failed"]
+
+
+@parent_bp.orchestration_trigger(context_name="context")
+def structured_parent(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("batch_endpoint_run", context.get_input())
+    except Exception as exc:
+        return {"failure": read_run_failure(exc), "text": str(exc)}
+    return {"failure": None}
+
+
+def test_parent_reads_the_child_failure_as_json(make_harness):
+    """The parent gets ``Exception(f"{Reason} \\n {Details}")`` (azure-functions-durable
+    ``models/TaskOrchestrationExecutor.py``, failed sub-orchestration); the Reason carries the
+    child's JSON failure after ``Orchestrator function '...' failed:``."""
+    h = make_harness(
+        ["Running", "Failed"],
+        error_message="No objects to concatenate",
+        extra_orchestrators={"structured_parent": handle(structured_parent)},
+    )
+    status = h.run(_params(), name="structured_parent")
+
+    assert status["runtimeStatus"] == "Completed"
+    failure = status["output"]["failure"]
+    assert "Orchestrator function 'batch_endpoint_run' failed:" in status["output"]["text"]
+    assert failure["reason"] == "job_ended"
+    assert failure["job_status"] == "Failed"
+    assert failure["job_name"].startswith("bs-")
+    assert failure["job_error"] == "No objects to concatenate"
+    assert failure["studio_url"].startswith("https://ml.azure.com/runs/")
+    assert failure["error"].startswith(f"Batch job {failure['job_name']} ended Failed")
 
 
 def test_queued_watchdog_cancels_a_stuck_job_and_names_itself(make_harness):

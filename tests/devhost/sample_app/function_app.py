@@ -65,6 +65,16 @@ async def async_echo(payload: dict) -> dict:
     return {"echo": payload}
 
 
+@app.activity_trigger(input_name="payload")
+@app.durable_client_input(client_name="client")
+async def start_child(payload: dict, client: Any) -> str:
+    """An activity with a durable client input binding starts another orchestration."""
+    child = f"{payload['parent']}:child"
+    if not await client.get_status(child):
+        await client.start_new("chain", child, payload["start"])
+    return child
+
+
 # ----------------------------------------------------------------------------- orchestrators
 
 
@@ -89,6 +99,14 @@ def with_retry(context: df.DurableOrchestrationContext) -> Generator[Any, Any, A
         return {"error": str(exc).splitlines()[0]}
     after = yield context.call_activity("add_one", 41)
     return {"result": result, "after": after, "at": context.current_utc_datetime.isoformat()}
+
+
+@app.orchestration_trigger(context_name="context")
+def spawner(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    child = yield context.call_activity(
+        "start_child", {"parent": context.instance_id, "start": context.get_input() or 0}
+    )
+    return child
 
 
 @app.orchestration_trigger(context_name="context")

@@ -18,6 +18,12 @@ EXPECTED = {
     "start_run_on_blob": "blobTrigger",
     "start_run_on_schedule": "timerTrigger",
     "purge_old_runs": "timerTrigger",
+    "reconcile_jobs": "timerTrigger",
+    "batch_run_reconciliation": "orchestrationTrigger",
+    "notify_delivery": "orchestrationTrigger",
+    "copy_run_output": "activityTrigger",
+    "start_run_notification": "activityTrigger",
+    "deliver_run_notification": "activityTrigger",
     "endpoint_slots": "entityTrigger",
     "plan_admission": "activityTrigger",
     "find_ended_runs": "activityTrigger",
@@ -74,3 +80,23 @@ def test_retention_timer_defaults_to_a_daily_schedule_without_its_setting():
     # Indexed from the environment: the setting when set, else the default (never unresolved).
     assert timer.schedule in ("0 30 3 * * *", "%RETENTION_SCHEDULE%")
     assert timer.run_on_startup is False
+
+
+def test_reconcile_timer_defaults_to_every_15_minutes_without_its_setting():
+    timer = FUNCTIONS["reconcile_jobs"].get_trigger()
+    assert timer.schedule in ("0 */15 * * * *", "%RECONCILE_SCHEDULE%")
+    assert timer.run_on_startup is False
+
+
+def test_notification_starter_activity_carries_a_durable_client_binding():
+    bindings = [b.get_dict_repr() for b in FUNCTIONS["start_run_notification"].get_bindings()]
+    assert {(b["type"], b["name"]) for b in bindings} >= {
+        ("activityTrigger", "payload"),
+        ("durableClient", "client"),
+    }
+
+
+def test_the_delivery_orchestrator_is_indexed_under_the_name_the_starter_uses():
+    from batch_runs.notify import DELIVERY_ORCHESTRATOR
+
+    assert _trigger_type(FUNCTIONS[DELIVERY_ORCHESTRATOR]) == "orchestrationTrigger"

@@ -73,6 +73,7 @@ def test_start_returns_202_with_the_run_links_and_starts_one_run(client):
     assert params["endpoint_input_type"] == "UriFolder"
     assert instance_id in params["endpoint_output_uri"]
     assert params["endpoint_output_uri"].startswith("azureml://datastores/")
+    assert params["trigger"] == "http"
 
 
 @pytest.mark.usefixtures("app_settings")
@@ -279,6 +280,7 @@ def test_blob_upload_starts_one_urifile_run_without_the_sas(client):
     assert params["endpoint_input_uri"] == expected
     assert "SECRET" not in json.dumps(params)
     assert instance_id in params["endpoint_output_uri"]
+    assert params["trigger"] == "blob"
 
 
 @pytest.mark.usefixtures("app_settings")
@@ -317,6 +319,7 @@ def test_schedule_starts_a_folder_run_with_a_slot_id(client):
     assert instance_id.startswith("schedule-")
     assert params["endpoint_input_type"] == "UriFolder"
     assert params["endpoint_input_uri"].endswith("/heart-unlabeled/")
+    assert params["trigger"] == "schedule"
 
 
 @pytest.mark.usefixtures("app_settings")

@@ -47,3 +47,20 @@ def test_parse_refuses_what_ncrontab_refuses():
     for bad in ("0 0 2 * *", "0 0 2 * * 7", "0 */0 * * * *", "0 0 2 * 13 *"):
         with pytest.raises(ValueError, match=r"."):
             Schedule.parse(bad)
+
+
+@pytest.mark.parametrize("zone", ["W. Europe Standard Time", "Mars/Olympus", "../etc/passwd"])
+def test_an_unknown_time_zone_is_logged_naming_the_setting(zone, caplog):
+    with caplog.at_level("WARNING", logger="batch_runs.schedule"):
+        slot = schedule_slot("0 0 2 * * *", NOW, zone)
+
+    assert slot == NOW.replace(microsecond=0)
+    assert "WEBSITE_TIME_ZONE" in caplog.text
+    assert "falls back to the invocation time" in caplog.text
+
+
+def test_a_known_time_zone_logs_nothing(caplog):
+    with caplog.at_level("WARNING", logger="batch_runs.schedule"):
+        schedule_slot("0 0 2 * * *", NOW, "Europe/Berlin")
+
+    assert caplog.text == ""
