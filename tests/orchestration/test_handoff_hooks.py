@@ -1,6 +1,7 @@
 """The run's ending hooks on devhost's engine (real SDK, virtual time): the notification start
 happens once on every ending and never changes the outcome; a failed copy fails the run."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +87,8 @@ def test_every_ending_starts_the_notification_once_with_its_summary(
     assert ok["trigger"] == "sub-orchestration"
     assert bad["status"] == "Failed"
     assert bad["reason"].startswith("Batch job ")
-    assert failed["output"].endswith(bad["reason"])  # without the host's prefix
+    # The summary carries the readable message; the run's failure is its JSON document.
+    assert json.loads(failed["output"].split("failed: ", 1)[1])["error"] == bad["reason"]
     assert bad["job_status"] == "Failed"
     assert all(c["notify_url"] == NOTIFY_URL for c in calls)
 
@@ -112,7 +114,9 @@ def test_a_failed_copy_fails_the_run_naming_it_and_the_failure_is_notified(
     assert copies[0]["copy_output_to"] == COPY_TO
     [call] = calls
     assert call["summary"]["status"] == "Failed"
-    assert message.endswith(call["summary"]["reason"])
+    failure = json.loads(message.split("failed: ", 1)[1])
+    assert failure["reason"] == "copy_failed"
+    assert failure["error"] == call["summary"]["reason"]
 
 
 def test_a_successful_copy_lists_both_uris(make_harness, handoff_env, monkeypatch):
