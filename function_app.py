@@ -15,6 +15,8 @@ Functions (names are the contract in ../shared/design.md):
 - batches: orchestrator ``batch_endpoint_batch`` (orchestrators/batch_parent.py), activity
   ``list_batch_folder`` (activities/batch_folders.py), HTTP ``start_batch_http``,
   ``get_batch_http``, ``cancel_batch_http`` (triggers/http_batches.py)
+- entity ``endpoint_slots`` (orchestrators/endpoint_slots.py), activities ``plan_admission``,
+  ``find_ended_runs`` (activities/admission.py): admission control per endpoint
 """
 
 import logging
@@ -22,9 +24,9 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import batch_folders, handoff, jobs
+from activities import admission, batch_folders, handoff, jobs
 from batch_runs.telemetry import configure_telemetry
-from orchestrators import batch_parent, batch_run, notify_delivery
+from orchestrators import batch_parent, batch_run, endpoint_slots, notify_delivery
 from triggers import blob_start, http_batches, http_runs, maintenance, reconcile, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
@@ -41,4 +43,7 @@ for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintena
 for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
     app.register_functions(_module.bp)
 for _module in (batch_parent, batch_folders, http_batches):
+    app.register_functions(_module.bp)
+# Admission control: the endpoint_slots entity and its activities (orchestrators/admission.py).
+for _module in (endpoint_slots, admission):
     app.register_functions(_module.bp)

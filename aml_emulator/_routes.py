@@ -79,6 +79,7 @@ ROUTES: tuple[Route, ...] = (
         "POST", re.compile(r"^/admin/reset-counters$"), "/admin/reset-counters", "admin_reset", None
     ),
     Route("GET", re.compile(r"^/admin/stats$"), "/admin/stats", "admin_stats", None),
+    Route("GET", re.compile(r"^/admin/active-jobs$"), "/admin/active-jobs", "admin_active", None),
     Route("GET", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_list_faults", None),
     Route("POST", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_add_fault", None),
     Route("DELETE", re.compile(r"^/admin/faults$"), "/admin/faults", "admin_clear_faults", None),

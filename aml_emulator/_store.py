@@ -194,7 +194,7 @@ class JobStore:
             self._track_active()
         return new if cursor.rowcount == 1 else None
 
-    # --- concurrently active jobs (``GET /admin/stats``) -------------------------------------
+    # --- concurrently active jobs (``GET /admin/stats``, ``GET /admin/active-jobs``) ----------
 
     def _count_active(self) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE terminal = 0").fetchone()
@@ -209,6 +209,16 @@ class JobStore:
         """``{"active_jobs": n, "peak_active_jobs": n}`` (non-final jobs; peak since start)."""
         with self._lock:
             return {"active_jobs": self._active, "peak_active_jobs": self._peak}
+
+    def active_jobs(self) -> dict[str, int]:
+        """The same two figures as ``{"active", "peak"}`` (the admission tests' shape)."""
+        with self._lock:
+            return {"active": self._active, "peak": self._peak}
+
+    def reset_peak(self) -> None:
+        """Start the peak again from the current number of active jobs (reset-counters)."""
+        with self._lock:
+            self._peak = self._active
 
     def list_due(self, now: float) -> list[str]:
         """Names of the non-final jobs whose current phase has ended by ``now``."""

@@ -11,6 +11,7 @@ Routes (``{...}`` are path parameters)::
     GET    /subscriptions/.../workspaces/{ws}/jobs/{name}   ARM get (the cancel Location)
     GET    /subscriptions/.../workspaces/{ws}/jobs     ARM list (tag/properties filters, nextLink)
     GET    /admin/counters      POST /admin/reset-counters
+    GET    /admin/active-jobs   (jobs not final now, and the peak since the last reset)
     GET|POST|DELETE /admin/faults      GET /admin/jobs/{name}      POST /admin/jobs/{name}/script
 
 The contract profile (``config.contract``, ``documented`` or ``lenient``) decides what the
@@ -492,10 +493,14 @@ class EmulatorServer:
 
     def _h_admin_reset(self, *_: Any) -> Response:
         self.counters.reset()
+        self.store.reset_peak()
         return Response(200, self.counters.snapshot(), {})
 
     def _h_admin_stats(self, *_: Any) -> Response:
         return Response(200, self.store.active_stats(), {})
+
+    def _h_admin_active(self, *_: Any) -> Response:
+        return Response(200, self.store.active_jobs(), {})
 
     def _h_admin_list_faults(self, *_: Any) -> Response:
         return Response(200, {"faults": self.faults.list()}, {})

@@ -106,6 +106,7 @@ class Settings:
     storage_connection: str | None = field(default=None, repr=False)  # AzureWebJobsStorage
     scoring_blob_mode: str = DEFAULT_BLOB_MODE  # SCORING_BLOB_MODE (file | folder-marker)
     scoring_marker_name: str = DEFAULT_MARKER_NAME  # SCORING_MARKER_NAME
+    max_active_jobs_per_endpoint: int | None = None  # MAX_ACTIVE_JOBS_PER_ENDPOINT (unset = no cap)
 
     @property
     def http_timeout(self) -> tuple[float, float]:
@@ -353,6 +354,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     notify_secret = r.parse("NOTIFY_SIGNING_SECRET", "", _signing_secret) or None
     copy_hosts = r.parse("COPY_ALLOWED_HOSTS", d.copy_allowed_hosts, _allowed_hosts)
     datastore_urls = r.parse("OUTPUT_DATASTORE_URLS", d.output_datastore_urls, _datastore_urls)
+    max_active = r.integer("MAX_ACTIVE_JOBS_PER_ENDPOINT", 0, low=1, high=100_000) or None
 
     blob_mode = r.parse("SCORING_BLOB_MODE", d.scoring_blob_mode, _choice(BLOB_MODES, lower=True))
     marker_name = r.parse("SCORING_MARKER_NAME", d.scoring_marker_name, _marker_name)
@@ -399,6 +401,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         run_retention_days=retention_days,
         retention_schedule=retention_schedule,
         reconcile_schedule=reconcile_schedule,
+        max_active_jobs_per_endpoint=max_active,
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
         notify_allowed_hosts=notify_hosts,
         notify_signing_secret=notify_secret,

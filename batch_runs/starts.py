@@ -191,6 +191,10 @@ def run_view(
     }
     if custom.get("cancel_requested"):
         view["cancel_requested"] = True
+    if isinstance(custom.get("queue_position"), int) and runtime_status in ACTIVE_STATUSES:
+        # Admission control (batch_runs/admission.py): "waiting for capacity (position N)".
+        view["queue_position"] = custom["queue_position"]
+        view["status_message"] = custom.get("status_message")
     if rerun_of:
         view["rerun_of"] = rerun_of
     if notification is not None:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from activities import jobs
+from activities import admission, jobs
 from batch_runs import load_settings
+from batch_runs.admission import plan_slot
 from batch_runs.contracts import InvokeInput, JobRef
 from batch_runs.operations import cancel_job, fetch_job, invoke_job
 from devhost.engine import Engine, VirtualClock
@@ -51,6 +52,12 @@ def activities_for(fake: FakeEndpoint) -> dict[str, Callable[[Any], Any]]:
         ).to_dict(),
         jobs.CANCEL_ACTIVITY: lambda p: cancel_job(
             JobRef.from_dict(p), client_factory=factory, jobs_client=lambda: fake
+        ).to_dict(),
+        admission.PLAN_ACTIVITY: lambda p: plan_slot(
+            p["run_parameters"],
+            SETTINGS,
+            run_id=p["run_id"],
+            started=datetime.fromisoformat(p["started"]),
         ).to_dict(),
     }
 

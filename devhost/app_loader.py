@@ -144,6 +144,7 @@ class AppIndex:
     Attributes:
         orchestrators: name → SDK handle (context JSON str → result JSON str).
         activities: name → callable taking the decoded input.
+        entities: entity name (lower case) → SDK handle (context JSON str → result JSON str).
         http_routes / blob_triggers / timer_triggers: trigger specs.
         functions: every function name → its trigger type (``httpTrigger`` ...).
         parameters: every function name → its bound parameters.
@@ -154,6 +155,7 @@ class AppIndex:
 
     orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
     activities: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    entities: dict[str, Callable[[str], str]] = field(default_factory=dict)
     http_routes: list[HttpRoute] = field(default_factory=list)
     blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
     timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
@@ -352,6 +354,14 @@ def _add_activity(
     )
 
 
+def _add_entity(
+    index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
+) -> None:
+    # The extension registers an entity under its name, compared case-insensitively (entity ids
+    # are ``@<lower-case name>@key``: the SDK's ``EntityId.get_scheduler_id``).
+    index.entities[str(trig.get("entityName") or name).lower()] = fn.get_user_function()
+
+
 def _add_http(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str) -> None:
     methods = tuple(str(_value(m)).upper() for m in (trig.get("methods") or []))
     auth = str(_value(trig.get("authLevel") or default_auth)).lower()
@@ -402,6 +412,7 @@ def _add_timer(
 _INDEXERS: dict[str, Callable[[AppIndex, str, Any, dict[str, Any], str], None]] = {
     "orchestrationTrigger": _add_orchestrator,
     "activityTrigger": _add_activity,
+    "entityTrigger": _add_entity,
     "httpTrigger": _add_http,
     "blobTrigger": _add_blob,
     "timerTrigger": _add_timer,

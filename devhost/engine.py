@@ -29,6 +29,7 @@ from devhost import episode as episodes
 from devhost.activity import RunCoroutine, invoke_activity
 from devhost.aio import LoopThread
 from devhost.clock import Clock, RealClock, VirtualClock
+from devhost.entities import EntityRunner
 from devhost.errors import (
     InstanceExistsError,
     InstanceGoneError,
@@ -46,6 +47,7 @@ from devhost.history import (
     new_event,
     parse_time,
 )
+from devhost.instance_filter import instance_filter
 from devhost.store import InstanceRow, Store, Tx, WorkRow
 from devhost.terminate import apply_terminate_request, request_terminate
 
@@ -81,6 +83,7 @@ class Engine:
             created on first use).
         replace_running: host.json ``overridableExistingInstanceStates: AnyState`` (``start_new``
             replaces active instances too); default ``NonRunningStates``.
+        entities: entity name → SDK handle (``devhost.entities``).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Engine:
         loop: LoopThread | None = None,
         replace_running: bool = False,
         function_timeout: timedelta | None = None,
+        entities: Mapping[str, Callable[[str], str]] | None = None,
     ) -> None:
         if max_concurrent_activities < 1:
             raise ValueError("max_concurrent_activities: must be >= 1")
@@ -122,6 +126,7 @@ class Engine:
         self._loop = loop
         self._owns_loop = False
         self.clock.subscribe(self._wake.set)
+        self.entities = EntityRunner(self._store, entities or {}, self._now_s, self._wake.set)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -137,6 +142,7 @@ class Engine:
         )
         self._thread = threading.Thread(target=self._scheduler, name="devhost-engine", daemon=True)
         self._thread.start()
+        self.entities.start()
 
     def stop(self) -> None:
         """Stop the scheduler, wait for running episodes, close the state store (idempotent)."""
@@ -153,6 +159,7 @@ class Engine:
             # activity without a recorded completion runs again on the next start).
             self._activity_pool.shutdown(wait=False, cancel_futures=True)
         self.clock.unsubscribe(self._wake.set)
+        self.entities.stop()
         self._store.close()
         if self._loop is not None and self._owns_loop:
             self._loop.close()
@@ -264,19 +271,7 @@ class Engine:
         show_input: bool = False,
     ) -> list[dict[str, Any]]:
         """Status dicts of instances matching every given filter (oldest first)."""
-        if isinstance(runtime_status, str):
-            runtime_status = [s for s in runtime_status.split(",") if s]
-        statuses = set(runtime_status) if runtime_status else None
-
-        def wanted(row: InstanceRow) -> bool:
-            created = parse_time(row.created)
-            return (
-                (statuses is None or row.status in statuses)
-                and (created_from is None or created >= created_from)
-                and (created_to is None or created <= created_to)
-                and (not instance_id_prefix or row.instance_id.startswith(instance_id_prefix))
-            )
-
+        wanted = instance_filter(runtime_status, created_from, created_to, instance_id_prefix)
         with self._store.read() as tx:
             rows = tx.instances()
         result: list[dict[str, Any]] = []
@@ -550,6 +545,7 @@ class Engine:
         if current.status in TERMINAL_STATUSES:
             return  # terminated while the episode ran: its decisions are dropped
         tx.delete_events(iid, consumed)
+        decision = self.entities.send(tx, current, decision)
         tx.append_played(iid, decision.played)
         tx.save_episode(
             iid,

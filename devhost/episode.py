@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, cast
 
-from devhost import determinism, limits
+from devhost import determinism, entities, limits
 from devhost.history import (
     A_CALL_ACTIVITY,
     A_CALL_ACTIVITY_RETRY,
+    A_CALL_ENTITY,
     A_CALL_SUB,
     A_CALL_SUB_RETRY,
     A_CONTINUE_AS_NEW,
@@ -442,14 +443,27 @@ def _new_action(plan: _Plan, action: dict[str, Any]) -> int | None:
     if atype == A_CONTINUE_AS_NEW:
         plan.take_id()
         plan.continue_as_new = ContinuedAsNew(input_token(action.get("input")))
+    elif atype in (A_CALL_ENTITY, A_SIGNAL_ENTITY):
+        return _new_entity_message(plan, action, signal=atype == A_SIGNAL_ENTITY)
     elif atype != A_WAIT_EVENT:
-        if atype == A_SIGNAL_ENTITY:
-            plan.take_id()
         plan.unsupported = (
             f"devhost does not support action type {atype} "
-            "(durable entities and call_http are not emulated)"
+            "(scheduled entity signals and call_http are not emulated)"
         )
     return None
+
+
+def _new_entity_message(plan: _Plan, action: dict[str, Any], *, signal: bool) -> int:
+    """An entity call or signal: ``EventSent`` now, the message queued on commit (``entities``)."""
+    task_id = plan.take_id()
+    event, payload = entities.schedule(
+        plan.episode.instance_id, plan.now_s, task_id, action, signal=signal
+    )
+    plan.scheduled.append(event)
+    plan.work.append(
+        WorkItem(kind=entities.ENTITY_WORK, task_id=task_id, due=plan.now_s, payload=payload)
+    )
+    return task_id
 
 
 def _new_call(plan: _Plan, action: dict[str, Any]) -> int:

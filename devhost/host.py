@@ -132,6 +132,7 @@ class Host:
             state_path=self.state_path,
             orchestrators=self.index.orchestrators,
             activities=self.index.activities,
+            entities=self.index.entities,
             clock=self.clock,
             max_concurrent_activities=_int_setting(durable, "maxConcurrentActivityFunctions"),
             max_concurrent_orchestrations=_int_setting(

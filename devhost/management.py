@@ -13,6 +13,7 @@ key, reads the body and sends the ``Response``. Routes, relative to those prefix
     POST   instances/{id}/terminate|suspend|resume?reason
     POST   instances/{id}/restart?restartWithNewInstanceId
     POST   instances/{id}/rewind                  501
+    GET    entities/{name}/{key}                  an entity's state (404: none)
 
 Also here: the durable client binding JSON (``client_binding``), whose URLs point at these routes.
 """
@@ -214,6 +215,8 @@ class ManagementApi:
         try:
             if segments[:1] == ["orchestrators"] and method == "POST":
                 return self._start(segments[1:], body, origin)
+            if segments[:1] == ["entities"] and method == "GET" and len(segments) == 3:
+                return self._entity(segments[1], segments[2])
             if segments[:1] != ["instances"]:
                 return Response(404, {"Message": "Not Found"})
             if len(segments) == 1:
@@ -232,6 +235,12 @@ class ManagementApi:
             return Response(404)  # empty, as the extension's CreateResponse(NotFound)
         except InstanceGoneError:
             return Response(410)
+
+    def _entity(self, name: str, key: str) -> Response:
+        """An entity's state: 200 with the state, 404 when it does not exist (HttpApiHandler.cs
+        ``HandleGetEntityRequestAsync``, lines 1022-1044, commit a7c6d694)."""
+        exists, state = self._engine.entities.read(f"@{name.lower()}@{key}")
+        return Response(200, state) if exists else Response(404)
 
     # ------------------------------------------------------------------ orchestrators
 

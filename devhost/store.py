@@ -222,6 +222,11 @@ class Tx:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the tables of other devhost modules (``entities``)."""
+        return self._db
+
     # ------------------------------------------------------------------ instances
 
     def instance(self, iid: str) -> InstanceRow | None:

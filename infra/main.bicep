@@ -99,6 +99,9 @@ param httpRetryBudgetSeconds string = '60'
 @description('CANCEL_GRACE_SECONDS: after a cancel the run polls this long for the job to end.')
 param cancelGraceSeconds string = '900'
 
+@description('MAX_ACTIVE_JOBS_PER_ENDPOINT: at most this many active jobs per endpoint; empty = no cap.')
+param maxActiveJobsPerEndpoint string = ''
+
 @description('RUN_RETENTION_DAYS: finished runs older than this many days are purged.')
 param runRetentionDays string = '30'
 
@@ -215,6 +218,7 @@ module app 'app.bicep' = {
       BATCH_ENDPOINT_RETRY_BUDGET_SECONDS: httpRetryBudgetSeconds
       CANCEL_GRACE_SECONDS: cancelGraceSeconds
       RUN_RETENTION_DAYS: runRetentionDays
+      MAX_ACTIVE_JOBS_PER_ENDPOINT: maxActiveJobsPerEndpoint
       RETENTION_SCHEDULE: retentionSchedule
       RECONCILE_SCHEDULE: reconcileSchedule
       // The host reads request bodies up to this size before the app sees them (default 100 MB);

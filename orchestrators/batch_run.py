@@ -51,6 +51,7 @@ from batch_runs.state import (
 )
 from batch_runs.tags import DEFAULT_TRIGGER
 from batch_runs.telemetry import log_run, run_fields
+from orchestrators.admission import Admission, acquire_slot, release_slot
 from orchestrators.handoff import announce_ending, copy_after_success
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,21 @@ def _run(context: df.DurableOrchestrationContext):
             "invalid_input", message="The run input must be a JSON object of run parameters."
         )
 
+    # Admission control (orchestrators/admission.py): hold an endpoint slot for the whole run.
+    admission = yield from acquire_slot(context, raw)
+    if not admission.proceed:
+        return None
+    try:
+        result = yield from _monitor(context, raw, admission)
+    except Exception:
+        release_slot(context, admission)
+        raise
+    if not context.will_continue_as_new:
+        release_slot(context, admission)
+    return result
+
+
+def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admission):
     if "resume" in raw:
         state = RunState.from_dict(raw["resume"])
     else:
@@ -89,7 +105,11 @@ def _run(context: df.DurableOrchestrationContext):
     # One cancel waiter per execution, reused by every wait: the SDK hands an event to the
     # newest waiter, so a fresh waiter per loop would let a cancel raised while a status check
     # runs land on the previous (abandoned) waiter and be lost.
-    cancel = None if state.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
+    cancel = (
+        None
+        if state.cancel_requested
+        else admission.cancel or context.wait_for_external_event(CANCEL_EVENT)
+    )
     for _ in range(POLLS_PER_EXECUTION):
         if is_done(state):
             return (yield from copy_after_success(context, state, _finish(context, state)))
@@ -116,7 +136,7 @@ def _run(context: df.DurableOrchestrationContext):
         # act on it now and carry the request in the state.
         _log(context, state, "cancel requested for job %s", state.job.name)
         state = yield from _cancel_job(context, state, "requested")
-    context.continue_as_new({"resume": state.to_dict()})
+    context.continue_as_new(admission.carry({"resume": state.to_dict()}))
     return None
 
 

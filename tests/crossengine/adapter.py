@@ -7,7 +7,8 @@ product's raw generator function into a durabletask orchestrator:
 - :class:`AzureContextAdapter` is handed to the product's generator in place of the 1.x context.
   It presents only what the app uses (``get_input``, ``instance_id``, ``is_replaying``,
   ``current_utc_datetime``, ``set_custom_status``, ``call_activity[_with_retry]``,
-  ``create_timer``, ``wait_for_external_event``, ``task_any``, ``continue_as_new``, ``new_uuid``)
+  ``create_timer``, ``wait_for_external_event``, ``task_any``, ``continue_as_new``, ``new_uuid``,
+  ``histories``, ``will_continue_as_new``)
   and maps each call to one durabletask call, adding no scheduling of its own.
 - The tasks it returns are :class:`AdaptedTask` wrappers with the 1.x surface (``is_completed``,
   ``result``, ``cancel()``); a ``task_any`` yields the winning *wrapper*, so ``winner == cancel``
@@ -81,6 +82,7 @@ class AzureContextAdapter:
         self._input = input
         # durabletask task -> the wrapper handed to the product (to map task_any winners back).
         self._wrappers: dict[int, AdaptedTask] = {}
+        self._continued_as_new = False
 
     def _wrap(self, inner: dt.Task[Any]) -> AdaptedTask:
         wrapper = AdaptedTask(inner)
@@ -107,6 +109,17 @@ class AzureContextAdapter:
 
     def get_input(self) -> Any:
         return self._input
+
+    @property
+    def histories(self) -> list[Any]:
+        """1.x's history events. durabletask shows none; the app reads them only to tell a run
+        started before admission control was deployed (orchestrators/admission.py), which no
+        scenario here is."""
+        return []
+
+    @property
+    def will_continue_as_new(self) -> bool:
+        return self._continued_as_new
 
     def new_uuid(self) -> str:
         return self._ctx.new_uuid()
@@ -136,6 +149,7 @@ class AzureContextAdapter:
         return self._wrap(dt.when_any([a.inner for a in activities]))
 
     def continue_as_new(self, input_: Any) -> None:
+        self._continued_as_new = True
         self._ctx.continue_as_new(input_)
 
 

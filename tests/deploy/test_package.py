@@ -54,6 +54,9 @@ EXPECTED_FUNCTIONS = {
     "copy_run_output",
     "start_run_notification",
     "deliver_run_notification",
+    "endpoint_slots",
+    "plan_admission",
+    "find_ended_runs",
 }
 
 

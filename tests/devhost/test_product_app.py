@@ -11,6 +11,7 @@ def test_product_app_loads_and_lists_its_functions():
     assert "batch_endpoint_batch" in index.orchestrators
     assert "list_batch_folder" in index.activities
     assert {"invoke_batch_endpoint", "get_batch_job"} <= set(index.activities)
+    assert set(index.entities) == {"endpoint_slots"}
     assert index.functions.get("start_run_http") == "httpTrigger"
     assert {r.function_name for r in index.http_routes} >= {"start_run_http", "get_run_http"}
     assert [b.function_name for b in index.blob_triggers] == ["start_run_on_blob"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from activities import jobs
+from activities import admission, jobs
 from batch_endpoint import BatchJob, JobInvocation, JobStatus, NotFoundError
 from batch_runs import clients, get_settings
 from devhost.engine import Engine, VirtualClock
@@ -162,6 +162,7 @@ ACTIVITIES: dict[str, Callable[[Any], Any]] = {
     jobs.INVOKE_ACTIVITY: _binding(jobs.invoke_batch_endpoint),
     jobs.GET_ACTIVITY: _binding(jobs.get_batch_job),
     jobs.CANCEL_ACTIVITY: _binding(jobs.cancel_batch_job),
+    admission.PLAN_ACTIVITY: _binding(admission.plan_admission),
 }
 
 

@@ -29,6 +29,9 @@ EXPECTED = {
     "copy_run_output": "activityTrigger",
     "start_run_notification": "activityTrigger",
     "deliver_run_notification": "activityTrigger",
+    "endpoint_slots": "entityTrigger",
+    "plan_admission": "activityTrigger",
+    "find_ended_runs": "activityTrigger",
 }
 
 
