@@ -396,6 +396,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "check_failed",
     "invalid_input",
     "copy_failed",
+    "cancelled_waiting",
 )
 
 

@@ -31,7 +31,7 @@ from batch_runs.admission import (
     waiting_status,
 )
 from batch_runs.contracts import InvokeInput
-from batch_runs.state import CANCEL_EVENT, Phase, RunFailed, custom_status
+from batch_runs.state import CANCEL_EVENT, Phase, custom_status, run_failed
 from orchestrators.endpoint_slots import ENTITY_NAME
 
 #: The input field that carries a held slot's key over ``continue_as_new``.
@@ -120,9 +120,12 @@ def _wait(context: df.DurableOrchestrationContext, admission: Admission, positio
         timer.cancel()
         release_slot(context, admission)
         context.set_custom_status({**custom_status(None, Phase.FAILED), "cancel_requested": True})
-        raise RunFailed(
-            "The run was cancelled while it waited for capacity on its endpoint; "
-            "no batch job was submitted."
+        raise run_failed(
+            "cancelled_waiting",
+            message=(
+                "The run was cancelled while it waited for capacity on its endpoint; "
+                "no batch job was submitted."
+            ),
         )
 
 
