@@ -28,6 +28,7 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from scripts.demo_batch import run_batch_demo
+from scripts.demo_notify import NotificationReceiver
 from scripts.devstack import PYTHON, REPO_ROOT, Stack, read_predictions, wait_until
 
 INPUT_URI = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
@@ -178,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     shutil.rmtree(args.run_dir, ignore_errors=True)
+    receiver = NotificationReceiver().start()
     stack = Stack(
         run_dir=args.run_dir,
-        settings={"SCORING_SCHEDULE": "*/20 * * * * *", "POLL_INTERVAL_SECONDS": "2"},
+        settings={
+            "SCORING_SCHEDULE": "*/20 * * * * *",
+            "POLL_INTERVAL_SECONDS": "2",
+            **receiver.settings(),
+        },
         phase_seconds=1.0,
         azurite_port=int(os.environ.get("DEMO_AZURITE_PORT", "10000")),
         emulator_port=int(os.environ.get("DEMO_EMULATOR_PORT", "5100")),
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = _summary(stack, runs)
         _run_list(stack)
         _say("")
-        ok = run_batch_demo(stack, samples, timeout=args.timeout) and ok
+        ok = run_batch_demo(stack, samples, receiver, timeout=args.timeout) and ok
     except KeyboardInterrupt:
         _say("\ninterrupted")
         ok = False
@@ -226,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = False
     finally:
         stack.stop()
+        receiver.stop()
         _say("Stopped Azurite, the emulator and devhost.")
     _say("All runs and the batch completed." if ok else "Not everything completed (see above).")
     return 0 if ok else 1

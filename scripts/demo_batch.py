@@ -2,12 +2,15 @@
 
 Uploads 20 CSV files, starts ``POST /api/batches`` with ``max_parallel_jobs: 4`` and redraws a
 text progress bar from the counts of ``GET /api/batches/{id}`` until the batch has ended, with
-the most children seen running at once beside it. (The emulator's ``GET /admin/stats`` peak
-would also count the demo's scheduled runs, which keep firing every 20 s.)
+the most children seen running at once beside it. Every child notifies the demo's loopback
+receiver (``notify_url``); the demo shows what arrived and checks each signature. (The
+emulator's ``GET /admin/stats`` peak would also count the demo's scheduled runs, which keep
+firing every 20 s.)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Mapping
@@ -16,6 +19,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from scripts.demo_notify import NotificationReceiver
 from scripts.devstack import DATASTORE_CONTAINER, Stack
 
 BATCH_SIZE = 20
@@ -61,8 +65,10 @@ def upload_batch_files(stack: Stack, samples: list[Path]) -> list[str]:
     return uris
 
 
-def start_batch(stack: Stack, inputs: list[str]) -> str:
-    body = {"inputs": inputs, "max_parallel_jobs": BATCH_CAP, "poll_interval": 2}
+def start_batch(stack: Stack, inputs: list[str], notify_url: str | None = None) -> str:
+    body: dict[str, Any] = {"inputs": inputs, "max_parallel_jobs": BATCH_CAP, "poll_interval": 2}
+    if notify_url:
+        body["notify_url"] = notify_url
     resp = stack.api("POST", "batches", json=body)
     if resp.status_code != 202:
         raise RuntimeError(f"POST /api/batches answered {resp.status_code}: {resp.text}")
@@ -100,19 +106,21 @@ def follow_batch(stack: Stack, batch_id: str, *, timeout: float) -> dict[str, An
         time.sleep(0.5)
 
 
-def received_notifications(stack: Stack, batch_id: str) -> list[dict[str, Any]]:
-    """The run notifications the demo received for the batch (hook: the app sends none yet)."""
-    return []
+def print_notifications(notifications: list[dict[str, Any]], expected: int) -> bool:
+    """Show what the receiver got: how many, signatures, and the first summary in full.
 
-
-def print_notifications(notifications: list[dict[str, Any]]) -> None:
-    """Show each received notification (run id, final status, reason) under the summary."""
-    for note in notifications:
-        print(
-            f"    notification  run {note.get('run_id')}: {note.get('status')} "
-            f"{note.get('reason') or ''}".rstrip(),
-            flush=True,
-        )
+    True when every child's notification arrived once, each with a valid signature."""
+    valid = sum(1 for n in notifications if n["signature_ok"])
+    runs = {n["summary"].get("run_id") for n in notifications}
+    print(
+        f"    notifications received: {len(notifications)} for {len(runs)} runs "
+        f"(expected {expected}), valid HMAC-SHA256 signatures: {valid}",
+        flush=True,
+    )
+    if notifications:
+        first = json.dumps(notifications[0]["summary"], indent=2, sort_keys=True)
+        print("    the first one:\n" + "\n".join("      " + line for line in first.splitlines()))
+    return len(notifications) == expected == len(runs) == valid
 
 
 def batch_summary(view: Mapping[str, Any]) -> bool:
@@ -131,10 +139,12 @@ def batch_summary(view: Mapping[str, Any]) -> bool:
     return view.get("runtime_status") == "Completed" and counts.get("completed") == BATCH_SIZE
 
 
-def run_batch_demo(stack: Stack, samples: list[Path], *, timeout: float) -> bool:
-    """Upload, start, follow, summarise (and show notifications)."""
+def run_batch_demo(
+    stack: Stack, samples: list[Path], receiver: NotificationReceiver, *, timeout: float
+) -> bool:
+    """Upload, start, follow, summarise, and show the notifications the receiver got."""
     inputs = upload_batch_files(stack, samples)
-    batch_id = start_batch(stack, inputs)
+    batch_id = start_batch(stack, inputs, receiver.url)
     print(
         f"4. batch     POST /api/batches ({len(inputs)} files, max_parallel_jobs "
         f"{BATCH_CAP}) -> batch {batch_id}",
@@ -142,5 +152,5 @@ def run_batch_demo(stack: Stack, samples: list[Path], *, timeout: float) -> bool
     )
     view = follow_batch(stack, batch_id, timeout=timeout)
     ok = batch_summary(view)
-    print_notifications(received_notifications(stack, batch_id))
-    return ok
+    notes = receiver.wait_for(f"{batch_id}:", len(inputs), timeout=30)
+    return print_notifications(notes, len(inputs)) and ok
