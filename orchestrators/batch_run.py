@@ -36,7 +36,6 @@ from batch_runs.contracts import (
 from batch_runs.state import (
     CANCEL_EVENT,
     MAX_CONSECUTIVE_POLL_FAILURES,
-    POLLS_PER_EXECUTION,
     Phase,
     RunFailed,
     RunState,
@@ -46,6 +45,7 @@ from batch_runs.state import (
     completed_output,
     custom_status,
     deadline_message,
+    ends_execution,
     failure_message,
     is_done,
     must_cancel_for_deadline,
@@ -85,7 +85,12 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
     # newest waiter, so a fresh waiter per loop would let a cancel raised while a status check
     # runs land on the previous (abandoned) waiter and be lost.
     cancel = None if state.cancel_requested else context.wait_for_external_event(CANCEL_EVENT)
-    for _ in range(POLLS_PER_EXECUTION):
+    polls_here = 0
+    while not ends_execution(
+        polls_here,
+        replaying=context.is_replaying,
+        cancel_raised=cancel is not None and cancel.is_completed,
+    ):
         if is_done(state):
             return _finish(context, state)
         now = context.current_utc_datetime
@@ -105,6 +110,7 @@ def batch_endpoint_run(context: df.DurableOrchestrationContext):
                 state = yield from _cancel_job(context, state, "requested")
 
         state = yield from _poll(context, state)
+        polls_here += 1
 
     if cancel is not None and cancel.is_completed:
         # Raised during the last poll: the next execution starts with a fresh event list, so
