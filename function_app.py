@@ -15,12 +15,16 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import jobs
-from orchestrators import batch_run
+from orchestrators import _sdk_timestamps, batch_run
 from triggers import blob_start, http_runs, maintenance, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
 for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "urllib3"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+# Faster, equal parsing of history timestamps inside the SDK range requirements.txt allows
+# (orchestrators/_sdk_timestamps.py); the app's choice, never devhost's.
+_sdk_timestamps.apply()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance):
