@@ -51,7 +51,7 @@ def fast_parser(fallback: Parser) -> Parser:
     ``validate`` turns ``Z`` into the name ``UTC``; ``_build_tzaware`` prefers ``tzlocal()``
     for a name in ``time.tzname``); this does the same and leaves any other case to it.
     """
-    from dateutil.tz import UTC, tzlocal
+    from dateutil.tz import UTC, tzlocal  # type: ignore[import-untyped]
 
     def parse_timestamp(text: Any) -> datetime:
         if isinstance(text, str) and _FAST_FORM.match(text):

@@ -15,7 +15,7 @@ from itertools import product
 from pathlib import Path
 
 import pytest
-from dateutil.parser import parse as sdk_parse
+from dateutil.parser import parse as sdk_parse  # type: ignore[import-untyped]
 
 from orchestrators import _sdk_timestamps
 
