@@ -24,13 +24,13 @@ The shim is a stopgap whose right home is upstream; it:
 devhost never applies it: its figures stand for Azure's, where the app applies it itself.
 """
 
+import os
 import re
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 #: ``azure-functions-durable>=1.7,<2`` in requirements.txt (a test keeps the two equal).
@@ -78,9 +78,9 @@ def installed_sdk_version() -> tuple[int, ...] | None:
     (``importlib.metadata`` costs about 60 ms to import; the app's cold start pays for it.)
     """
     package = sys.modules.get("azure.durable_functions") or import_module("azure.durable_functions")
-    site = Path(package.__file__ or "").resolve().parents[2]
-    for info in site.glob(f"{DISTRIBUTION}-*.dist-info"):
-        match = re.fullmatch(rf"{DISTRIBUTION}-(\d+(?:\.\d+)*)\.dist-info", info.name)
+    site = os.path.dirname(os.path.dirname(os.path.dirname(package.__file__ or "")))
+    for name in os.listdir(site or "."):
+        match = re.fullmatch(rf"{DISTRIBUTION}-(\d+(?:\.\d+)*)\.dist-info", name)
         if match:
             return tuple(int(part) for part in match.group(1).split("."))
     return None
