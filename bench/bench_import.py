@@ -39,7 +39,7 @@ sys.stdout.write(repr(time.process_time() - t))
 NO_SHIM = "import orchestrators._sdk_timestamps as s; s.apply = lambda: False\nimport function_app"
 
 
-def once(imports: str, *, bytecode: bool = True) -> float:
+def once(imports: str, root: Path = ROOT, *, bytecode: bool = True) -> float:
     """Seconds to import in a fresh interpreter; with ``bytecode`` from a warm .pyc cache."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = PYCACHE if bytecode else SDK_ONLY_PYCACHE
@@ -47,7 +47,7 @@ def once(imports: str, *, bytecode: bool = True) -> float:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     out = subprocess.run(
         [sys.executable, "-c", CODE.format(imports=imports)],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--root", type=Path, default=ROOT, help="the app to import (a checkout)")
     args = parser.parse_args(argv)
-    global ROOT  # noqa: PLW0603 - one process, one app under test
-    ROOT = args.root.resolve()
+    root = args.root.resolve()
     variants = {
         "bare azure.durable_functions": "import azure.durable_functions",
         "function_app (product, shim applied)": "import function_app",
@@ -71,11 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "function_app without the shim": NO_SHIM,
     }
-    once("import function_app")  # warm the file cache and write the .pyc files
+    once("import function_app", root)  # warm the file cache and write the .pyc files
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(  # the SDK's bytecode only: the app's modules stay source
         [sys.executable, "-c", "import azure.durable_functions, azure.functions, requests"],
-        cwd=ROOT,
+        cwd=root,
         check=True,
         env={**env, "PYTHONPYCACHEPREFIX": SDK_ONLY_PYCACHE},
     )
@@ -83,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     times: dict[str, list[float]] = {k: [] for k in [*variants, cold]}
     for _ in range(args.runs):
         for label, imports in variants.items():
-            times[label].append(once(imports))
-        times[cold].append(once("import function_app", bytecode=False))
+            times[label].append(once(imports, root))
+        times[cold].append(once("import function_app", root, bytecode=False))
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
     bare = med["bare azure.durable_functions"]
     print(f"\nCold import, median of {args.runs} fresh processes, CPU ms ({machine()})")
