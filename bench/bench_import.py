@@ -36,7 +36,14 @@ t = time.process_time()
 sys.stdout.write(repr(time.process_time() - t))
 """
 
-NO_SHIM = "import orchestrators._sdk_timestamps as s; s.apply = lambda: False\nimport function_app"
+NO_SHIM = """
+try:
+    import orchestrators._sdk_timestamps as shim
+    shim.apply = lambda: False
+except ImportError:  # a checkout from before the shim
+    pass
+import function_app
+"""
 
 
 def once(imports: str, root: Path = ROOT, *, bytecode: bool = True) -> float:
