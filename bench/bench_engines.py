@@ -63,7 +63,7 @@ def run_devhost(n: int, shim: bool) -> dict[str, float]:
     bp = df.Blueprint()
 
     @bp.orchestration_trigger(context_name="context")
-    def monitor(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    def monitor(context: df.DurableOrchestrationContext):
         job = yield context.call_activity("invoke", context.instance_id)
         status = None
         for _ in range(POLLS):
@@ -110,7 +110,7 @@ def run_durabletask(n: int) -> dict[str, float]:
     def poll(_ctx: task.ActivityContext, _job: Any) -> str:
         return "Running"
 
-    def monitor(ctx: task.OrchestrationContext, _input: Any):  # type: ignore[no-untyped-def]
+    def monitor(ctx: task.OrchestrationContext, _input: Any):
         job = yield ctx.call_activity(invoke, input=ctx.instance_id)
         status = None
         for _ in range(POLLS):
