@@ -18,8 +18,14 @@ from bench import (
 )
 
 FIGURES: list[tuple[str, Callable[[list[str]], None], list[str]]] = [
-    ("1. replay CPU per poll + POLLS_PER_EXECUTION sweep", bench_replay.main, []),
+    # The sweep without the shim (90 s of CPU more) is `python -m bench.bench_replay`.
+    (
+        "1. replay CPU per poll + POLLS_PER_EXECUTION sweep",
+        bench_replay.main,
+        ["--shim", "both", "--sweep-shim", "on"],
+    ),
     ("2. client CPU floor per GET, product ratio", bench_client.main, []),
+    # devhost without the shim: `python -m bench.bench_engines --shim both`.
     ("3. devhost vs durabletask, monitor shape", bench_engines.main, []),
     ("4. cold import", bench_import.main, []),
     ("5. detection latency and calls per job", bench_detection.main, []),

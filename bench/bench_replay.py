@@ -14,7 +14,7 @@ more polls the execution already holds; ``continue_as_new`` resets it. Two table
    k, so their mean is the run's mean per poll); the 10 and 100 rows show both for calibration.
 2. The sweep: CPU per poll of a 1,000-poll run on the engine for each value of the constant.
 
-    python -m bench.bench_replay [--shim on|off|both] [--quick]
+    python -m bench.bench_replay [--shim on|off|both] [--sweep-shim on|off|both] [--quick]
 """
 
 import argparse
@@ -181,6 +181,9 @@ def sweep_table(shim: bool, polls: int, values: tuple[int, ...]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shim", choices=("on", "off", "both"), default="both")
+    parser.add_argument(
+        "--sweep-shim", choices=("on", "off", "both"), help="the sweep's (default: --shim)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     args = parser.parse_args(argv)
     sizes = (10, 100) if args.quick else SIZES
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     for shim in shim_states(args.shim):
         with sdk_shim(shim):
             sizes_table(shim, sizes, naive)
+    for shim in shim_states(args.sweep_shim or args.shim):
+        with sdk_shim(shim):
             sweep_table(shim, sweep_polls, SWEEP)
 
 
