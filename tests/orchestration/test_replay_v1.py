@@ -91,7 +91,10 @@ def _replay_today(episode: dict[str, Any]) -> dict[str, Any]:
     # As in the Functions worker (and devhost), SDK warnings are logged, not raised.
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        return json.loads(handle(batch_run.batch_endpoint_run)(json.dumps(episode["context"])))
+        result: dict[str, Any] = json.loads(
+            handle(batch_run.batch_endpoint_run)(json.dumps(episode["context"]))
+        )
+    return result
 
 
 @pytest.mark.parametrize("episode", EPISODES)
