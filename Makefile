@@ -2,7 +2,7 @@
 # requirements-dev.txt, and Azurite from package-lock.json (npm ci).
 #   make demo   run the main job end to end on the offline stack (Azurite + emulator + devhost)
 #   make test   lint, type-check and run the whole test suite (starts its own Azurite)
-#   make bench  run the benchmarks and print their figures
+#   make bench  every figure of docs/performance.md (`python -m bench 1 4`: some of them)
 #   make contract-test  the contract cases against a real endpoint (AML_LIVE_ENDPOINT_URI and
 #               AML_WORKSPACE_ID; Azure credential from the environment); skips cleanly offline
 

@@ -26,7 +26,7 @@ import azure.functions as func
 
 from activities import admission, batch_folders, handoff, jobs
 from batch_runs.telemetry import configure_telemetry
-from orchestrators import batch_parent, batch_run, endpoint_slots, notify_delivery
+from orchestrators import _sdk_timestamps, batch_parent, batch_run, endpoint_slots, notify_delivery
 from triggers import blob_start, http_batches, http_runs, maintenance, reconcile, schedule_start
 
 # Third-party loggers that are noisy at INFO and could echo request details.
@@ -36,6 +36,10 @@ for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.identit
 # Application Insights export (OpenTelemetry) when APPLICATIONINSIGHTS_CONNECTION_STRING is set;
 # without it nothing is imported.
 configure_telemetry()
+
+# Faster, equal parsing of history timestamps inside the SDK range requirements.txt allows
+# (orchestrators/_sdk_timestamps.py); the app's choice, never devhost's.
+_sdk_timestamps.apply()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance, reconcile):

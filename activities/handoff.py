@@ -13,9 +13,12 @@
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
-import requests
+
+if TYPE_CHECKING:
+    import requests
 
 from batch_runs.handoff import TransientCopyError, run_copy
 from batch_runs.notify import (
@@ -39,8 +42,12 @@ DELIVER_ACTIVITY = "deliver_run_notification"
 
 
 @functools.cache
-def _plain_session() -> requests.Session:
-    """A session for receivers: no token adapter, no ``.netrc`` or proxy credentials."""
+def _plain_session() -> "requests.Session":
+    """A session for receivers: no token adapter, no ``.netrc`` or proxy credentials.
+
+    ``requests`` is imported on first use: importing the app stays fast (docs/performance.md)."""
+    import requests
+
     session = requests.Session()
     session.trust_env = False
     return session

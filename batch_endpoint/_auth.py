@@ -9,12 +9,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from typing import TYPE_CHECKING, Protocol
 
 from batch_endpoint._errors import BatchEndpointError, redact_text
+
+if TYPE_CHECKING:  # azure-core is imported on first use, not when the app is indexed
+    from azure.core.credentials import AccessToken, TokenCredential
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class CredentialTokenProvider:
 
     def __init__(
         self,
-        credential: TokenCredential,
+        credential: "TokenCredential",
         scope: str,
         *,
         clock: Callable[[], float] = time.time,
@@ -86,6 +86,8 @@ class CredentialTokenProvider:
             BatchEndpointError: The credential failed; ``retryable`` is False when no
                 credential is available at all (configuration problem), True otherwise.
         """
+        from azure.core.exceptions import ClientAuthenticationError
+
         with self._lock:
             cached = self._cached
             if cached is not None and self._clock() < cached.expires_on - REFRESH_MARGIN_SECONDS:

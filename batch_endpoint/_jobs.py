@@ -24,6 +24,7 @@ from batch_endpoint._pipeline import Pipeline, create_session, json_of
 from batch_endpoint._retry import RetryPolicy
 from batch_endpoint._transport import BearerTokenAuth, HostGuard
 from batch_endpoint._url import ServiceUrl
+from batch_endpoint._workspace import parse_workspace_id, workspace_of
 
 logger = logging.getLogger(__name__)
 
@@ -32,49 +33,7 @@ ARM_CANCEL_API_VERSION = "2023-02-01-preview"
 ARM_JOBS_API_VERSION = "2024-04-01"
 #: Pages of a Jobs list followed at most (a run's own job is found on the first page or two).
 MAX_LIST_PAGES = 20
-# Segments never start with "." (no "." or ".." path segments that a client would normalise).
-_ARM_WORKSPACE = re.compile(
-    r"^/subscriptions/[A-Za-z0-9_()-][A-Za-z0-9._()-]*"
-    r"/resourceGroups/[A-Za-z0-9_()-][A-Za-z0-9._()-]*"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/[A-Za-z0-9_-][A-Za-z0-9._-]*",
-    re.IGNORECASE,
-)
 _FILTER_TERM = re.compile(r"^[A-Za-z0-9_.:-]{1,256}\Z")
-_ARM_WORKSPACE_ID = re.compile(_ARM_WORKSPACE.pattern + r"\Z", re.IGNORECASE)
-
-
-def parse_workspace_id(text: str) -> str:
-    """Validate a workspace ARM id and return it without a trailing ``/``.
-
-    Raises:
-        ValueError: Not ``/subscriptions/<s>/resourceGroups/<rg>/providers/``
-            ``Microsoft.MachineLearningServices/workspaces/<ws>``.
-    """
-    value = text.strip().rstrip("/") if isinstance(text, str) else ""
-    if not _ARM_WORKSPACE_ID.match(value):
-        raise ValueError(
-            "must be a workspace ARM id: /subscriptions/<id>/resourceGroups/<rg>/providers/"
-            "Microsoft.MachineLearningServices/workspaces/<name>"
-        )
-    return value
-
-
-def workspace_of(job: BatchJob, workspace_id: str | None) -> str:
-    """The workspace to address ``job`` in: the configured one, else the one in ``job.id``.
-
-    Raises:
-        ValueError: No workspace is configured and ``job.id`` does not name one (the message
-            names ``AML_WORKSPACE_ID``).
-    """
-    if workspace_id:
-        return parse_workspace_id(workspace_id)
-    match = _ARM_WORKSPACE.match(job.id)
-    if match is None:
-        raise ValueError(
-            f"cannot address job {job.name} through ARM: its id is not a workspace ARM id; "
-            "set AML_WORKSPACE_ID to the workspace's ARM id"
-        )
-    return match.group(0)
 
 
 class WorkspaceJobsClient:

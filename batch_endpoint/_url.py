@@ -28,8 +28,6 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from urllib3.util import parse_url
-
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _ALLOWED_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/[]")
@@ -320,6 +318,8 @@ def _path_problem(path: str, suffix: str | None) -> str | None:
 
 def _transport_problem(text: str, url: ServiceUrl) -> str | None:
     """Refuse ``text`` if the HTTP stack would read another scheme, host or port from it."""
+    from urllib3.util import parse_url  # on first use: importing the app loads no HTTP stack
+
     try:
         split = urlsplit(text)
         split_port = split.port

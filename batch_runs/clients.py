@@ -7,27 +7,27 @@ Everything here is created lazily on first use and cached per process, so import
 import functools
 from typing import TYPE_CHECKING
 
-import requests
-
 from batch_endpoint import (
     DEV_TOKEN,
-    BatchEndpointClient,
     CredentialTokenProvider,
     RetryPolicy,
     StaticTokenProvider,
     TokenProvider,
-    WorkspaceJobsClient,
-    create_session,
 )
 from batch_runs.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import requests
     from azure.identity import DefaultAzureCredential
+
+    from batch_endpoint import BatchEndpointClient, WorkspaceJobsClient
 
 
 @functools.cache
-def get_session() -> requests.Session:
+def get_session() -> "requests.Session":
     """The process's shared, guarded ``requests.Session`` (pool of 32 per host)."""
+    from batch_endpoint import create_session  # requests is loaded on first use
+
     return create_session(pool_maxsize=32)
 
 
@@ -80,7 +80,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 @functools.lru_cache(maxsize=64)
-def get_client(endpoint_uri: str) -> BatchEndpointClient:
+def get_client(endpoint_uri: str) -> "BatchEndpointClient":
     """A cached client for ``endpoint_uri`` built from :func:`get_settings`.
 
     Bounded (64 endpoints) because callers may name any endpoint the allowlist permits. The
@@ -92,6 +92,8 @@ def get_client(endpoint_uri: str) -> BatchEndpointClient:
         ValueError: Malformed endpoint URI.
         HostNotAllowedError: The host fails the allowlist or auth mode.
     """
+    from batch_endpoint import BatchEndpointClient
+
     settings = get_settings()
     BatchEndpointClient.check_endpoint(
         endpoint_uri, allowed_hosts=settings.allowed_hosts, auth_mode=settings.auth_mode
@@ -108,12 +110,14 @@ def get_client(endpoint_uri: str) -> BatchEndpointClient:
 
 
 @functools.cache
-def get_jobs_client() -> WorkspaceJobsClient:
+def get_jobs_client() -> "WorkspaceJobsClient":
     """The cached ARM workspace-jobs client (cancel) built from :func:`get_settings`.
 
     Raises:
         SettingsError: Invalid settings.
     """
+    from batch_endpoint import WorkspaceJobsClient
+
     settings = get_settings()
     return WorkspaceJobsClient(
         settings.arm_endpoint,

@@ -23,15 +23,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from string import Formatter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
-
-import requests
 
 from batch_runs.policy import sanitize_name_part
 from batch_runs.request import FieldError, InvalidRunRequest
 from batch_runs.starts import is_valid_instance_id, run_view
 from batch_runs.uris import parse_endpoint_uri
+
+if TYPE_CHECKING:  # loaded on first use, not when the app is indexed
+    import requests
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ class HttpInstancesApi:
         self,
         endpoint: ManagementEndpoint,
         *,
-        session: requests.Session,
+        session: "requests.Session",
         timeout: tuple[float, float] = (5.0, 30.0),
     ) -> None:
         self._endpoint = endpoint
@@ -296,6 +297,8 @@ class HttpInstancesApi:
         Raises:
             ManagementApiError: Transport failure, a non-200 answer or a body that is not a list.
         """
+        import requests  # the session's own package, already loaded by then
+
         headers = {CONTINUATION_HEADER: continuation} if continuation else {}
         try:
             resp = self._session.get(

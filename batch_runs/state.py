@@ -19,11 +19,12 @@ from batch_runs.policy import deadline_from, next_check_time, poll_delay
 from batch_runs.request import RunRequest
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
-#: Each poll adds about eight history events and the SDK re-parses every event's timestamp on
-#: each replay (~250 us per event measured here), so the replay cost of a poll grows with the
-#: polls already in the execution: 100 polls/execution cost ~100 ms CPU per poll on average,
-#: 20 cost ~20 ms (bench/bench_replay.py). 20 keeps every replay small.
-POLLS_PER_EXECUTION = 20
+#: The SDK replays the whole execution on every episode, so a poll's CPU grows with the polls
+#: already in the execution; a poll (a timer and an activity over two episodes, 8 events) is
+#: the minimum unit. Measured at 1,000 polls (``python -m bench.bench_replay``, see
+#: docs/performance.md): 1 and 2 polls per execution are the cheapest per poll, 20 costs about
+#: 2x as much and 40 about 4x. 2 halves the ``continue_as_new`` episodes of 1 at the same cost.
+POLLS_PER_EXECUTION = 2
 
 #: Consecutive polls that may fail transiently (after the activity's own retries) before the
 #: run gives up. A short outage must not fail a job that runs for hours.
@@ -31,6 +32,26 @@ MAX_CONSECUTIVE_POLL_FAILURES = 5
 
 #: Name of the external event that asks a run to cancel its job.
 CANCEL_EVENT = "cancel"
+
+
+def ends_execution(polls_in_execution: int, *, replaying: bool, cancel_raised: bool) -> bool:
+    """Whether the monitor loop ends this execution (then ``continue_as_new``).
+
+    After ``POLLS_PER_EXECUTION`` polls, but not while replaying a history in which the code
+    that wrote it kept polling in this execution (an instance in flight across a deploy that
+    lowered the constant, e.g. from 20): ending there would emit ``continue_as_new`` where the
+    history holds the next timer, which DTFx rejects as non-deterministic (Azure/durabletask
+    ``src/DurableTask.Core/TaskOrchestrationContext.cs``: ``HandleTimerCreatedEvent`` throws
+    ``NonDeterministicOrchestrationException`` for a timer no action created). At the live edge
+    the SDK reports ``is_replaying`` False (azure-functions-durable
+    ``models/TaskOrchestrationExecutor.py``: the last ``OrchestratorStarted`` starts the new
+    events), so new executions end after exactly ``POLLS_PER_EXECUTION`` polls.
+
+    A ``cancel`` raised during the last poll keeps the execution going for one more turn of
+    the loop, where the waiter wins at once and the job is cancelled, exactly as the code with
+    20 polls per execution decided it; the cancel is never left behind at ``continue_as_new``.
+    """
+    return polls_in_execution >= POLLS_PER_EXECUTION and not replaying and not cancel_raised
 
 
 class Phase(str, Enum):

@@ -1,8 +1,10 @@
 """Shared pieces of the benchmarks: timing, a ratio table, the engine with a scripted endpoint."""
 
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ from batch_runs.admission import plan_slot
 from batch_runs.contracts import InvokeInput, JobRef
 from batch_runs.operations import cancel_job, fetch_job, invoke_job
 from devhost.engine import Engine, VirtualClock
-from orchestrators import batch_run
+from orchestrators import _sdk_timestamps, batch_run
 from tests.orchestration.conftest import FakeEndpoint, handle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,3 +96,43 @@ def table(title: str, rows: list[tuple[str, float, str]], baseline: str) -> None
     print(f"\n{title}")
     for label, value, unit in rows:
         print(f"  {label:<40} {value:>10.3f} {unit:<8} x{value / base:5.2f}")
+
+
+def machine() -> str:
+    """The line every table starts with: cores and load (the machine is shared)."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load}"
+
+
+def cpu_seconds(fn: Callable[[], Any]) -> float:
+    """Process CPU (all threads) spent in ``fn``."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def median_of(repeats: int, fn: Callable[[], float]) -> float:
+    """Median of ``repeats`` results of ``fn``."""
+    return statistics.median(fn() for _ in range(repeats))
+
+
+@contextmanager
+def sdk_shim(on: bool) -> Iterator[None]:
+    """The app's SDK timestamp shim on or off for a measurement (restored after)."""
+    if on:
+        assert _sdk_timestamps.apply(), "the shim does not apply to the installed SDK"
+    else:
+        _sdk_timestamps.remove()
+    try:
+        yield
+    finally:
+        _sdk_timestamps.remove()
+
+
+def shim_states(choice: str) -> list[bool]:
+    """``--shim on|off|both`` → the states to measure."""
+    return {"on": [True], "off": [False], "both": [False, True]}[choice]
+
+
+def shim_label(on: bool) -> str:
+    return "with shim" if on else "without shim"

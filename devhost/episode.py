@@ -23,7 +23,6 @@ attempt count, ``action_ids`` is the task id of each action of the flattened act
 and ``signatures`` its kind and name, which each replay must reproduce (``determinism``).
 """
 
-import copy
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -217,7 +216,8 @@ class _Plan:
     def __init__(self, episode: EpisodeInput) -> None:
         self.episode = episode
         self.now_s = format_time(episode.now)
-        self.meta: dict[str, Any] = copy.deepcopy(dict(episode.meta))
+        # A private copy (the meta is JSON: a JSON round trip is ~4x cheaper than deepcopy).
+        self.meta: dict[str, Any] = json.loads(json.dumps(dict(episode.meta)))
         self.tasks: dict[str, TaskEntry] = self.meta.setdefault("tasks", {})
         self.groups: dict[str, CallGroup] = self.meta.setdefault("groups", {})
         self.action_ids: list[int | None] = self.meta.setdefault("action_ids", [])

@@ -498,7 +498,9 @@ class Tx:
         rows = self._db.execute(
             "SELECT event FROM history WHERE instance_id = ? AND is_new = 0 ORDER BY seq", (iid,)
         )
-        return [json.loads(r[0]) for r in rows]
+        # One decode of the whole list: per-row json.loads was devhost's largest own cost.
+        events: list[Event] = json.loads("[" + ",".join(r[0] for r in rows) + "]")
+        return events
 
     def pending_events(self, iid: str) -> list[Event]:
         """The events no episode has played yet, in arrival order."""

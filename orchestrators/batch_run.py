@@ -36,13 +36,13 @@ from batch_runs.contracts import (
 from batch_runs.state import (
     CANCEL_EVENT,
     MAX_CONSECUTIVE_POLL_FAILURES,
-    POLLS_PER_EXECUTION,
     Phase,
     RunState,
     cancel_overdue,
     cancel_refused_message,
     completed_output,
     custom_status,
+    ends_execution,
     is_done,
     must_cancel_for_deadline,
     next_check,
@@ -110,7 +110,12 @@ def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admi
         if state.cancel_requested
         else admission.cancel or context.wait_for_external_event(CANCEL_EVENT)
     )
-    for _ in range(POLLS_PER_EXECUTION):
+    polls_here = 0
+    while not ends_execution(
+        polls_here,
+        replaying=context.is_replaying,
+        cancel_raised=cancel is not None and cancel.is_completed,
+    ):
         if is_done(state):
             return (yield from copy_after_success(context, state, _finish(context, state)))
         now = context.current_utc_datetime
@@ -130,6 +135,7 @@ def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admi
                 state = yield from _cancel_job(context, state, "requested")
 
         state = yield from _poll(context, state)
+        polls_here += 1
 
     if cancel is not None and cancel.is_completed:
         # Raised during the last poll: the next execution starts with a fresh event list, so

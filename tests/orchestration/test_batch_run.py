@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
+import pytest
 
 from batch_endpoint import (
     AuthError,
@@ -13,6 +14,7 @@ from batch_endpoint import (
     RetryableHttpError,
     TransportError,
 )
+from batch_runs import state
 from batch_runs.failures import read_run_failure
 from batch_runs.state import POLLS_PER_EXECUTION
 from tests.orchestration.conftest import T0, handle
@@ -253,7 +255,7 @@ def test_cancel_raised_while_a_status_check_runs_is_not_lost(make_harness):
 def test_cancel_raised_during_the_last_poll_of_an_execution_survives_continue_as_new(
     make_harness,
 ):
-    """The last poll before ``continue_as_new`` is the 20th (``POLLS_PER_EXECUTION``). A cancel
+    """The last poll before ``continue_as_new`` is the ``POLLS_PER_EXECUTION``-th. A cancel
     raised while it runs completes this execution's waiter; ``continue_as_new`` would drop it
     (DTFx starts the next execution with a fresh event list), so the run must act on it first."""
     status, h = _cancel_during_status_check(make_harness, POLLS_PER_EXECUTION)
@@ -263,8 +265,23 @@ def test_cancel_raised_during_the_last_poll_of_an_execution_survives_continue_as
     assert len(h.fake.cancels) == 1
 
 
+@pytest.mark.parametrize("check", [1, 2, 3])
+def test_with_one_poll_per_execution_a_cancel_raised_during_any_poll_is_acted_on(
+    make_harness, monkeypatch: pytest.MonkeyPatch, check: int
+):
+    """At one poll per execution every poll is the last one before ``continue_as_new``."""
+    monkeypatch.setattr(state, "POLLS_PER_EXECUTION", 1)
+    status, h = _cancel_during_status_check(make_harness, check)
+
+    assert status["runtimeStatus"] == "Failed"
+    assert "canceled on request" in status["output"]
+    assert len(h.fake.cancels) == 1
+    # the lookup before the submit, `check` polls, then one that reads the cancelled job
+    assert h.fake.gets == check + 2
+
+
 def test_long_runs_continue_as_new_and_keep_their_state(make_harness):
-    # 300 polls = 15 executions of POLLS_PER_EXECUTION (20), in virtual time.
+    # 300 polls = 300 / POLLS_PER_EXECUTION executions, in virtual time.
     h = make_harness(["Running"] * 299 + ["Completed"])
     status = h.run(_params(poll_interval=10), timeout=120)
 

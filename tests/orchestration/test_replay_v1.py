@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from batch_runs import state
 from orchestrators import batch_run
 from tests.orchestration.conftest import handle
 
@@ -79,12 +80,29 @@ def _subset(recorded: Any, today: Any) -> Any:
     return today
 
 
-@pytest.mark.parametrize("episode", EPISODES)
-def test_recorded_episode_replays_to_the_recorded_decision(episode: dict[str, Any]) -> None:
+#: ``POLLS_PER_EXECUTION`` of the code that made the recording.
+RECORDED_POLLS_PER_EXECUTION = 20
+
+#: History event types that answer an action (DTFx ``EventType``: TaskScheduled 4, TimerCreated 10).
+SCHEDULED_EVENT_TYPES = {4, 10}
+
+
+def _replay_today(episode: dict[str, Any]) -> dict[str, Any]:
     # As in the Functions worker (and devhost), SDK warnings are logged, not raised.
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        today = json.loads(handle(batch_run.batch_endpoint_run)(json.dumps(episode["context"])))
+        result: dict[str, Any] = json.loads(
+            handle(batch_run.batch_endpoint_run)(json.dumps(episode["context"]))
+        )
+    return result
+
+
+@pytest.mark.parametrize("episode", EPISODES)
+def test_recorded_episode_replays_to_the_recorded_decision(
+    episode: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state, "POLLS_PER_EXECUTION", RECORDED_POLLS_PER_EXECUTION)
+    today = _replay_today(episode)
 
     if _first_episode(episode["context"]):
         # Nothing is replayed in an instance's very first episode: one that starts after the
@@ -102,6 +120,32 @@ def _first_episode(context: dict[str, Any]) -> bool:
         e["EventType"] == 4
         for e in history  # TaskScheduled
     )
+
+
+@pytest.mark.parametrize("episode", EPISODES)
+def test_recorded_episode_replays_deterministically_with_todays_polls_per_execution(
+    episode: dict[str, Any],
+) -> None:
+    """With today's smaller ``POLLS_PER_EXECUTION`` an execution recorded at 20 polls may only
+    end at the live edge: every action the history already answers is decided as recorded
+    (else DTFx raises ``NonDeterministicOrchestrationException``, Azure/durabletask
+    ``src/DurableTask.Core/TaskOrchestrationContext.cs`` ``HandleTimerCreatedEvent``). The new
+    decisions are the recorded ones, or ``continue_as_new`` at the live edge."""
+    if _first_episode(episode["context"]):
+        return  # nothing replayed (see the test above)
+    today = _flat(_widened(_normalised(episode["result"]), _normalised(_replay_today(episode))))
+    recorded = _flat(_normalised(episode["result"]))
+    answered = sum(
+        1 for e in episode["context"]["history"] if e["EventType"] in SCHEDULED_EVENT_TYPES
+    )
+    assert today[:answered] == recorded[:answered]
+    new = today[answered:]
+    if new != recorded[answered:]:
+        assert [a["actionType"] for a in new] == [CONTINUE_AS_NEW]
+
+
+def _flat(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for group in result["actions"] for a in group]
 
 
 def test_the_recording_covers_resume_from_the_old_state_shape_and_both_endings() -> None:
