@@ -55,7 +55,10 @@ def test_every_input_gets_an_outcome_across_continue_as_new(make_harness, monkey
     child = h.engine.get_status("batch-t:0", show_input=True)
     assert child is not None
     # The status input is the stored JSON text, as the extension shows it (devhost/README.md).
-    assert json.loads(child["input"])["trigger"] == "batch"
+    # (after continue_as_new the trigger travels inside the carried run parameters)
+    child_input = json.loads(child["input"])
+    carried = child_input.get("resume", {}).get("run_parameters", child_input)
+    assert carried["trigger"] == "batch"
 
 
 @pytest.mark.parametrize("cap", [1, 3])
