@@ -4,6 +4,7 @@ Each ``*_problem`` function returns None for a good value or a short sentence (w
 field name); the converters return None for a value they cannot read.
 """
 
+import json
 import re
 
 from batch_runs.uris import INPUT_TYPES, shown
@@ -92,3 +93,15 @@ def got(value: object) -> str:
         return "a number with too many digits"  # repr() of huge ints is slow or raises
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def decoded_input(value: object) -> object:
+    """An instance's status ``input``, decoded: Azure returns the JSON text an SDK client posted
+    as a string (azure-functions-durable-python#295; devhost/README.md, point 4), an
+    orchestrator's ``get_input()`` the value. Text that is not JSON reads as None."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from batch_endpoint import ServiceUrl, host_allowed
+from batch_runs.fields import decoded_input
 
 #: The notification's JSON schema version (a field of every summary).
 SUMMARY_VERSION = 1
@@ -95,11 +96,7 @@ def existing_delivery(existing_input: object, runtime_status: str, body: str) ->
     reused; the body's ``finished`` differs) and has ended; ``"previous delivery still
     running"``: an earlier run's delivery is still retrying (it is not cut short).
     """
-    if isinstance(existing_input, str):
-        try:
-            existing_input = json.loads(existing_input)
-        except ValueError:
-            existing_input = None
+    existing_input = decoded_input(existing_input)
     same = isinstance(existing_input, Mapping) and existing_input.get("body") == body
     if same:
         return "already started"
@@ -109,7 +106,9 @@ def existing_delivery(existing_input: object, runtime_status: str, body: str) ->
 
 
 def notify_url_of(raw_input: object) -> str | None:
-    """The run's ``notify_url`` from its input (the parameters, or ``resume.run_parameters``)."""
+    """The run's ``notify_url`` from its input (the parameters, or ``resume.run_parameters``;
+    the input as a value or as its JSON text)."""
+    raw_input = decoded_input(raw_input)
     if not isinstance(raw_input, Mapping):
         return None
     resume = raw_input.get("resume")

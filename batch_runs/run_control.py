@@ -26,6 +26,7 @@ from string import Formatter
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
+from batch_runs.fields import decoded_input
 from batch_runs.policy import sanitize_name_part
 from batch_runs.request import FieldError, InvalidRunRequest
 from batch_runs.starts import is_valid_instance_id, run_view
@@ -343,12 +344,7 @@ def run_parameters_of(durable_input: object) -> Mapping[str, Any] | None:
     Assumption: the status ``input`` is the JSON text as a string (as Azure returns an input the
     SDK client posted, azure-functions-durable-python#295) or the decoded value; both are read.
     """
-    data = durable_input
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return None
+    data = decoded_input(durable_input)
     if not isinstance(data, Mapping):
         return None
     resume = data.get("resume")

@@ -16,7 +16,6 @@ Disable the timer with ``AzureWebJobs.reconcile_jobs.Disabled=true``.
 """
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -25,6 +24,7 @@ import azure.functions as func
 
 from batch_runs import get_settings
 from batch_runs.clients import get_client, get_jobs_client, get_session
+from batch_runs.fields import decoded_input
 from batch_runs.reconcile import (
     RECORD_ORCHESTRATOR,
     OrphanCandidate,
@@ -57,13 +57,7 @@ async def read_reconciliation(
     status = await client.get_status(record_instance_id(run_id), show_input=True)
     if not status or status.name != RECORD_ORCHESTRATOR:
         return None
-    data = status.input_
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return None
-    return Reconciliation.from_record(data, run_id)
+    return Reconciliation.from_record(decoded_input(status.input_), run_id)
 
 
 async def record_reconciliation(
