@@ -27,7 +27,13 @@ from batch_runs.fields import (
     run_id_problem,
     to_number,
 )
-from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
+from batch_runs.policy import (
+    DEFAULT_POLL_BACKOFF,
+    MAX_TIMER_SECONDS,
+    POLL_POLICIES,
+    default_output_uri,
+    poll_policy_problem,
+)
 from batch_runs.settings import Settings
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -76,6 +82,7 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "poll_backoff",
     "poll_max_interval",
     "rerun_of",
+    "poll_policy",
 )
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
@@ -162,6 +169,7 @@ class RunRequest:
     poll_backoff: float = 1.0
     poll_max_interval: int | None = None
     rerun_of: str | None = None
+    poll_policy: str = "fixed"
 
     def __post_init__(self) -> None:
         problems = [
@@ -236,7 +244,15 @@ class RunRequest:
             problems.append(
                 ("poll_max_interval", f"must be an integer >= poll_interval, got {got(cap)}")
             )
-        return problems
+        return [*problems, *self._policy_problems()]
+
+    def _policy_problems(self) -> list[tuple[str, str | None]]:
+        policy = self.poll_policy
+        if not isinstance(policy, str) or policy not in POLL_POLICIES:
+            return [("poll_policy", f"must be one of {', '.join(POLL_POLICIES)}, got {policy!r}")]
+        if policy != "backoff" and self.poll_backoff != 1.0:
+            return [("poll_backoff", f"applies only to poll_policy backoff, not {policy}")]
+        return []
 
     def _name_problems(self) -> list[tuple[str, str | None]]:
         checks: list[tuple[str, str | None]] = [
@@ -258,6 +274,8 @@ class RunRequest:
         }
         if self.poll_backoff == 1.0:
             data["poll_backoff"] = None  # the ADF fixed interval: not written
+        if self.poll_policy == "fixed":
+            data["poll_policy"] = None  # as the first release wrote a fixed run
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -281,6 +299,9 @@ class RunRequest:
         values["input_name"] = values["input_name"] or "input_data"
         values["output_name"] = values["output_name"] or "score"
         values["poll_backoff"] = values["poll_backoff"] or 1.0
+        values["poll_policy"] = values["poll_policy"] or (
+            "backoff" if values["poll_backoff"] != 1.0 else "fixed"
+        )
         return cls(**values)
 
     def to_invocation(self, run_key: str | None = None) -> JobInvocation:
@@ -489,6 +510,21 @@ class _Parser:
             self.bad("timeout", f"({timeout_value} s) must be >= poll_interval ({poll_value} s)")
         return poll_value, timeout_value
 
+    def policy(self, backoff: float | None) -> tuple[str, float | None]:
+        """``(poll_policy, poll_backoff)``: the parameter, else ``backoff`` when a factor above 1
+        is given (the parameter that came first), else ``POLL_POLICY``; ``backoff`` without a
+        factor grows by :data:`DEFAULT_POLL_BACKOFF`."""
+        given = self.checked_text("poll_policy", poll_policy_problem)
+        policy = given.lower() if given and not self.refused("poll_policy") else None
+        if policy is None:
+            explicit = backoff is not None and backoff > 1.0
+            policy = "backoff" if explicit else self.settings.poll_policy
+        if policy == "backoff" and backoff is None:
+            backoff = DEFAULT_POLL_BACKOFF
+        elif policy != "backoff" and backoff is not None and backoff > 1.0:
+            self.bad("poll_backoff", f"applies only to poll_policy backoff, not {policy}")
+        return policy, backoff
+
     def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
         self.screen()
         endpoint = self.endpoint()
@@ -510,6 +546,7 @@ class _Parser:
         backoff = self.number("poll_backoff", 1.0, MAX_POLL_BACKOFF)
         poll_cap = self.integer("poll_max_interval", poll_interval, MAX_TIMER_SECONDS)
         rerun_of = self.checked_text("rerun_of", run_id_problem)
+        policy, backoff = self.policy(backoff)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -528,6 +565,7 @@ class _Parser:
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,
             poll_max_interval=poll_cap,
+            poll_policy=policy,
         )
 
 

@@ -149,6 +149,8 @@ class AppIndex:
 
     orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
     activities: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    #: Activities that also take durable client bindings: activity -> their parameter names.
+    activity_clients: dict[str, tuple[str, ...]] = field(default_factory=dict)
     http_routes: list[HttpRoute] = field(default_factory=list)
     blob_triggers: list[BlobTriggerSpec] = field(default_factory=list)
     timer_triggers: list[TimerTriggerSpec] = field(default_factory=list)
@@ -168,8 +170,8 @@ def _activity_callable(name: str, fn: Callable[..., Any], input_name: str) -> Ca
             "argument of the function"
         )
 
-    def call(value: Any) -> Any:
-        return fn(**{input_name: value})
+    def call(value: Any, **clients: Any) -> Any:
+        return fn(**{input_name: value}, **clients)
 
     call.__name__ = name
     return call
@@ -264,6 +266,13 @@ def _add_activity(
     index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str
 ) -> None:
     index.activities[name] = _activity_callable(name, fn.get_user_function(), trig["name"])
+    clients = tuple(
+        str(b.get_dict_repr().get("name"))
+        for b in fn.get_bindings()
+        if b.get_dict_repr().get("type") == "durableClient"
+    )
+    if clients:
+        index.activity_clients[name] = clients
 
 
 def _add_http(index: AppIndex, name: str, fn: Any, trig: dict[str, Any], default_auth: str) -> None:

@@ -22,6 +22,7 @@ Before any body is read, a request passes ``devhost.wire``: request-target, fram
 routes that need one), then the body cap. See README "As a network listener".
 """
 
+import functools
 import inspect
 import json
 import logging
@@ -123,7 +124,7 @@ class Host:
         self.engine = Engine(
             state_path=self.state_path,
             orchestrators=self.index.orchestrators,
-            activities=self.index.activities,
+            activities=self._activities(),
             clock=self.clock,
             max_concurrent_activities=_int_setting(durable, "maxConcurrentActivityFunctions"),
             max_concurrent_orchestrations=_int_setting(
@@ -282,6 +283,15 @@ class Host:
             lines.append("Virtual clock: on (POST /admin/devhost/clock/advance?seconds=N)")
         return "\n".join(lines)
 
+    def _activities(self) -> dict[str, Callable[[Any], Any]]:
+        """The app's activities; one with a durable client binding gets the binding JSON (an
+        activity may hold one like any function: Learn, "Bindings for Durable Functions")."""
+        activities = dict(self.index.activities)
+        for name, params in self.index.activity_clients.items():
+            call = activities[name]
+            activities[name] = functools.partial(_with_clients, call, params, self.client_binding)
+        return activities
+
     # ------------------------------------------------------------------ binding JSON
 
     def client_binding(self, origin: str | None = None) -> str:
@@ -422,3 +432,9 @@ def run_forever(host: Host, ready: Callable[[], None] | None = None) -> None:
         ready()
     stop.wait()
     host.stop()
+
+
+def _with_clients(
+    call: Callable[..., Any], params: tuple[str, ...], binding: Callable[[], str], value: Any
+) -> Any:
+    return call(value, **{name: binding() for name in params})

@@ -10,6 +10,7 @@ EXPECTED = {
     "invoke_batch_endpoint": "activityTrigger",
     "get_batch_job": "activityTrigger",
     "cancel_batch_job": "activityTrigger",
+    "estimate_job_duration": "activityTrigger",
     "start_run_http": "httpTrigger",
     "get_run_http": "httpTrigger",
     "cancel_run_http": "httpTrigger",
@@ -71,3 +72,11 @@ def test_retention_timer_defaults_to_a_daily_schedule_without_its_setting():
     # Indexed from the environment: the setting when set, else the default (never unresolved).
     assert timer.schedule in ("0 30 3 * * *", "%RETENTION_SCHEDULE%")
     assert timer.run_on_startup is False
+
+
+def test_the_estimate_activity_holds_a_durable_client_binding():
+    """It lists past runs through the management API, whose URLs the binding carries."""
+    bindings = [b.get_dict_repr() for b in FUNCTIONS["estimate_job_duration"].get_bindings()]
+    assert {"name": "client", "type": "durableClient"}.items() <= next(
+        b for b in bindings if b.get("type") == "durableClient"
+    ).items()
