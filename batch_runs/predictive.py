@@ -49,6 +49,9 @@ MAX_PLANNED_CHECKS = 48
 _GRID = 256
 #: Smallest spread of the log durations the model assumes (a perfectly steady endpoint).
 _MIN_SIGMA = 0.02
+#: The share of the fixed policy's expected checks a plan may spend under the model: the
+#: margin absorbs the error of a model fitted to 20 runs.
+BUDGET_SHARE = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +195,15 @@ def _bounded(
             limit = check if cap is None else min(check, previous + cap)
             limit = min(limit, previous + poll_interval if previous >= end else end + poll_interval)
             if limit >= check:
+                out.append(check)
+                previous = check
                 break
-            limit = max(previous + low, min(limit, check - low))
-            if limit >= check:
-                break
-            out.append(limit)
+            out.append(limit)  # >= previous + low: cap >= poll_interval >= low
             previous = limit
-        out.append(check)
-        previous = check
+            if check - limit < low:
+                break  # the inserted check stands in for this one
+            if len(out) > MAX_PLANNED_CHECKS:
+                return out  # too many to carry: the caller drops this candidate
     return out
 
 
@@ -214,13 +218,14 @@ def _candidate(
     poll_interval: int,
     min_interval: int,
     cap: int | None,
+    shift: int = 0,
 ) -> list[int]:
     if count == 1:
         levels = [0.5]
     else:
         levels = [band + (1 - 2 * band) * i / (count - 1) for i in range(count)]
-    spaced = _spaced([model.quantile(u) for u in levels], min_interval)
-    return _bounded(spaced, model.median, poll_interval, cap, min_interval)
+    spaced = [p + shift for p in _spaced([model.quantile(u) for u in levels], min_interval)]
+    return _bounded(spaced, model.median + shift, poll_interval, cap, min_interval)
 
 
 def score(checks: Sequence[int], grid: Sequence[float], poll_interval: int) -> tuple[float, float]:
@@ -289,18 +294,19 @@ def plan_checks(
         return None
     grid = model.grid()
     budget = fmean(fixed_checks(d, poll_interval) for d in grid)
+    cap = min(max_interval or MAX_TIMER_SECONDS, MAX_TIMER_SECONDS)  # one timer per wait
+    shift = _jitter(seed, low, model.median)
     best: tuple[tuple[float, float], list[int]] | None = None
     for band in _BANDS:
         for count in range(1, MAX_PLANNED_CHECKS + 1):
-            candidate = _candidate(model, band, count, poll_interval, low, max_interval)
+            candidate = _candidate(model, band, count, poll_interval, low, cap, shift)
             if len(candidate) > MAX_PLANNED_CHECKS:
                 break
             latency, checks = score(candidate, grid, poll_interval)
-            if checks > budget:
+            if checks > budget * BUDGET_SHARE:
                 break
             if best is None or (latency, checks) < best[0]:
                 best = ((latency, checks), candidate)
     if best is None:
         return None
-    shift = _jitter(seed, low, model.median)
-    return PollPlan(tuple(c + shift for c in best[1]), max(1, math.ceil(model.median)) + shift, low)
+    return PollPlan(tuple(best[1]), max(1, math.ceil(model.median)) + shift, low)
