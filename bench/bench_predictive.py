@@ -233,7 +233,11 @@ def _parallel(tasks: Sequence[Callable[[], Outcome]]) -> list[Outcome]:
     return results
 
 
-def emulator_runs(jobs: int, sigma: float, seed: int = 5) -> dict[str, list[Outcome]]:
+def emulator_runs(
+    jobs: int, sigma: float, *, wave: int = 10, seed: int = 5
+) -> dict[str, list[Outcome]]:
+    """``jobs`` per policy, in waves of ``wave`` (each policy's jobs of a wave concurrently);
+    the predictive plans of a wave come from the 20 jobs before it, as in the stream above."""
     rng = random.Random(seed)
     warmup = [MEDIAN * math.exp(rng.gauss(0, sigma)) for _ in range(HISTORY)]
     durations = [MEDIAN * math.exp(rng.gauss(0, sigma)) for _ in range(jobs)]
@@ -248,18 +252,26 @@ def emulator_runs(jobs: int, sigma: float, seed: int = 5) -> dict[str, list[Outc
                 ]
             )
             intervals = [(o.seen_running, o.seen) for o in history]
-            tasks: list[Callable[[], Outcome]] = []
-            for policy in POLICIES:
-                for i, d in enumerate(durations):
-                    state = _state(policy, f"{policy}-{i}", _plan(policy, intervals, f"e{i}"))
-                    tasks.append(lambda s=state, d=d: bench.run(s, d))
+            rows: dict[str, list[Outcome]] = {p: [] for p in POLICIES}
             before = sum(bench.gets().values())
-            results = _parallel(tasks)
+            for start in range(0, jobs, wave):
+                tasks: list[Callable[[], Outcome]] = []
+                for policy in POLICIES:
+                    for i in range(start, min(start + wave, jobs)):
+                        plan = _plan(policy, intervals, f"e{i}")
+                        state = _state(policy, f"{policy}-{i}", plan)
+                        tasks.append(lambda s=state, d=durations[i]: bench.run(s, d))
+                done = _parallel(tasks)
+                size = len(done) // len(POLICIES)
+                for k, policy in enumerate(POLICIES):
+                    rows[policy].extend(done[k * size : (k + 1) * size])
+                intervals.extend((o.seen_running, o.seen) for o in rows["predictive"][-size:])
             served = sum(bench.gets().values()) - before
+    results = [o for p in POLICIES for o in rows[p]]
     made = sum(o.checks for o in results)
     if served != made:
         raise RuntimeError(f"the emulator counted {served} status GETs, the pollers {made}")
-    return {p: results[k * jobs : (k + 1) * jobs] for k, p in enumerate(POLICIES)}
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -268,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--emulator-jobs", type=int, default=30, help="emulator jobs per policy")
     parser.add_argument("--no-emulator", action="store_true")
     args = parser.parse_args(argv)
-    logging.getLogger("aml_emulator").setLevel(logging.WARNING)
+    logging.disable(logging.WARNING)  # the emulator logs every job transition
     print(
         f"Predictive polling: jobs log-normal, median {MEDIAN:.0f} s; poll_interval "
         f"{POLL_INTERVAL} s, POLL_INTERVAL_MIN {MIN_INTERVAL} s; history {HISTORY} runs."
