@@ -59,7 +59,7 @@ class Management:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 outer.queries.append(parse_qs(url.query))
                 body = json.dumps(outer.statuses).encode()
@@ -122,8 +122,11 @@ def test_a_predictive_run_polls_at_its_planned_checks(make_harness, management, 
         for r in management.statuses
         for started in [datetime.fromisoformat(r["output"]["started"])]
     ]
-    plan = plan_checks(fit_intervals(intervals), poll_interval=120, min_interval=10, seed="predictive-1")
-    assert plan is not None and len(plan.checks) >= 6
+    plan = plan_checks(
+        fit_intervals(intervals), poll_interval=120, min_interval=10, seed="predictive-1"
+    )
+    assert plan is not None
+    assert len(plan.checks) >= 6
     out = status["output"]
     started = datetime.fromisoformat(out["started"])
     offsets = [round((t - started).total_seconds()) for t in seen]

@@ -97,7 +97,8 @@ def test_only_completed_runs_on_the_same_endpoint_and_deployment_count() -> None
 
     assert got == [(590.0, 600.0), (600.0, 610.0)]
     params = api.calls[0][0]
-    assert params["runtimeStatus"] == "Completed" and params["showInput"] == "true"
+    assert params["runtimeStatus"] == "Completed"
+    assert params["showInput"] == "true"
     assert params["createdTimeFrom"] == "2026-11-16T12:00:00.000000Z"
     blue = recent_intervals(
         Pages([run(4, 630, deployment="blue")]),
@@ -137,7 +138,8 @@ def test_a_history_gives_a_plan_and_a_failure_gives_none() -> None:
     outcome = estimate_plan(
         inp(), api_factory=lambda: api, settings=SETTINGS, orchestrator="batch_endpoint_run"
     )
-    assert outcome.plan is not None and outcome.samples == 20
+    assert outcome.plan is not None
+    assert outcome.samples == 20
     assert read_estimate_outcome(outcome.to_dict()) == outcome
 
     failed = estimate_plan(
@@ -147,7 +149,8 @@ def test_a_history_gives_a_plan_and_a_failure_gives_none() -> None:
         orchestrator="batch_endpoint_run",
     )
     assert failed.plan is None
-    assert failed.note is not None and "HTTP 503" in failed.note
+    assert failed.note is not None
+    assert "HTTP 503" in failed.note
     cold = estimate_plan(
         inp(),
         api_factory=lambda: Pages([run(1, 600)]),
@@ -160,4 +163,5 @@ def test_a_history_gives_a_plan_and_a_failure_gives_none() -> None:
 def test_a_damaged_answer_reads_as_no_plan() -> None:
     assert read_estimate_outcome("x").plan is None
     damaged = read_estimate_outcome({"ok": True, "plan": {"checks": [3, 1]}})
-    assert damaged.plan is None and damaged.note
+    assert damaged.plan is None
+    assert damaged.note

@@ -126,9 +126,12 @@ def test_jobs_much_shorter_than_the_interval_get_no_plan() -> None:
 def test_a_plan_is_sparse_before_the_expected_end_and_dense_around_it() -> None:
     plan = plan_checks(lognormal(600, 0.1, 20), poll_interval=120, min_interval=10, seed="r")
     assert plan is not None
-    first, gaps = plan.checks[0], [b - a for a, b in zip(plan.checks, plan.checks[1:])]
+    first, gaps = (
+        plan.checks[0],
+        [b - a for a, b in zip(plan.checks, plan.checks[1:], strict=False)],
+    )
     assert first > 3 * 120  # no check in the first minutes: nothing ends there
-    assert all(10 <= gap < 120 for gap in gaps)  # dense around the end, never under the min
+    assert all(10 <= gap < 120 for gap in gaps)  # dense around the end, never under 10 s
     assert plan.checks[0] < plan.expected_end < plan.checks[-1]
 
 
@@ -137,9 +140,11 @@ def test_plans_are_deterministic_and_the_seed_only_shifts_them() -> None:
     a = plan_checks(history, poll_interval=120, min_interval=10, seed="run-a")
     b = plan_checks(history, poll_interval=120, min_interval=10, seed="run-b")
     assert a == plan_checks(history, poll_interval=120, min_interval=10, seed="run-a")
-    assert a is not None and b is not None
-    shift = {x - y for x, y in zip(a.checks, b.checks)}
-    assert len(shift) == 1 and abs(shift.pop()) < 10
+    assert a is not None
+    assert b is not None
+    shift = {x - y for x, y in zip(a.checks, b.checks, strict=False)}
+    assert len(shift) == 1
+    assert abs(shift.pop()) < 10
 
 
 def test_predictive_beats_fixed_on_its_own_distribution() -> None:
@@ -157,7 +162,7 @@ def test_censored_intervals_are_imputed_inside_their_bounds() -> None:
     narrow = [(d - 5, d + 5) for d in lognormal(600, 0.1, 15)]
     wide = [(0.0, 500.0), (0.0, 520.0)]  # jobs that ended before a plan's first check
     values = fit_intervals(narrow + wide)
-    assert all(lo <= v <= hi for v, (lo, hi) in zip(values, narrow + wide))
+    assert all(lo <= v <= hi for v, (lo, hi) in zip(values, narrow + wide, strict=False))
     assert all(v > 350 for v in values[-2:])  # not the midpoints (250, 260): the model's median
     assert fit_intervals([(1.0, 3.0)]) == [2.0]
 
@@ -174,7 +179,7 @@ def test_censored_intervals_are_imputed_inside_their_bounds() -> None:
     ],
 )
 def test_a_damaged_plan_is_refused(data) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="PollPlan"):
         PollPlan.from_dict(data)
 
 
