@@ -27,6 +27,7 @@ Run: ``python -m bench.bench_predictive [--jobs 400] [--emulator-jobs 30] [--no-
 """
 
 import argparse
+import functools
 import logging
 import math
 import random
@@ -34,7 +35,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,7 +149,7 @@ def summary(outcomes: Sequence[Outcome]) -> tuple[float, float, float, float]:
     )
 
 
-def print_table(title: str, rows: dict[str, Sequence[Outcome]]) -> None:
+def print_table(title: str, rows: Mapping[str, Sequence[Outcome]]) -> None:
     print(title)
     print(
         f"  {'policy':<11}{'median lat s':>13}{'p90 lat s':>11}{'checks/job':>12}"
@@ -247,7 +248,7 @@ def emulator_runs(
             bench = EmulatorBench(server)
             history = _parallel(
                 [
-                    lambda d=d, i=i: bench.run(_state("fixed", f"w{i}", None), d)
+                    functools.partial(bench.run, _state("fixed", f"w{i}", None), d)
                     for i, d in enumerate(warmup)
                 ]
             )
@@ -260,7 +261,7 @@ def emulator_runs(
                     for i in range(start, min(start + wave, jobs)):
                         plan = _plan(policy, intervals, f"e{i}")
                         state = _state(policy, f"{policy}-{i}", plan)
-                        tasks.append(lambda s=state, d=durations[i]: bench.run(s, d))
+                        tasks.append(functools.partial(bench.run, state, durations[i]))
                 done = _parallel(tasks)
                 size = len(done) // len(POLICIES)
                 for k, policy in enumerate(POLICIES):
