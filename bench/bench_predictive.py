@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Predictive polling: jobs log-normal, median {MEDIAN:.0f} s; poll_interval "
         f"{POLL_INTERVAL} s, POLL_INTERVAL_MIN {MIN_INTERVAL} s; history {HISTORY} runs."
     )
-    for sigma in (0.1, 0.2, 0.3):
+    for sigma in (0.1, 0.15, 0.2, 0.3):
         rows = {p: virtual_stream(p, sigma, args.jobs) for p in POLICIES}
         print_table(f"[virtual clock] {args.jobs} jobs, sigma {sigma}", rows)
     if not args.no_emulator:
