@@ -58,4 +58,5 @@ def test_a_predictive_run_plans_its_checks_from_the_finished_runs(stack: Stack) 
     log = stack.devhost.log_text()
     planned = [line for line in log.splitlines() if f"run {run_id}: poll plan for job" in line]
     # The cold run finished too: four past runs on the endpoint; a plan of whole seconds.
-    assert planned and "from 4 past run(s): [" in planned[0], planned or log[-3000:]
+    assert planned, log[-3000:]
+    assert "from 4 past run(s): [" in planned[0], planned
