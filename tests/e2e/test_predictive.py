@@ -40,10 +40,15 @@ def _start(stack: Stack, **extra: object) -> str:
     return str(resp.json()["id"])
 
 
+def _log(stack: Stack) -> str:
+    assert stack.devhost is not None
+    return stack.devhost.log_text()
+
+
 def test_a_predictive_run_plans_its_checks_from_the_finished_runs(stack: Stack) -> None:
     cold = _start(stack, poll_policy="predictive")
     assert stack.wait_run(cold, timeout=90)["runtime_status"] == "Completed"
-    assert "from 0 past run(s): 0 past run(s): polling as fixed" in stack.devhost.log_text()
+    assert "from 0 past run(s): 0 past run(s): polling as fixed" in _log(stack)
 
     history = [_start(stack) for _ in range(3)]
     for run_id in history:
@@ -55,7 +60,7 @@ def test_a_predictive_run_plans_its_checks_from_the_finished_runs(stack: Stack) 
     view = stack.wait_run(run_id, timeout=90)
 
     assert view["runtime_status"] == "Completed", view
-    log = stack.devhost.log_text()
+    log = _log(stack)
     planned = [line for line in log.splitlines() if f"run {run_id}: poll plan for job" in line]
     # The cold run finished too: four past runs on the endpoint; a plan of whole seconds.
     assert planned, log[-3000:]
