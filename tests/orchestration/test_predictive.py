@@ -106,6 +106,17 @@ def _predictive_harness(make_harness, monkeypatch, script: list[str]):
     return h, seen
 
 
+def expected_plan(management: Management, seed: str):
+    """The plan the product makes from the scripted history (what the activity must return)."""
+    intervals = []
+    for r in management.statuses:
+        started = datetime.fromisoformat(r["output"]["started"])
+        after = datetime.fromisoformat(r["output"]["job_ended_after"])
+        by = datetime.fromisoformat(r["output"]["finished"])
+        intervals.append(((after - started).total_seconds(), (by - started).total_seconds()))
+    return plan_checks(fit_intervals(intervals), poll_interval=120, min_interval=10, seed=seed)
+
+
 def test_a_predictive_run_polls_at_its_planned_checks(make_harness, management, monkeypatch):
     h, seen = _predictive_harness(make_harness, monkeypatch, ["Running"] * 5 + ["Completed"])
     status = h.run(
@@ -154,3 +165,27 @@ def test_a_fixed_run_never_asks_for_an_estimate(make_harness, management, monkey
 
     assert status["runtimeStatus"] == "Completed"
     assert management.queries == []
+
+
+def test_the_plan_survives_continue_as_new(make_harness, management, monkeypatch):
+    """Past the plan the run polls every interval; the plan rides in the state across the
+    ``continue_as_new`` that every ``POLLS_PER_EXECUTION`` polls start."""
+    from batch_runs.state import POLLS_PER_EXECUTION
+
+    polls = POLLS_PER_EXECUTION + 5
+    h, seen = _predictive_harness(
+        make_harness, monkeypatch, ["Running"] * (polls - 1) + ["Completed"]
+    )
+    status = h.run(
+        {"endpoint_input_uri": INPUT, "poll_interval": 120, "poll_policy": "predictive"},
+        instance_id="predictive-2",
+    )
+
+    assert status["runtimeStatus"] == "Completed", status
+    started = datetime.fromisoformat(status["output"]["started"])
+    offsets = [round((t - started).total_seconds()) for t in seen]
+    assert len(offsets) == polls
+    plan = expected_plan(management, "predictive-2")
+    assert plan is not None
+    after = [plan.checks[-1] + 120 * k for k in range(1, polls - len(plan.checks) + 1)]
+    assert offsets == [*plan.checks, *after]
