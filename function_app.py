@@ -2,7 +2,8 @@
 
 Functions (names are the contract in ../shared/design.md):
 - orchestrator ``batch_endpoint_run`` (orchestrators/batch_run.py)
-- activities ``invoke_batch_endpoint``, ``get_batch_job``, ``cancel_batch_job`` (activities/jobs.py)
+- activities ``invoke_batch_endpoint``, ``get_batch_job``, ``cancel_batch_job``
+  (activities/jobs.py), ``estimate_job_duration`` (activities/estimates.py)
 - HTTP ``start_run_http``, ``get_run_http``, ``cancel_run_http``, ``list_runs_http``,
   ``rerun_run_http`` (triggers/http_runs.py)
 - blob ``start_run_on_blob`` (triggers/blob_start.py), timer ``start_run_on_schedule``
@@ -24,7 +25,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import admission, batch_folders, handoff, jobs
+from activities import admission, batch_folders, estimates, handoff, jobs
 from batch_runs.telemetry import configure_telemetry
 from orchestrators import _sdk_timestamps, batch_parent, batch_run, endpoint_slots, notify_delivery
 from triggers import blob_start, http_batches, http_runs, maintenance, reconcile, schedule_start
@@ -42,7 +43,16 @@ configure_telemetry()
 _sdk_timestamps.apply()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-for _module in (batch_run, jobs, http_runs, blob_start, schedule_start, maintenance, reconcile):
+for _module in (
+    batch_run,
+    jobs,
+    estimates,
+    http_runs,
+    blob_start,
+    schedule_start,
+    maintenance,
+    reconcile,
+):
     app.register_functions(_module.bp)
 for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
     app.register_functions(_module.bp)

@@ -30,6 +30,21 @@ def next_check_time(now: datetime, poll_interval: int, deadline: datetime) -> da
     return min(now + timedelta(seconds=poll_interval), deadline)
 
 
+#: Poll policies (run parameter ``poll_policy``, setting ``POLL_POLICY``): ``fixed`` waits
+#: ``poll_interval`` every time (ADF), ``backoff`` grows the wait by ``poll_backoff`` per poll,
+#: ``predictive`` plans the checks from recent run durations (``batch_runs.predictive``).
+POLL_POLICIES: tuple[str, ...] = ("fixed", "backoff", "predictive")
+#: The backoff factor of ``poll_policy=backoff`` when no ``poll_backoff`` is given.
+DEFAULT_POLL_BACKOFF = 2.0
+
+
+def poll_policy_problem(value: str) -> str | None:
+    """Why ``value`` is not a poll policy (names the choices), or None."""
+    if value.lower() in POLL_POLICIES:
+        return None
+    return f"must be one of {', '.join(POLL_POLICIES)}, got {value[:40]!r}"
+
+
 #: The longest single durable timer the app asks for. The Durable extension on Azure Storage
 #: splits timers longer than 6 days (``maximumShortTimerDuration``); staying below keeps one
 #: timer per wait on every backend.

@@ -29,9 +29,16 @@ from batch_runs.fields import (
 )
 from batch_runs.handoff import copy_url_problem, source_problem
 from batch_runs.notify import notify_url_problem
-from batch_runs.policy import MAX_TIMER_SECONDS, default_output_uri
+from batch_runs.policy import (
+    DEFAULT_POLL_BACKOFF,
+    MAX_TIMER_SECONDS,
+    POLL_POLICIES,
+    default_output_uri,
+    poll_policy_problem,
+)
 from batch_runs.request_errors import FieldError as FieldError
 from batch_runs.request_errors import InvalidRunRequest as InvalidRunRequest
+from batch_runs.request_errors import echoed_name
 from batch_runs.settings import Settings
 from batch_runs.tags import DEFAULT_TRIGGER, job_tags, tags_problem, trigger_problem
 from batch_runs.uris import (
@@ -87,6 +94,7 @@ _KNOWN_KEYS: tuple[str, ...] = (
     "trigger",
     "notify_url",
     "copy_output_to",
+    "poll_policy",
 )
 #: RunRequest fields whose wire (ADF parameter) name differs from the field name.
 _WIRE_NAMES = {
@@ -132,6 +140,7 @@ class RunRequest:
     trigger: str | None = None  # internal: set by the starters (batch_runs.tags.TRIGGERS)
     notify_url: str | None = None  # batch_runs.notify
     copy_output_to: str | None = None  # batch_runs.handoff
+    poll_policy: str = "fixed"
 
     def __post_init__(self) -> None:
         problems = [
@@ -206,7 +215,15 @@ class RunRequest:
             problems.append(
                 ("poll_max_interval", f"must be an integer >= poll_interval, got {got(cap)}")
             )
-        return problems
+        return [*problems, *self._policy_problems()]
+
+    def _policy_problems(self) -> list[tuple[str, str | None]]:
+        policy = self.poll_policy
+        if not isinstance(policy, str) or policy not in POLL_POLICIES:
+            return [("poll_policy", f"must be one of {', '.join(POLL_POLICIES)}, got {policy!r}")]
+        if policy != "backoff" and self.poll_backoff != 1.0:
+            return [("poll_backoff", f"applies only to poll_policy backoff, not {policy}")]
+        return []
 
     def _name_problems(self) -> list[tuple[str, str | None]]:
         checks: list[tuple[str, str | None]] = [
@@ -234,6 +251,8 @@ class RunRequest:
             data["poll_backoff"] = None  # the ADF fixed interval: not written
         if self.tags is not None:
             data["tags"] = dict(self.tags) or None
+        if self.poll_policy == "fixed":
+            data["poll_policy"] = None  # as the first release wrote a fixed run
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
@@ -257,6 +276,9 @@ class RunRequest:
         values["input_name"] = values["input_name"] or "input_data"
         values["output_name"] = values["output_name"] or "score"
         values["poll_backoff"] = values["poll_backoff"] or 1.0
+        values["poll_policy"] = values["poll_policy"] or (
+            "backoff" if values["poll_backoff"] != 1.0 else "fixed"
+        )
         return cls(**values)
 
     def to_invocation(self, run_key: str | None = None, run_id: str | None = None) -> JobInvocation:
@@ -358,7 +380,7 @@ class _Parser:
         """Unknown keys; text that is too long or holds control or invisible characters."""
         for key in self.body:
             if key not in _KNOWN_KEYS:
-                name = _field_name(key)
+                name = echoed_name(key)
                 self.errors.append(
                     FieldError(
                         name, f"{name} is an unknown parameter; known: {', '.join(_KNOWN_KEYS)}"
@@ -501,6 +523,21 @@ class _Parser:
                 self.bad("copy_output_to", problem)
         return notify, copy_to
 
+    def policy(self, backoff: float | None) -> tuple[str, float | None]:
+        """``(poll_policy, poll_backoff)``: the parameter, else ``backoff`` when a factor above 1
+        is given (the parameter that came first), else ``POLL_POLICY``; ``backoff`` without a
+        factor grows by :data:`DEFAULT_POLL_BACKOFF`."""
+        given = self.checked_text("poll_policy", poll_policy_problem)
+        policy = given.lower() if given and not self.refused("poll_policy") else None
+        if policy is None:
+            explicit = backoff is not None and backoff > 1.0
+            policy = "backoff" if explicit else self.settings.poll_policy
+        if policy == "backoff" and backoff is None:
+            backoff = DEFAULT_POLL_BACKOFF
+        elif policy != "backoff" and backoff is not None and backoff > 1.0:
+            self.bad("poll_backoff", f"applies only to poll_policy backoff, not {policy}")
+        return policy, backoff
+
     def parse(self, *, run_id: str, now: datetime, source_name: str | None) -> RunRequest:
         self.screen()
         endpoint = self.endpoint()
@@ -524,6 +561,7 @@ class _Parser:
         rerun_of = self.checked_text("rerun_of", run_id_problem)
         tags, trigger = self.labels()
         notify_url, copy_output_to = self.handoff(output_uri)
+        policy, backoff = self.policy(backoff)
         if self.errors or endpoint is None or input_uri is None or output_uri is None:
             raise InvalidRunRequest(_in_parameter_order(self.errors))
         return RunRequest(
@@ -546,17 +584,11 @@ class _Parser:
             **watchdogs,
             poll_backoff=backoff if backoff is not None else 1.0,
             poll_max_interval=poll_cap,
+            poll_policy=policy,
         )
 
 
 _INPUT_HINT = "e.g. azureml://datastores/<datastore>/paths/<path>/ or an https:// Blob URL"
-
-
-def _field_name(key: object) -> str:
-    """An unknown parameter's name as it may be echoed: ASCII-escaped and at most 60 long."""
-    text = key if isinstance(key, str) else str(key)
-    escaped = ascii(text)[1:-1]
-    return escaped if len(escaped) <= 60 else escaped[:57] + "..."
 
 
 def _in_parameter_order(errors: list[FieldError]) -> list[FieldError]:

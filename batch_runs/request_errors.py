@@ -47,3 +47,10 @@ class InvalidRunRequest(ValueError):
                 "details": [d.to_dict() for d in self.details],
             }
         }
+
+
+def echoed_name(key: object) -> str:
+    """An unknown parameter's name as it may be echoed: ASCII-escaped and at most 60 long."""
+    text = key if isinstance(key, str) else str(key)
+    escaped = ascii(text)[1:-1]
+    return escaped if len(escaped) <= 60 else escaped[:57] + "..."

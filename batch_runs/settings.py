@@ -28,7 +28,7 @@ from batch_runs.folders import (
     marker_name_problem,
 )
 from batch_runs.handoff import parse_datastore_urls
-from batch_runs.policy import default_output_uri
+from batch_runs.policy import POLL_POLICIES, default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
     endpoint_uri_problem,
@@ -80,6 +80,7 @@ class Settings:
     poll_interval_seconds: int = 120  # POLL_INTERVAL_SECONDS
     poll_interval_min: int = 10  # POLL_INTERVAL_MIN
     poll_interval_max: int = 3600  # POLL_INTERVAL_MAX
+    poll_policy: str = "fixed"  # POLL_POLICY (fixed | backoff | predictive)
     run_timeout_seconds: int = 86400  # RUN_TIMEOUT_SECONDS
     run_timeout_max_seconds: int = 2_592_000  # RUN_TIMEOUT_MAX_SECONDS (30 days)
     output_uri_template: str = DEFAULT_OUTPUT_URI_TEMPLATE  # OUTPUT_URI_TEMPLATE
@@ -309,6 +310,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"({poll}) must be within POLL_INTERVAL_MIN..POLL_INTERVAL_MAX "
             f"({poll_min}..{poll_max})",
         )
+    poll_policy = r.parse("POLL_POLICY", d.poll_policy, _choice(POLL_POLICIES, lower=True))
     timeout_max = r.integer("RUN_TIMEOUT_MAX_SECONDS", d.run_timeout_max_seconds, low=1)
     timeout = r.integer("RUN_TIMEOUT_SECONDS", d.run_timeout_seconds, low=1)
     if timeout > timeout_max:
@@ -383,6 +385,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_interval_seconds=poll,
         poll_interval_min=poll_min,
         poll_interval_max=poll_max,
+        poll_policy=poll_policy,
         run_timeout_seconds=timeout,
         run_timeout_max_seconds=timeout_max,
         output_uri_template=template,

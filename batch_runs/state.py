@@ -16,6 +16,7 @@ from typing import Any
 from batch_endpoint import BatchJob, JobStatus, is_final
 from batch_runs.contracts import DEFAULT_CANCEL_GRACE_SECONDS
 from batch_runs.policy import deadline_from, next_check_time, poll_delay
+from batch_runs.predictive import PollPlan
 from batch_runs.request import RunRequest
 
 #: Polls per orchestration execution before ``continue_as_new`` truncates the history.
@@ -115,6 +116,8 @@ class RunState:
     cancel_until: datetime | None = None  # the job must end by then, or the run gives up
     status_since: datetime | None = None  # when the job was first seen in its current status
     watchdog_note: str | None = None  # "Queued for 612 s", when a watchdog fired
+    plan: PollPlan | None = None  # poll_policy predictive: the planned checks (None: as fixed)
+    pending_at: datetime | None = None  # the last check that saw the job not final
 
     @property
     def endpoint_uri(self) -> str:
@@ -125,6 +128,7 @@ class RunState:
         since = self.status_since
         if now is not None and (job.status != self.job.status or since is None):
             since = now
+        pending = now if now is not None and not job.is_final else self.pending_at
         return replace(
             self,
             job=job,
@@ -132,7 +136,11 @@ class RunState:
             poll_failures=0,
             last_poll_error=None,
             status_since=since,
+            pending_at=pending,
         )
+
+    def with_plan(self, plan: PollPlan | None) -> "RunState":
+        return replace(self, plan=plan)
 
     def with_cancel_requested(self) -> "RunState":
         return replace(self, cancel_requested=True)
@@ -170,6 +178,8 @@ class RunState:
             "cancel_until": self.cancel_until.isoformat() if self.cancel_until else None,
             "status_since": self.status_since.isoformat() if self.status_since else None,
             "watchdog_note": self.watchdog_note,
+            "plan": self.plan.to_dict() if self.plan else None,
+            "pending_at": self.pending_at.isoformat() if self.pending_at else None,
         }
 
     @classmethod
@@ -194,6 +204,8 @@ class RunState:
             cancel_until=_optional_time(data, "cancel_until"),
             status_since=_optional_time(data, "status_since"),
             watchdog_note=data.get("watchdog_note"),
+            plan=PollPlan.from_dict(data.get("plan")),
+            pending_at=_optional_time(data, "pending_at"),
         )
 
     @classmethod
@@ -212,6 +224,7 @@ class RunState:
             started=started,
             cancel_grace=cancel_grace,
             status_since=started,
+            pending_at=started,
             deadline=deadline_from(started, request.timeout),
             poll_interval=request.poll_interval,
         )
@@ -229,13 +242,20 @@ def next_check(state: RunState, now: datetime) -> datetime:
     due = watchdog_due(state)
     if due is not None and state.cancel_until is None:
         limit = min(limit, max(due[1], now))
-    delay = poll_delay(
-        state.poll_interval,
-        polls=state.polls,
-        backoff=state.request.poll_backoff,
-        max_interval=state.request.poll_max_interval,
-        seed=state.job.name,
-    )
+    if state.plan is not None and state.cancel_until is None:
+        delay = state.plan.delay(
+            elapsed=(now - state.started).total_seconds(),
+            poll_interval=state.poll_interval,
+            max_interval=state.request.poll_max_interval,
+        )
+    else:
+        delay = poll_delay(
+            state.poll_interval,
+            polls=state.polls,
+            backoff=state.request.poll_backoff,
+            max_interval=state.request.poll_max_interval,
+            seed=state.job.name,
+        )
     return next_check_time(now, delay, limit)
 
 
@@ -315,6 +335,9 @@ def completed_output(state: RunState, finished: datetime) -> dict[str, Any]:
         "polls": state.polls,
         "started": state.started.isoformat(),
         "finished": finished.isoformat(),
+        # The job ended after this check (which saw it running) and by "finished": what the
+        # predictive policy's estimate reads of past runs.
+        "job_ended_after": (state.pending_at or state.started).isoformat(),
     }
 
 

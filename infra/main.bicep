@@ -77,6 +77,10 @@ param pollIntervalSeconds string = '120'
 param pollIntervalMin string = '10'
 param pollIntervalMax string = '3600'
 
+@allowed([ 'fixed', 'backoff', 'predictive' ])
+@description('POLL_POLICY: default poll policy of every run (run parameter poll_policy).')
+param pollPolicy string = 'fixed'
+
 @description('RUN_TIMEOUT_SECONDS: default deadline of a run; RUN_TIMEOUT_MAX_SECONDS: the largest a caller may ask.')
 param runTimeoutSeconds string = '86400'
 param runTimeoutMaxSeconds string = '2592000'
@@ -203,6 +207,7 @@ module app 'app.bicep' = {
       POLL_INTERVAL_SECONDS: pollIntervalSeconds
       POLL_INTERVAL_MIN: pollIntervalMin
       POLL_INTERVAL_MAX: pollIntervalMax
+      POLL_POLICY: pollPolicy
       RUN_TIMEOUT_SECONDS: runTimeoutSeconds
       RUN_TIMEOUT_MAX_SECONDS: runTimeoutMaxSeconds
       OUTPUT_URI_TEMPLATE: outputUriTemplate

@@ -23,6 +23,7 @@ import logging
 
 import azure.durable_functions as df
 
+from activities.estimates import ESTIMATE_ACTIVITY
 from activities.jobs import CANCEL_ACTIVITY, GET_ACTIVITY, INVOKE_ACTIVITY
 from batch_endpoint import JobStatus
 from batch_runs.contracts import (
@@ -33,6 +34,7 @@ from batch_runs.contracts import (
     read_read_outcome,
     read_submit_outcome,
 )
+from batch_runs.estimates import EstimateInput, read_estimate_outcome
 from batch_runs.state import (
     CANCEL_EVENT,
     MAX_CONSECUTIVE_POLL_FAILURES,
@@ -101,6 +103,8 @@ def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admi
         state = RunState.from_dict(raw["resume"])
     else:
         state = yield from _submit(context, raw)
+        if state.request.poll_policy == "predictive":
+            state = yield from _plan_polls(context, state)
 
     # One cancel waiter per execution, reused by every wait: the SDK hands an event to the
     # newest waiter, so a fresh waiter per loop would let a cancel raised while a status check
@@ -183,6 +187,37 @@ def _submit(context: df.DurableOrchestrationContext, params: dict):
     )
     _log(context, state, "submitted job %s", state.job.name)
     return state
+
+
+def _plan_polls(context: df.DurableOrchestrationContext, state: RunState):
+    """``poll_policy=predictive``: plan the checks from recent runs (an activity, so replays
+    read the recorded answer); no plan on any failure, and the run polls as fixed."""
+    request = state.request
+    estimate = EstimateInput(
+        endpoint_uri=request.endpoint_uri,
+        deployment_name=request.deployment_name,
+        run_id=context.instance_id,
+        now=context.current_utc_datetime.isoformat(),
+        poll_interval=state.poll_interval,
+        poll_max_interval=request.poll_max_interval,
+    )
+    try:
+        outcome = read_estimate_outcome(
+            (yield context.call_activity(ESTIMATE_ACTIVITY, estimate.to_dict()))
+        )
+    except Exception as exc:  # the estimate is optional: never fail a run for it
+        _log(context, state, "no poll plan for job %s (%s): polling as fixed", state.job.name, exc)
+        return state
+    plan = outcome.plan
+    _log(
+        context,
+        state,
+        "poll plan for job %s from %d past run(s): %s",
+        state.job.name,
+        outcome.samples,
+        list(plan.checks) if plan else outcome.note,
+    )
+    return state.with_plan(plan)
 
 
 def _poll(context: df.DurableOrchestrationContext, state: RunState):

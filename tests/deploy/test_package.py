@@ -35,6 +35,7 @@ EXPECTED_FUNCTIONS = {
     "invoke_batch_endpoint",
     "get_batch_job",
     "cancel_batch_job",
+    "estimate_job_duration",
     "start_run_http",
     "get_run_http",
     "cancel_run_http",

@@ -45,6 +45,7 @@ def test_happy_path_completes_with_the_documented_output(make_harness):
         "polls",
         "started",
         "finished",
+        "job_ended_after",
     }
     assert out["status"] == "Completed"
     assert out["polls"] == 4
@@ -53,6 +54,8 @@ def test_happy_path_completes_with_the_documented_output(make_harness):
     assert out["started"] == T0.isoformat()
     elapsed = datetime.fromisoformat(out["finished"]) - datetime.fromisoformat(out["started"])
     assert timedelta(seconds=240) <= elapsed < timedelta(seconds=300)  # 4 waits of 60 s
+    ended_after = datetime.fromisoformat(out["job_ended_after"])  # the third check: Running
+    assert ended_after - datetime.fromisoformat(out["started"]) == elapsed - timedelta(seconds=60)
     assert status["customStatus"]["phase"] == "completed"
     assert len(h.fake.invokes) == 1
     invocation, job_name = h.fake.invokes[0]

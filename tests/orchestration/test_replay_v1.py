@@ -59,10 +59,14 @@ def _widened(recorded: Any, today: Any) -> Any:
     ``RunState.from_dict``); it must keep every field the old code wrote, with the same value.
     DTFx's replay check compares action kinds and names, never this input. The custom status
     may gain keys too (``started``, the run's own start); DTFx never compares it on replay.
+    So may a completed run's output (``job_ended_after``): it is written once, when the run
+    ends under the new code, and every key the old code wrote keeps its value.
     """
     if isinstance(recorded, dict) and isinstance(today, dict):
         if recorded.get("actionType") == CONTINUE_AS_NEW and "input" in recorded:
             today = {**today, "input": _subset(recorded["input"], today.get("input"))}
+        if recorded.get("isDone") and isinstance(recorded.get("output"), dict):
+            today = {**today, "output": _subset(recorded["output"], today.get("output"))}
         if isinstance(recorded.get("customStatus"), dict):
             today = {
                 **today,

@@ -10,6 +10,7 @@ EXPECTED = {
     "invoke_batch_endpoint": "activityTrigger",
     "get_batch_job": "activityTrigger",
     "cancel_batch_job": "activityTrigger",
+    "estimate_job_duration": "activityTrigger",
     "start_run_http": "httpTrigger",
     "get_run_http": "httpTrigger",
     "cancel_run_http": "httpTrigger",
@@ -111,3 +112,11 @@ def test_the_delivery_orchestrator_is_indexed_under_the_name_the_starter_uses():
     from batch_runs.notify import DELIVERY_ORCHESTRATOR
 
     assert _trigger_type(FUNCTIONS[DELIVERY_ORCHESTRATOR]) == "orchestrationTrigger"
+
+
+def test_the_estimate_activity_holds_a_durable_client_binding():
+    """It lists past runs through the management API, whose URLs the binding carries."""
+    bindings = [b.get_dict_repr() for b in FUNCTIONS["estimate_job_duration"].get_bindings()]
+    assert {"name": "client", "type": "durableClient"}.items() <= next(
+        b for b in bindings if b.get("type") == "durableClient"
+    ).items()

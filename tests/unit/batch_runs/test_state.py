@@ -123,6 +123,7 @@ def test_completed_output_has_the_documented_keys():
         "polls": 0,
         "started": T0.isoformat(),
         "finished": (T0 + timedelta(minutes=5)).isoformat(),
+        "job_ended_after": T0.isoformat(),
     }
 
 
