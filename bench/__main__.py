@@ -14,6 +14,7 @@ from bench import (
     bench_detection,
     bench_engines,
     bench_import,
+    bench_predictive,
     bench_replay,
 )
 
@@ -29,6 +30,7 @@ FIGURES: list[tuple[str, Callable[[list[str]], None], list[str]]] = [
     ("3. devhost vs durabletask, monitor shape", bench_engines.main, []),
     ("4. cold import", bench_import.main, []),
     ("5. detection latency and calls per job", bench_detection.main, []),
+    ("6. predictive vs fixed vs backoff polling", bench_predictive.main, []),
 ]
 
 if __name__ == "__main__":
