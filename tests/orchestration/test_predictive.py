@@ -172,7 +172,7 @@ def test_the_plan_survives_continue_as_new(make_harness, management, monkeypatch
     ``continue_as_new`` that every ``POLLS_PER_EXECUTION`` polls start."""
     from batch_runs.state import POLLS_PER_EXECUTION
 
-    polls = POLLS_PER_EXECUTION + 5
+    polls = max(POLLS_PER_EXECUTION, 2) * 3 + 12  # more than the plan has checks (about 10)
     h, seen = _predictive_harness(
         make_harness, monkeypatch, ["Running"] * (polls - 1) + ["Completed"]
     )
@@ -188,4 +188,5 @@ def test_the_plan_survives_continue_as_new(make_harness, management, monkeypatch
     plan = expected_plan(management, "predictive-2")
     assert plan is not None
     after = [plan.checks[-1] + 120 * k for k in range(1, polls - len(plan.checks) + 1)]
+    assert len(plan.checks) < polls  # the run went past its plan
     assert offsets == [*plan.checks, *after]
