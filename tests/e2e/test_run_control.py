@@ -36,6 +36,9 @@ def rc_stack(
             "SCHEDULED_INPUT_URI": "",
             "POLL_INTERVAL_SECONDS": "1",
             "SCORING_BLOB_PATH": "scoring-input-rc/{name}",
+            # The tests fire reconcile_jobs themselves; its default schedule (every 15 minutes)
+            # must not cancel a terminated run's job while a test still expects it running.
+            "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
             "OUTPUT_URI_TEMPLATE": (
                 "azureml://datastores/workspaceblobstore/paths/e2e-rc/{run_id}/predictions.csv"
             ),
