@@ -194,6 +194,13 @@ def marker_decision(blob_path: str, marker: str) -> MarkerDecision:
             f"(<container>/<folder>/{marker})",
             refused=True,
         )
+    if parts[0] in (".", ".."):
+        return MarkerDecision(
+            False,
+            reason=f"marker in a dot folder ({shown(path)}) is refused: '.' and '..' are no "
+            f"folders of the container; put it at <container>/<folder>/{marker}",
+            refused=True,
+        )
     if len(parts) > 2 or not parts[0]:
         return MarkerDecision(
             False,

@@ -49,3 +49,40 @@ def test_odd_paging_values_are_400_naming_the_parameter(
     resp = _call(http_batches.get_batch_http, _get("batch-x", {name: raw}), client)
     assert resp.status_code == 400, resp.get_body()
     assert json.loads(resp.get_body())["error"]["details"][0]["field"] == name
+
+
+@pytest.fixture
+def marker_mode(app_settings, monkeypatch: pytest.MonkeyPatch):
+    from batch_runs import get_settings
+
+    monkeypatch.setenv("SCORING_BLOB_MODE", "folder-marker")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _marker(name: str) -> func.blob.InputStream:
+    return func.blob.InputStream(
+        data=b"",
+        name=name,
+        length=0,
+        uri=f"https://acct.blob.core.windows.net/{name}",
+        blob_properties={"ETag": "0x1"},
+    )
+
+
+@pytest.mark.usefixtures("marker_mode")
+@pytest.mark.parametrize(
+    "name", ["scoring-input/../_READY", "scoring-input/./_READY"]
+)
+def test_a_marker_in_a_dot_folder_is_refused_with_a_warning_not_retried(
+    client: FakeDurableClient, caplog: pytest.LogCaptureFixture, name: str
+):
+    """``a/../_READY`` would score the container's parent: refused like a misplaced marker
+    (a warning, nothing started), never an exception the host retries into the poison queue."""
+    from triggers import blob_start
+
+    caplog.set_level("WARNING")
+    _call(blob_start.start_run_on_blob, _marker(name), client)
+    assert client.started == []
+    assert "is refused" in caplog.text
