@@ -127,3 +127,33 @@ def test_a_redirect_is_not_followed(session: requests.Session) -> None:
     finally:
         redirecting.close()
         elsewhere.close()
+
+
+class _CookieSetter(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.hits.append(self.headers.get("Cookie") or "")  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.send_header("Set-Cookie", "session=from-receiver; Path=/")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_delivery_session_keeps_no_cookies() -> None:
+    """The delivery session is shared by every run's notifications: a cookie one receiver sets
+    must not travel with the next run's notification (to the same host, another caller's
+    path)."""
+    from activities.handoff import _plain_session
+
+    server = _Server(_CookieSetter)
+    try:
+        for run in ("a", "b"):
+            attempt = post_notification(
+                _plain_session(), f"{server.url}/hooks/{run}", "{}", SECRET, 0, (2.0, 2.0)
+            )
+            assert attempt.status_code == 204
+        assert server.hits == ["", ""]
+    finally:
+        server.close()
