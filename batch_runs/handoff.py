@@ -35,6 +35,13 @@ _STORAGE_HOST = re.compile(
 )
 _CONTAINER = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})\Z")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}\Z")
+#: Containers the Functions host, the Durable task hub and Flex deployments keep in the app's
+#: storage account (keys, locks, leases, large messages, the code package): never a hand-off
+#: destination, whatever COPY_ALLOWED_HOSTS allows. Assumption: DurableTask.AzureStorage names
+#: its containers ``<hub>-leases``, ``<hub>-applease`` and ``<hub>-largemessages``; a user
+#: container that happens to end so is refused too (a clear 400, rename it).
+_RESERVED_PREFIXES = ("azure-webjobs-", "app-package-")
+_RESERVED_SUFFIXES = ("-leases", "-applease", "-largemessages")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,13 @@ def copy_url_problem(url: str, allowed_hosts: Sequence[str]) -> str | None:
     parsed = ServiceUrl.parse(url)
     if not host_allowed(parsed.host, parsed.effective_port, allowed_hosts):
         return f"is refused: host {parsed.netloc!r} is not in COPY_ALLOWED_HOSTS"
+    if target.container.startswith(_RESERVED_PREFIXES) or target.container.endswith(
+        _RESERVED_SUFFIXES
+    ):
+        return (
+            f"is refused: container {target.container!r} is reserved for the Functions host, "
+            "its task hub or its deployment; copy to a container of your own"
+        )
     return None
 
 
