@@ -72,9 +72,7 @@ def _marker(name: str) -> func.blob.InputStream:
 
 
 @pytest.mark.usefixtures("marker_mode")
-@pytest.mark.parametrize(
-    "name", ["scoring-input/../_READY", "scoring-input/./_READY"]
-)
+@pytest.mark.parametrize("name", ["scoring-input/../_READY", "scoring-input/./_READY"])
 def test_a_marker_in_a_dot_folder_is_refused_with_a_warning_not_retried(
     client: FakeDurableClient, caplog: pytest.LogCaptureFixture, name: str
 ):

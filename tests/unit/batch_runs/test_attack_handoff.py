@@ -30,7 +30,8 @@ HOSTS = ("*.blob.core.windows.net", "*.dfs.core.windows.net")
 def test_the_function_apps_own_containers_are_refused(container: str) -> None:
     for host in ("funcstore.blob.core.windows.net", "funcstore.dfs.core.windows.net"):
         problem = copy_url_problem(f"https://{host}/{container}/x/host.json", HOSTS)
-        assert problem is not None and "reserved" in problem, problem
+        assert problem is not None
+        assert "reserved" in problem, problem
 
 
 def test_an_ordinary_container_is_still_a_destination() -> None:

@@ -3,6 +3,7 @@
 A receiver is a third party: whatever it answers, one attempt must end quickly, send nothing
 twice and follow nowhere."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ class _Server:
 class _Endless(BaseHTTPRequestHandler):
     """200 announcing a 1 GB body, then one byte per 0.2 s (never a read timeout)."""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.hits.append(self.path)  # type: ignore[attr-defined]
         self.send_response(200)
@@ -57,7 +58,7 @@ class _Endless(BaseHTTPRequestHandler):
 class _Redirect(BaseHTTPRequestHandler):
     target = ""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.hits.append(self.path)  # type: ignore[attr-defined]
         self.send_response(307)
@@ -70,7 +71,7 @@ class _Redirect(BaseHTTPRequestHandler):
 
 
 class _Ok(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.hits.append(self.path)  # type: ignore[attr-defined]
         self.send_response(204)
@@ -117,9 +118,7 @@ def test_a_redirect_is_not_followed(session: requests.Session) -> None:
     _Redirect.target = f"{elsewhere.url}/stolen"
     redirecting = _Server(_Redirect)
     try:
-        attempt = post_notification(
-            session, f"{redirecting.url}/hook", "{}", SECRET, 0, (2.0, 2.0)
-        )
+        attempt = post_notification(session, f"{redirecting.url}/hook", "{}", SECRET, 0, (2.0, 2.0))
         assert attempt.status_code == 307
         assert attempt.error == "the receiver answered HTTP 307"
         assert redirecting.hits == ["/hook"]
@@ -130,7 +129,7 @@ def test_a_redirect_is_not_followed(session: requests.Session) -> None:
 
 
 class _CookieSetter(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.hits.append(self.headers.get("Cookie") or "")  # type: ignore[attr-defined]
         self.send_response(204)
@@ -157,3 +156,43 @@ def test_the_delivery_session_keeps_no_cookies() -> None:
         assert server.hits == ["", ""]
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/a",
+        "https://HOOKS.Example.com:443/a",
+        "https://hooks.example.com:8443/a/b",
+        "https://xn--bcher-kva.example/a",
+        "http://127.0.0.1:8080/h",
+        "http://[::1]:8080/h",
+        "http://[0:0:0:0:0:0:0:1]/h",
+        "http://localhost/h",
+        "https://1.2.3.4/h",
+        "https://hooks.example.com/~x/_y-z.",
+    ],
+)
+def test_the_prepared_request_goes_where_the_check_looked(url: str) -> None:
+    """The notification is posted to the text that ``notify_url_problem`` checked; requests
+    prepares (IDNA, requoting) and connects by its own reading. Both must name the same
+    scheme, host and port as ``ServiceUrl``."""
+    from urllib3.util import parse_url
+
+    from batch_endpoint import ServiceUrl
+
+    checked = ServiceUrl.parse(url)
+    prepared = requests.Request("POST", url).prepare()
+    assert prepared.url is not None
+    conn = parse_url(prepared.url)
+    host = (conn.host or "").strip("[]").lower()
+    import ipaddress
+
+    with contextlib.suppress(ValueError):
+        host = ipaddress.ip_address(host).compressed
+    assert (conn.scheme, host, conn.port or checked.effective_port) == (
+        checked.scheme,
+        checked.host,
+        checked.effective_port,
+    )
+    assert prepared.url.rstrip("/").endswith(checked.path or "")
