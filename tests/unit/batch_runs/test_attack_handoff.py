@@ -72,3 +72,22 @@ def test_the_sdk_reads_the_destination_as_the_allowlist_did() -> None:
         )
         assert (client.container_name, client.blob_name) == ("handoff", target.blob)
         assert client.url == target.url
+
+
+def test_the_source_sas_reads_one_blob_and_lives_no_longer_than_the_copy() -> None:
+    """The SAS travels in ``x-ms-copy-source`` and stays readable in the destination blob's
+    properties (Azurite returns it there with its signature; no source says Azure strips it):
+    read-only, this one blob, and valid only for the copy's bound plus clock skew."""
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qs
+
+    from batch_runs.handoff import COPY_TIMEOUT_SECONDS, BlobTarget, StorageAccess
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    source = BlobTarget("devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1", "c", "p.csv")
+    sas = parse_qs(StorageAccess(None, key).source_sas(source, now))
+    assert sas["sp"] == ["r"]
+    assert sas["sr"] == ["b"]
+    expiry = datetime.fromisoformat(sas["se"][0].replace("Z", "+00:00"))
+    assert (expiry - now).total_seconds() <= COPY_TIMEOUT_SECONDS + 300
