@@ -84,3 +84,54 @@ def test_a_marker_in_a_dot_folder_is_refused_with_a_warning_not_retried(
     _call(blob_start.start_run_on_blob, _marker(name), client)
     assert client.started == []
     assert "is refused" in caplog.text
+
+
+class _NoCancel:
+    def __init__(self) -> None:
+        self.cancelled: list[object] = []
+
+    def cancel_job(self, job: object, *, workspace_id: str | None = None) -> None:
+        self.cancelled.append(job)
+
+
+@pytest.mark.usefixtures("app_settings")
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://evil.example.com/jobs",
+        "https://heart.westeurope.inference.ml.azure.com.evil.example/jobs",
+        "http://heart.westeurope.inference.ml.azure.com/jobs",
+        "https://heart.westeurope.inference.ml.azure.com@evil.example/jobs",
+    ],
+)
+def test_reconcile_reads_and_cancels_nothing_on_an_endpoint_outside_the_allowlist(
+    endpoint: str,
+):
+    """The endpoint of an ended run comes from its input (which the management API may have
+    set to anything): the real client factory refuses it before any request or credential, and
+    nothing is cancelled."""
+    from datetime import UTC, datetime
+
+    from batch_runs.clients import get_client
+    from batch_runs.reconcile import ReconcileFailed, candidate_of, reconcile_job
+
+    candidate = candidate_of(
+        run_id="r1",
+        runtime_status="Terminated",
+        custom_status={"job_name": "bs-r", "job_status": "Running"},
+        durable_input={"endpoint_uri": endpoint},
+        default_endpoint=None,
+    )
+    assert candidate is not None
+    assert candidate.endpoint_uri == endpoint
+    jobs = _NoCancel()
+    with pytest.raises(ReconcileFailed, match="bs-r failed"):
+        reconcile_job(
+            candidate,
+            client_factory=get_client,
+            jobs_client=lambda: jobs,  # type: ignore[arg-type,return-value]
+            workspace_id=None,
+            now=datetime(2026, 11, 30, tzinfo=UTC),
+            by="reconcile_jobs",
+        )
+    assert jobs.cancelled == []
