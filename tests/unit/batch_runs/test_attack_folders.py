@@ -66,3 +66,34 @@ def test_the_batch_route_refuses_an_unlisted_https_folder_with_400_naming_input_
         {"input_folder": f"{DATA}/day1/"}, settings, batch_id="batch-1", now=NOW
     )
     assert accepted.input_folder == f"{DATA}/day1/"
+
+
+def test_a_huge_folder_is_refused_after_1001_files_not_listed_to_the_end() -> None:
+    """A folder of millions of blobs must not be listed (and held in memory) in full before the
+    1,000-file limit refuses it: the listing stops at the first file over the limit."""
+    from collections.abc import Iterator
+    from dataclasses import dataclass
+
+    from batch_runs.folder_listing import list_folder_uris
+    from batch_runs.folders import FolderLocation
+
+    @dataclass
+    class Item:
+        name: str
+        size: int | None
+
+    pulled = 0
+
+    def endless(_location: FolderLocation) -> Iterator[Item]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            if pulled > 5000:
+                raise AssertionError("the listing went on past the limit")
+            yield Item(f"d/{pulled:09d}.csv", 10)
+
+    location = FolderLocation(container_url=f"{DATA}", prefix="d/", uri_base=f"{DATA}/d/")
+    listing = list_folder_uris(location, endless)
+    assert listing.uris == ()
+    assert "at most 1000" in (listing.error or "")
+    assert pulled == 1001
