@@ -18,8 +18,8 @@ blobs are skipped (folder placeholders, markers), names are sorted, and more tha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 from batch_endpoint import ServiceUrl, is_loopback

@@ -74,7 +74,7 @@ def test_a_huge_folder_is_refused_after_1001_files_not_listed_to_the_end() -> No
     from collections.abc import Iterator
     from dataclasses import dataclass
 
-    from batch_runs.folder_listing import list_folder_uris
+    from batch_runs.folder_listing import BlobItem, list_folder_uris
     from batch_runs.folders import FolderLocation
 
     @dataclass
@@ -84,7 +84,7 @@ def test_a_huge_folder_is_refused_after_1001_files_not_listed_to_the_end() -> No
 
     pulled = 0
 
-    def endless(_location: FolderLocation) -> Iterator[Item]:
+    def endless(location: FolderLocation) -> Iterator[BlobItem]:
         nonlocal pulled
         while True:
             pulled += 1
