@@ -43,13 +43,18 @@ DELIVER_ACTIVITY = "deliver_run_notification"
 
 @functools.cache
 def _plain_session() -> "requests.Session":
-    """A session for receivers: no token adapter, no ``.netrc`` or proxy credentials.
+    """A session for receivers: no token adapter, no ``.netrc`` or proxy credentials, and no
+    cookies (it is shared by every run's notifications: a cookie one receiver sets must not
+    travel with another run's notification).
 
     ``requests`` is imported on first use: importing the app stays fast (docs/performance.md)."""
+    from http.cookiejar import DefaultCookiePolicy
+
     import requests
 
     session = requests.Session()
     session.trust_env = False
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from batch_runs.failures import read_run_failure
 from batch_runs.fields import coerce_int, got
-from batch_runs.folders import folder_problem
+from batch_runs.folders import folder_problem, https_folder_problem
 from batch_runs.request import FieldError, InvalidRunRequest, parse_run_request
 from batch_runs.settings import Settings
 from batch_runs.uris import input_uri_problem
@@ -136,7 +136,9 @@ def _cap(value: object) -> tuple[int, list[FieldError]]:
     return number, []
 
 
-def _source_problems(body: Mapping[Any, Any], input_type: str) -> list[FieldError]:
+def _source_problems(
+    body: Mapping[Any, Any], input_type: str, settings: Settings
+) -> list[FieldError]:
     has_inputs, has_folder = "inputs" in body, "input_folder" in body
     if has_inputs == has_folder:
         which = "both were given" if has_inputs else "neither was given"
@@ -150,7 +152,7 @@ def _source_problems(body: Mapping[Any, Any], input_type: str) -> list[FieldErro
         return _inputs_problems(body["inputs"], input_type)
     folder = body["input_folder"]
     problem = (
-        folder_problem(folder)
+        folder_problem(folder) or https_folder_problem(folder, settings.output_datastore_urls)
         if isinstance(folder, str)
         else f"must be a string, got {type(folder).__name__}"
     )
@@ -180,7 +182,7 @@ def parse_batch_request(
     ]
     raw_type = body.get("endpoint_input_type")
     input_type = raw_type if raw_type in ("UriFile", "UriFolder") else "UriFile"
-    errors += _source_problems(body, input_type)
+    errors += _source_problems(body, input_type, settings)
     cap, cap_errors = _cap(body.get("max_parallel_jobs"))
     errors += cap_errors
     shared = {k: v for k, v in body.items() if k not in _BATCH_KEYS and k not in _PER_CHILD_KEYS}

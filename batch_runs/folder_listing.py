@@ -17,8 +17,9 @@ blobs are skipped (folder placeholders, markers), names are sorted, and more tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 from batch_endpoint import ServiceUrl, is_loopback
@@ -61,19 +62,23 @@ class FolderListing:
 
 
 def list_folder_uris(location: FolderLocation, lister: FolderLister) -> FolderListing:
-    """The URIs of the folder's files (top level, non-empty, sorted), at most 1,000."""
-    names = sorted(
+    """The URIs of the folder's files (top level, non-empty, sorted), at most 1,000.
+
+    The listing stops at the first file over the limit: a folder of millions of blobs is
+    refused after 1,001 of them, never listed (and held) in full."""
+    listed = (
         item.name
         for item in lister(location)
         if is_listed_file(item.name, item.size, location.prefix)
     )
+    names = sorted(islice(listed, MAX_FOLDER_FILES + 1))
     if not names:
         return FolderListing(error=f"folder {location.uri_base} holds no files to score")
     if len(names) > MAX_FOLDER_FILES:
         return FolderListing(
             error=(
-                f"folder {location.uri_base} holds {len(names)} files; a batch takes at most "
-                f"{MAX_FOLDER_FILES}: split it into several batches"
+                f"folder {location.uri_base} holds more than {MAX_FOLDER_FILES} files; a batch "
+                f"takes at most {MAX_FOLDER_FILES}: split it into several batches"
             )
         )
     return FolderListing(uris=tuple(location.child_uri(n) for n in names))
@@ -100,7 +105,7 @@ def blob_lister(*, connection_string: str | None, credential: Callable[[], Any])
     """A :class:`FolderLister` over ``azure-storage-blob`` (see the module docstring)."""
     from azure.storage.blob import ContainerClient
 
-    def lister(location: FolderLocation) -> Iterable[BlobItem]:
+    def lister(location: FolderLocation) -> Iterator[BlobItem]:
         url = location.container_url
         path_start = url.index("/", url.index("://") + 3)
         host = ServiceUrl.parse(url[:path_start], allow_path=False).host
@@ -117,11 +122,10 @@ def blob_lister(*, connection_string: str | None, credential: Callable[[], Any])
             client = ContainerClient.from_container_url(url, credential=credential())
         with client:
             # walk_blobs with a delimiter lists the top level only (BlobPrefix for folders).
-            found: list[BlobItem] = []
+            # Yielded page by page, so the caller's limit stops the listing early.
             for item in client.walk_blobs(name_starts_with=location.prefix or None):
                 size = getattr(item, "size", None)  # a BlobPrefix (sub-folder) has none
                 if size is not None:
-                    found.append(_Listed(name=str(item.name), size=int(size)))
-            return found
+                    yield _Listed(name=str(item.name), size=int(size))
 
     return lister

@@ -7,7 +7,10 @@ Two pure concerns, both about a folder of blobs:
   ``list_batch_folder``). An ``https`` Blob/ADLS URL (or a loopback Azurite URL) names its
   account and container itself. An ``azureml://datastores/<ds>/paths/<p>/`` path does not: a
   datastore is a workspace object, so the app needs the container behind it from the setting
-  ``BATCH_FOLDER_DATASTORES`` (``<datastore>=<container URL>``, comma separated).
+  ``OUTPUT_DATASTORE_URLS`` (``<datastore>=<container URL>``, comma separated). An ``https``
+  folder must lie in one of those containers too (:func:`container_listed`): the app lists it
+  with its own identity, so a caller must not pick the container (e.g. the Functions storage's
+  ``azure-webjobs-secrets``).
   *Assumption* (no public source makes the app read a datastore's container without the
   workspace's ``datastores/read`` permission): the operator states the mapping once; without
   it a datastore folder is refused (400 naming ``input_folder``) and nothing is started.
@@ -111,9 +114,43 @@ def resolve_folder(uri: str, datastores: tuple[tuple[str, str], ...]) -> FolderL
     if len(segments) <= lead:
         raise ValueError(f"must name a container and a folder, got {shown(uri)}")
     container_url = origin.origin + "/" + "/".join(segments[:lead])
+    if not is_loopback(origin.host) and not container_listed(container_url, datastores):
+        raise ValueError(
+            f"is refused: its container is not in OUTPUT_DATASTORE_URLS (the app lists folders "
+            f"with its own identity only in the containers that setting maps), got {shown(uri)}"
+        )
     return FolderLocation(
         container_url=container_url, prefix="/".join(segments[lead:]), uri_base=base
     )
+
+
+def container_listed(container_url: str, datastores: tuple[tuple[str, str], ...]) -> bool:
+    """Whether ``container_url`` is one of the containers of ``OUTPUT_DATASTORE_URLS``.
+
+    Both sides are read by the hand-off's one Blob URL reading (``parse_blob_url``: host
+    lower-cased, ``.dfs.`` mapped to ``.blob.``), so one container has one spelling.
+    """
+    from batch_runs.handoff import parse_blob_url
+
+    def key(url: str) -> str | None:
+        _, target = parse_blob_url(url, need_blob=False)
+        return None if target is None else f"{target.account_url}/{target.container}"
+
+    wanted = key(container_url)
+    return wanted is not None and any(key(url) == wanted for _, url in datastores)
+
+
+def https_folder_problem(uri: str, datastores: tuple[tuple[str, str], ...]) -> str | None:
+    """For an ``http(s)`` ``input_folder``: why it cannot be listed (its container is not in
+    ``OUTPUT_DATASTORE_URLS``, or it names no container and folder), else None. Datastore
+    folders are resolved when the batch lists them (an unmapped one fails the batch)."""
+    if not uri.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        resolve_folder(uri, datastores)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def is_listed_file(name: str, size: int | None, prefix: str) -> bool:
@@ -155,6 +192,13 @@ def marker_decision(blob_path: str, marker: str) -> MarkerDecision:
             False,
             reason=f"marker {marker!r} at the container root is refused: it must be in a folder "
             f"(<container>/<folder>/{marker})",
+            refused=True,
+        )
+    if parts[0] in (".", ".."):
+        return MarkerDecision(
+            False,
+            reason=f"marker in a dot folder ({shown(path)}) is refused: '.' and '..' are no "
+            f"folders of the container; put it at <container>/<folder>/{marker}",
             refused=True,
         )
     if len(parts) > 2 or not parts[0]:

@@ -13,8 +13,9 @@ The ADF "Copy activity after the job" step. Rules:
   because the app has no ARM read of datastores (see docs/operations.md).
 - The copy is ``start_copy_from_url`` on the destination with a short-lived read-only SAS of the
   source (a user delegation SAS under the app's Entra identity in Azure; the account key of
-  ``AzureWebJobsStorage`` offline), then the copy status is polled until it ends, within
-  :data:`COPY_TIMEOUT_SECONDS`. The SAS is never logged or returned.
+  ``AzureWebJobsStorage`` offline; valid 15 minutes: the copy's bound plus clock skew), then
+  the copy status is polled until it ends, within :data:`COPY_TIMEOUT_SECONDS`. The SAS is
+  never logged or returned.
 """
 
 import re
@@ -30,11 +31,20 @@ from batch_runs.uris import datastore_path
 #: How long the activity waits for a copy to finish before aborting it.
 COPY_TIMEOUT_SECONDS = 600
 COPY_POLL_SECONDS = 2.0
+#: Added to the source SAS's lifetime for clock skew between the app and storage.
+SAS_SKEW_SECONDS = 300
 _STORAGE_HOST = re.compile(
     r"^([a-z0-9]{3,24})\.(blob|dfs)\.core\.(?:windows\.net|chinacloudapi\.cn|usgovcloudapi\.net)\Z"
 )
 _CONTAINER = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})\Z")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}\Z")
+#: Containers the Functions host, the Durable task hub and Flex deployments keep in the app's
+#: storage account (keys, locks, leases, large messages, the code package): never a hand-off
+#: destination, whatever COPY_ALLOWED_HOSTS allows. Assumption: DurableTask.AzureStorage names
+#: its containers ``<hub>-leases``, ``<hub>-applease`` and ``<hub>-largemessages``; a user
+#: container that happens to end so is refused too (a clear 400, rename it).
+_RESERVED_PREFIXES = ("azure-webjobs-", "app-package-")
+_RESERVED_SUFFIXES = ("-leases", "-applease", "-largemessages")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,13 @@ def copy_url_problem(url: str, allowed_hosts: Sequence[str]) -> str | None:
     parsed = ServiceUrl.parse(url)
     if not host_allowed(parsed.host, parsed.effective_port, allowed_hosts):
         return f"is refused: host {parsed.netloc!r} is not in COPY_ALLOWED_HOSTS"
+    if target.container.startswith(_RESERVED_PREFIXES) or target.container.endswith(
+        _RESERVED_SUFFIXES
+    ):
+        return (
+            f"is refused: container {target.container!r} is reserved for the Functions host, "
+            "its task hub or its deployment; copy to a container of your own"
+        )
     return None
 
 
@@ -208,10 +225,13 @@ class StorageAccess:
         self.account_key = account_key
 
     def source_sas(self, source: BlobTarget, now: datetime) -> str:
-        """A read-only SAS of ``source`` valid for one hour (never logged)."""
+        """A read-only SAS of ``source`` valid for the copy's bound plus clock skew (never
+        logged). It stays readable in the destination's ``x-ms-copy-source`` property (Azurite
+        keeps the signature there; no source says Azure strips it), so it lives no longer than
+        the copy needs: :data:`COPY_TIMEOUT_SECONDS` + :data:`SAS_SKEW_SECONDS`."""
         from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
-        expiry = now + timedelta(hours=1)
+        expiry = now + timedelta(seconds=COPY_TIMEOUT_SECONDS + SAS_SKEW_SECONDS)
         if self.account_key is not None:
             return generate_blob_sas(
                 source.account,

@@ -265,7 +265,8 @@ def notification_view(runtime_status: str | None, custom: object, output: object
 def post_notification(
     session: Any, url: str, body: str, secret: str, now: int, timeout: tuple[float, float]
 ) -> Attempt:
-    """One signed POST of ``body`` to ``url`` (no redirects followed, no token, no cookies).
+    """One signed POST of ``body`` to ``url`` (no redirects followed, no token, no cookies, the
+    response body never read).
 
     Args:
         session: A plain ``requests.Session`` (never the token-carrying one).
@@ -285,6 +286,9 @@ def post_notification(
             headers=signature_headers(secret, data, now),
             timeout=timeout,
             allow_redirects=False,
+            # The status line decides; the body is never read (a receiver could stream it
+            # forever, one byte within each read timeout, or send gigabytes).
+            stream=True,
         )
     except requests.RequestException as exc:
         return Attempt(None, f"no response ({type(exc).__name__})")

@@ -167,7 +167,10 @@ def _page(params: dict[str, str]) -> tuple[int, int, func.HttpResponse | None]:
         if raw is None:
             values[name] = default
             continue
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        # ASCII digits only and short: str.isdigit() accepts '²' (int() raises) and int()
+        # refuses more than 4300 digits; either would be a 500.
+        ok = raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))
+        if not ok or not low <= int(raw) <= high:
             message = f"{name} must be an integer between {low} and {high}"
             return 0, 0, _invalid(name, message)
         values[name] = int(raw)

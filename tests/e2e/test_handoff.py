@@ -325,3 +325,44 @@ def test_a_new_run_reusing_an_ended_runs_id_is_notified_again(hstack: Stack, rec
     assert first["job_name"] != again["job_name"]
     time.sleep(1.0)
     assert len(receiver.of(run_id)) == 2
+
+
+def test_no_secret_reaches_history_status_logs_or_the_store(
+    hstack: Stack, azurite: Azurite, receiver: Receiver
+):
+    """Security pass 3: after a copied and notified run, NOTIFY_SIGNING_SECRET and the copy's
+    source SAS (``sig=``) are nowhere but the settings file: not in either instance's input,
+    status, output or history (management API with history and inputs), not in devhost's
+    SQLite store (with its WAL), not in any process log of the stack."""
+    dest = f"{azurite.blob_endpoint}/{DEST_CONTAINER}/runs/{uuid.uuid4().hex}/predictions.csv"
+    run_id = _start(hstack, {"notify_url": receiver.url, "copy_output_to": dest})
+    assert hstack.wait_run(run_id)["runtime_status"] == "Completed"
+    assert _delivered(hstack, run_id)["notification"]["status"] == "delivered"
+    shown = []
+    for instance in (run_id, f"notify:{run_id}"):
+        resp = requests.get(
+            f"{hstack.devhost_url}/runtime/webhooks/durabletask/instances/{instance}",
+            params={
+                "code": hstack.function_key,
+                "showHistory": "true",
+                "showHistoryOutput": "true",
+                "showInput": "true",
+            },
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        assert "history" in resp.json() or "historyEvents" in resp.json(), resp.text[:300]
+        shown.append(resp.text)
+    shown.append(json.dumps(hstack.run_view(run_id)))
+    for text in shown:
+        assert SECRET not in text
+        assert "sig=" not in text
+    holding_inputs = 0
+    for path in hstack.run_dir.rglob("*"):
+        if not path.is_file() or path.name == "local.settings.json":
+            continue
+        data = path.read_bytes()
+        holding_inputs += run_id.encode() in data
+        assert SECRET.encode() not in data, path
+        assert b"sig=" not in data, path
+    assert holding_inputs >= 1  # the scan did read where the run's history is stored

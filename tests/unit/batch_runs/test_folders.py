@@ -32,7 +32,8 @@ def test_unmapped_datastore_is_refused_naming_the_setting() -> None:
 
 
 def test_blob_urls_name_their_container() -> None:
-    azure = resolve_folder("https://acct.blob.core.windows.net/data/day1/", ())
+    listed = (("data", "https://acct.blob.core.windows.net/data"),)  # https needs its container
+    azure = resolve_folder("https://acct.blob.core.windows.net/data/day1/", listed)
     assert (azure.container_url, azure.prefix) == (
         "https://acct.blob.core.windows.net/data",
         "day1/",
