@@ -141,11 +141,8 @@ def _monitor(context: df.DurableOrchestrationContext, raw: dict, admission: Admi
         state = yield from _poll(context, state)
         polls_here += 1
 
-    if cancel is not None and cancel.is_completed:
-        # Raised during the last poll: the next execution starts with a fresh event list, so
-        # act on it now and carry the request in the state.
-        _log(context, state, "cancel requested for job %s", state.job.name)
-        state = yield from _cancel_job(context, state, "requested")
+    # A cancel raised during the last poll kept the loop going (``ends_execution``), so none is
+    # pending here: the next execution's fresh event list loses nothing.
     context.continue_as_new(admission.carry({"resume": state.to_dict()}))
     return None
 

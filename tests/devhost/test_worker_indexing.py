@@ -34,6 +34,7 @@ import pytest
 from devhost.app_loader import load_app
 from devhost.errors import AppLoadError
 from tests.support import REPO_ROOT
+from tests.unit.app.test_indexing import EXPECTED
 
 WORKER_VERSION = "1.3.0"
 WORKER_WHEEL = f"azure_functions_runtime-{WORKER_VERSION}-py3-none-any.whl"
@@ -135,9 +136,6 @@ def _app(tmp_path: Path, name: str, source: str) -> Path:
     folder.mkdir()
     (folder / "function_app.py").write_text(source)
     return folder
-
-
-from tests.unit.app.test_indexing import EXPECTED  # noqa: E402
 
 
 def test_devhost_indexes_the_product_app_as_the_worker_does(worker: SimpleNamespace) -> None:
