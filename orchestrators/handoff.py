@@ -78,14 +78,18 @@ def _start_notification(
 ):
     raw = context.get_input()
     url = notify_url_of(raw)
-    summary = build_summary(
-        run_id=context.instance_id,
-        trigger=run_trigger(raw),
-        finished=context.current_utc_datetime,
-        output=output,
-        status=context.custom_status,
-        reason=reason,
-    )
+    try:
+        summary = build_summary(
+            run_id=context.instance_id,
+            trigger=run_trigger(raw),
+            finished=context.current_utc_datetime,
+            output=output,
+            status=context.custom_status,
+            reason=reason,
+        )
+    except Exception as exc:  # never changes how the run ends
+        _log(context, "could not build the ending summary: %s", str(exc).splitlines()[:1])
+        return
     yield from enqueue_summary(context, summary)  # NOTIFY_QUEUE (orchestrators/notify_queue.py)
     if url is None:
         return
