@@ -4,11 +4,11 @@ After the function returns, the host's queue extension adds each value set on a 
 binding to the named queue (``queueName``, ``%SETTING%`` references resolved; a missing queue is
 created first), with the storage account of the ``connection`` setting.
 
-Message encoding: the extension's ``QueuesOptions.MessageEncoding`` defaults to Base64 (host.json
-``extensions.queues.messageEncoding``, default ``base64``: MicrosoftDocs/azure-docs
-``articles/azure-functions/functions-bindings-storage-queue.md``, section "host.json settings",
-extension 5.x). Assumption (not checked against the extension's source line): the UTF-8 bytes of
-the string are Base64-encoded, as ``QueueMessageEncoding.Base64`` of azure-storage-queues does.
+Message encoding: Base64 of the UTF-8 text by default, ``QueuesOptions.MessageEncoding`` /
+host.json ``extensions.queues.messageEncoding`` (``none`` turns it off): Azure/azure-sdk-for-net
+``sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/CHANGELOG.md``, 5.0.0-beta.2
+("This version Base64-encodes/decodes queue messages by default ... preserves compatibility with
+previous major versions"); the app's host.json leaves it at the default. devhost always encodes.
 
 devhost writes with the Queue service REST API (Put Message, Create Queue) and Shared Key
 authorization from the connection string (``AccountName``/``AccountKey``/``QueueEndpoint``):
