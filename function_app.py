@@ -25,7 +25,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import admission, batch_folders, estimates, handoff, jobs
+from activities import admission, batch_folders, estimates, handoff, jobs, notify_queue
 from batch_runs.telemetry import configure_telemetry
 from orchestrators import _sdk_timestamps, batch_parent, batch_run, endpoint_slots, notify_delivery
 from triggers import blob_start, http_batches, http_runs, maintenance, reconcile, schedule_start
@@ -54,7 +54,7 @@ for _module in (
     reconcile,
 ):
     app.register_functions(_module.bp)
-for _module in (notify_delivery, handoff):  # the run's ending: notification, output hand-off
+for _module in (notify_delivery, handoff, notify_queue):  # the run's ending: notify, hand-off
     app.register_functions(_module.bp)
 for _module in (batch_parent, batch_folders, http_batches):
     app.register_functions(_module.bp)

@@ -28,6 +28,7 @@ from batch_runs.folders import (
     marker_name_problem,
 )
 from batch_runs.handoff import parse_datastore_urls
+from batch_runs.notify_queue import queue_name
 from batch_runs.policy import POLL_POLICIES, default_output_uri
 from batch_runs.uris import (
     INPUT_TYPES,
@@ -102,6 +103,7 @@ class Settings:
     reconcile_schedule: str = DEFAULT_RECONCILE_SCHEDULE  # RECONCILE_SCHEDULE
     notify_allowed_hosts: tuple[str, ...] = ()  # NOTIFY_ALLOWED_HOSTS (empty: notify_url off)
     notify_signing_secret: str | None = field(default=None, repr=False)  # NOTIFY_SIGNING_SECRET
+    notify_queue: str | None = None  # NOTIFY_QUEUE (unset: no run-ending queue message)
     copy_allowed_hosts: tuple[str, ...] = ()  # COPY_ALLOWED_HOSTS (empty: copy_output_to off)
     output_datastore_urls: tuple[tuple[str, str], ...] = ()  # OUTPUT_DATASTORE_URLS
     storage_connection: str | None = field(default=None, repr=False)  # AzureWebJobsStorage
@@ -354,6 +356,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     notify_hosts = r.parse("NOTIFY_ALLOWED_HOSTS", d.notify_allowed_hosts, _allowed_hosts)
     notify_secret = r.parse("NOTIFY_SIGNING_SECRET", "", _signing_secret) or None
+    notify_queue = r.parse("NOTIFY_QUEUE", "", queue_name) or None
     copy_hosts = r.parse("COPY_ALLOWED_HOSTS", d.copy_allowed_hosts, _allowed_hosts)
     datastore_urls = r.parse("OUTPUT_DATASTORE_URLS", d.output_datastore_urls, _datastore_urls)
     max_active = r.integer("MAX_ACTIVE_JOBS_PER_ENDPOINT", 0, low=1, high=100_000) or None
@@ -408,6 +411,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         website_time_zone=r.raw("WEBSITE_TIME_ZONE"),
         notify_allowed_hosts=notify_hosts,
         notify_signing_secret=notify_secret,
+        notify_queue=notify_queue,
         copy_allowed_hosts=copy_hosts,
         output_datastore_urls=datastore_urls,
         storage_connection=r.raw("AzureWebJobsStorage"),

@@ -17,6 +17,7 @@ from typing import Any
 import azure.functions as func
 
 from devhost.errors import AppLoadError, SettingsError
+from devhost.queue_output import OutValue, QueueOutput, flush_outputs, queue_outputs
 
 __all__ = [
     "AppIndex",
@@ -176,6 +177,7 @@ def _activity_callable(
     input_name: str,
     clients: tuple[str, ...] = (),
     index: "AppIndex | None" = None,
+    queues: tuple[QueueOutput, ...] = (),
 ) -> Callable[[Any], Any]:
     """The activity as ``call(input)``; ``clients`` are its ``durableClient`` input bindings.
 
@@ -197,10 +199,25 @@ def _activity_callable(
             if index is None or index.client_binding is None:
                 raise RuntimeError(f"activity '{name}': no durable client binding available")
             kwargs.update({client: index.client_binding() for client in clients})
-        return fn(**kwargs)
+        if not queues:
+            return fn(**kwargs)
+        outs = {q.name: OutValue() for q in queues}
+        result = fn(**kwargs, **outs)
+        if inspect.isawaitable(result):
+            return _flush_after(result, queues, outs)
+        flush_outputs(queues, outs)
+        return result
 
     call.__name__ = name
     return call
+
+
+async def _flush_after(
+    awaitable: Any, queues: tuple[QueueOutput, ...], outs: dict[str, OutValue]
+) -> Any:
+    result = await awaitable
+    flush_outputs(queues, outs)
+    return result
 
 
 def load_app(app_dir: Path, *, module_name: str = "function_app", isolate: bool = True) -> AppIndex:
@@ -350,7 +367,7 @@ def _add_activity(
         if b.get_dict_repr().get("type") == "durableClient"
     )
     index.activities[name] = _activity_callable(
-        name, fn.get_user_function(), trig["name"], clients, index
+        name, fn.get_user_function(), trig["name"], clients, index, queue_outputs(fn)
     )
 
 

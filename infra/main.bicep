@@ -106,6 +106,9 @@ param cancelGraceSeconds string = '900'
 @description('MAX_ACTIVE_JOBS_PER_ENDPOINT: at most this many active jobs per endpoint; empty = no cap.')
 param maxActiveJobsPerEndpoint string = ''
 
+@description('NOTIFY_QUEUE: Storage queue (on the app\'s storage account) that receives every run ending\'s JSON summary; empty = off.')
+param notifyQueue string = ''
+
 @description('RUN_RETENTION_DAYS: finished runs older than this many days are purged.')
 param runRetentionDays string = '30'
 
@@ -224,6 +227,7 @@ module app 'app.bicep' = {
       CANCEL_GRACE_SECONDS: cancelGraceSeconds
       RUN_RETENTION_DAYS: runRetentionDays
       MAX_ACTIVE_JOBS_PER_ENDPOINT: maxActiveJobsPerEndpoint
+      NOTIFY_QUEUE: notifyQueue
       RETENTION_SCHEDULE: retentionSchedule
       RECONCILE_SCHEDULE: reconcileSchedule
       // The host reads request bodies up to this size before the app sees them (default 100 MB);

@@ -7,7 +7,8 @@
   it would look like success to the next pipeline step.
 - :func:`announce_ending`: wraps the whole run; on every ending (output or exception) it starts
   the notification once (activity ``start_run_notification``). A failure to start it is logged
-  and never changes the run's outcome; delivery happens in its own orchestration.
+  and never changes the run's outcome; delivery happens in its own orchestration. Before it,
+  every ending puts the same summary on ``NOTIFY_QUEUE`` when set (``orchestrators.notify_queue``).
 """
 
 import logging
@@ -18,6 +19,7 @@ from activities.handoff import COPY_ACTIVITY, START_NOTIFY_ACTIVITY
 from batch_runs.handoff import CopyResult
 from batch_runs.notify import build_summary, notify_url_of, run_trigger
 from batch_runs.state import Phase, RunFailed, RunState, custom_status, run_failed
+from orchestrators.notify_queue import enqueue_summary
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +78,21 @@ def _start_notification(
 ):
     raw = context.get_input()
     url = notify_url_of(raw)
+    try:
+        summary = build_summary(
+            run_id=context.instance_id,
+            trigger=run_trigger(raw),
+            finished=context.current_utc_datetime,
+            output=output,
+            status=context.custom_status,
+            reason=reason,
+        )
+    except Exception as exc:  # never changes how the run ends
+        _log(context, "could not build the ending summary: %s", str(exc).splitlines()[:1])
+        return
+    yield from enqueue_summary(context, summary)  # NOTIFY_QUEUE (orchestrators/notify_queue.py)
     if url is None:
         return
-    summary = build_summary(
-        run_id=context.instance_id,
-        trigger=run_trigger(raw),
-        finished=context.current_utc_datetime,
-        output=output,
-        status=context.custom_status,
-        reason=reason,
-    )
     payload = {"run_id": context.instance_id, "notify_url": url, "summary": summary}
     try:
         yield context.call_activity_with_retry(START_NOTIFY_ACTIVITY, NOTIFY_START_RETRY, payload)

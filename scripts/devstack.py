@@ -173,24 +173,34 @@ class ManagedProcess:
 
 
 def azurite_command() -> list[str]:
-    """The Azurite blob service from node_modules (installed by ``npm ci``)."""
-    local = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+    """Azurite (blob, queue and table services) from node_modules (installed by ``npm ci``)."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "azurite"
     if local.exists():
         return [str(local)]
-    found = shutil.which("azurite-blob")
+    found = shutil.which("azurite")
     if found:
         return [found]
     raise RuntimeError("Azurite is not installed: run `npm ci` (needs Node.js >= 18)")
 
 
-def connection_string(blob_port: int) -> str:
-    return (
+def connection_string(blob_port: int, queue_port: int | None = None) -> str:
+    """The development account's connection string (``QueueEndpoint`` when a queue port is
+    known: queue output bindings, ``NOTIFY_QUEUE``)."""
+    text = (
         f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_ACCOUNT_KEY};"
         f"BlobEndpoint=http://127.0.0.1:{blob_port}/{DEV_ACCOUNT};"
     )
+    if queue_port:
+        text += f"QueueEndpoint=http://127.0.0.1:{queue_port}/{DEV_ACCOUNT};"
+    return text
 
 
-def start_azurite(*, port: int, location: Path, log_dir: Path) -> ManagedProcess:
+def start_azurite(
+    *, port: int, location: Path, log_dir: Path, queue_port: int | None = None
+) -> ManagedProcess:
+    """Azurite's blob service on ``port`` and queue service on ``queue_port`` (a free port when
+    None); the table service, unused, listens on some free port."""
+    queue_port = queue_port or free_port()
     proc = ManagedProcess(
         [
             *azurite_command(),
@@ -198,6 +208,14 @@ def start_azurite(*, port: int, location: Path, log_dir: Path) -> ManagedProcess
             "127.0.0.1",
             "--blobPort",
             str(port),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(queue_port),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(free_port()),
             "--location",
             str(location),
             "--skipApiVersionCheck",
@@ -208,6 +226,7 @@ def start_azurite(*, port: int, location: Path, log_dir: Path) -> ManagedProcess
         log_dir=log_dir,
     ).start()
     proc.wait_ready(http_ready(f"http://127.0.0.1:{port}/{DEV_ACCOUNT}", ok=lambda s: s > 0))
+    proc.wait_ready(http_ready(f"http://127.0.0.1:{queue_port}/{DEV_ACCOUNT}", ok=lambda s: s > 0))
     return proc
 
 
@@ -230,6 +249,8 @@ class Stack:
         settings: extra app settings (override the stack's defaults).
         phase_seconds: emulator job phase duration.
         azurite_port / emulator_port / devhost_port: preferred ports (a free one if taken).
+        azurite_queue_port: Azurite's queue service (preferred port; with ``external_azurite``,
+            the one it listens on, or None: the connection string names no queue endpoint).
         external_azurite: use the Azurite already listening on ``azurite_port``.
         app_dir: the Functions app to serve (the repository root by default).
         contract: the emulator's profile: ``documented`` (every behaviour no public source
@@ -241,6 +262,7 @@ class Stack:
     phase_seconds: float = 1.0
     contract: str = "documented"
     azurite_port: int | None = None
+    azurite_queue_port: int | None = None
     emulator_port: int | None = None
     devhost_port: int | None = None
     app_dir: Path = REPO_ROOT
@@ -255,6 +277,7 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.external_azurite:
             self.azurite_port = pick_port(self.azurite_port)
+            self.azurite_queue_port = pick_port(self.azurite_queue_port)
         elif not self.azurite_port:
             raise ValueError("external_azurite needs azurite_port")
         self.emulator_port = pick_port(self.emulator_port)
@@ -264,7 +287,7 @@ class Stack:
     @property
     def connection_string(self) -> str:
         assert self.azurite_port
-        return connection_string(self.azurite_port)
+        return connection_string(self.azurite_port, self.azurite_queue_port)
 
     @property
     def emulator_url(self) -> str:
@@ -304,7 +327,10 @@ class Stack:
     def start_azurite(self) -> None:
         assert self.azurite_port
         self.azurite = start_azurite(
-            port=self.azurite_port, location=self.run_dir / "azurite", log_dir=self.run_dir
+            port=self.azurite_port,
+            queue_port=self.azurite_queue_port,
+            location=self.run_dir / "azurite",
+            log_dir=self.run_dir,
         )
 
     def start_emulator(self) -> None:

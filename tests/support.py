@@ -44,10 +44,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Azurite:
-    """A running Azurite blob service."""
+    """A running Azurite: blob service on ``port``, queue service on ``queue_port``."""
 
     port: int
     location: Path
+    queue_port: int | None = None
 
     @property
     def blob_endpoint(self) -> str:
@@ -55,17 +56,19 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.port)
+        return connection_string(self.port, self.queue_port)
 
 
 @contextlib.contextmanager
 def run_azurite(port: int | None = None) -> Iterator[Azurite]:
-    """Start a throw-away Azurite blob service on a free port; stop and delete it afterwards."""
+    """Start a throw-away Azurite (blob and queue services) on free ports; stop and delete it
+    afterwards."""
     port = port or free_port()
+    queue_port = free_port()
     location = Path(tempfile.mkdtemp(prefix="azurite-"))
-    proc = start_azurite(port=port, location=location, log_dir=location)
+    proc = start_azurite(port=port, queue_port=queue_port, location=location, log_dir=location)
     try:
-        yield Azurite(port=port, location=location)
+        yield Azurite(port=port, location=location, queue_port=queue_port)
     finally:
         proc.stop()
         shutil.rmtree(location, ignore_errors=True)

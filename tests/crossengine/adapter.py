@@ -83,6 +83,7 @@ class AzureContextAdapter:
         # durabletask task -> the wrapper handed to the product (to map task_any winners back).
         self._wrappers: dict[int, AdaptedTask] = {}
         self._continued_as_new = False
+        self._custom_status: Any = None
 
     def _wrap(self, inner: dt.Task[Any]) -> AdaptedTask:
         wrapper = AdaptedTask(inner)
@@ -126,7 +127,14 @@ class AzureContextAdapter:
 
     # -- actions ------------------------------------------------------------------------
     def set_custom_status(self, status: Any) -> None:
+        self._custom_status = status
         self._ctx.set_custom_status(status)
+
+    @property
+    def custom_status(self) -> Any:
+        """1.x ``DurableOrchestrationContext.custom_status``: the last value set (the run's
+        ending summary reads it, orchestrators/handoff.py)."""
+        return self._custom_status
 
     def call_activity(self, name: str, input_: Any = None) -> AdaptedTask:
         return self._wrap(self._ctx.call_activity(name, input=input_))

@@ -55,6 +55,8 @@ EXPECTED_FUNCTIONS = {
     "copy_run_output",
     "start_run_notification",
     "deliver_run_notification",
+    "plan_run_summary_queue",
+    "enqueue_run_summary",
     "endpoint_slots",
     "plan_admission",
     "find_ended_runs",

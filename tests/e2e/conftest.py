@@ -12,7 +12,13 @@ INPUT_FOLDER = "azureml://datastores/workspaceblobstore/paths/heart-unlabeled/"
 
 
 def make_stack(tmp: Path, azurite: Azurite, **kwargs) -> Stack:
-    stack = Stack(run_dir=tmp, azurite_port=azurite.port, external_azurite=True, **kwargs)
+    stack = Stack(
+        run_dir=tmp,
+        azurite_port=azurite.port,
+        azurite_queue_port=azurite.queue_port,
+        external_azurite=True,
+        **kwargs,
+    )
     stack.start()
     return stack
 

@@ -82,6 +82,7 @@ def fuzz_env(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
     stack = Stack(
         run_dir=tmp_path_factory.mktemp("fuzz-stack"),
         azurite_port=azurite.port,
+        azurite_queue_port=azurite.queue_port,
         external_azurite=True,
         phase_seconds=0.2,
         settings={**DEFAULT_BOUNDS, **HANDOFF_SETTINGS},

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from activities import admission, jobs
+from activities import admission, jobs, notify_queue
 from batch_endpoint import BatchJob, JobInvocation, JobStatus, NotFoundError
 from batch_runs import clients, get_settings
 from devhost.engine import Engine, VirtualClock
@@ -163,6 +163,7 @@ ACTIVITIES: dict[str, Callable[[Any], Any]] = {
     jobs.GET_ACTIVITY: _binding(jobs.get_batch_job),
     jobs.CANCEL_ACTIVITY: _binding(jobs.cancel_batch_job),
     admission.PLAN_ACTIVITY: _binding(admission.plan_admission),
+    notify_queue.PLAN_QUEUE_ACTIVITY: _binding(notify_queue.plan_run_summary_queue),
 }
 
 

@@ -115,7 +115,29 @@ def test_recorded_episode_replays_to_the_recorded_decision(
         assert "plan_admission" in json.dumps(today["actions"])
         return
     recorded = _normalised(episode["result"])
+    if _ends_the_run(recorded) and not today["isDone"]:
+        # The run's ending now asks whether NOTIFY_QUEUE is on (orchestrators/notify_queue.py):
+        # one new action after every recorded one. DTFx checks new code against the history's
+        # events; an action no event answers yet is just scheduled, not a replay mismatch. So
+        # the recorded actions must come first, unchanged, then only that call.
+        today = _normalised(today)
+        *kept, new = today["actions"][-1]
+        assert new.get("functionName") == "plan_run_summary_queue"
+        assert new.get("actionType") == 0  # CallActivity
+        kept_actions = [*today["actions"][:-1], kept]
+        assert _widened(recorded["actions"], kept_actions) == recorded["actions"]
+        assert _subset(recorded["customStatus"], today["customStatus"]) == recorded["customStatus"]
+        return
     assert _widened(recorded, _normalised(today)) == recorded
+
+
+def _ends_the_run(result: dict[str, Any]) -> bool:
+    """A recorded episode that completed or failed the run (not a ``continue_as_new``)."""
+    done = bool(result.get("isDone"))
+    as_new = any(
+        a.get("actionType") == CONTINUE_AS_NEW for group in result["actions"] for a in group
+    )
+    return done and not as_new
 
 
 def _first_episode(context: dict[str, Any]) -> bool:

@@ -30,6 +30,8 @@ EXPECTED = {
     "copy_run_output": "activityTrigger",
     "start_run_notification": "activityTrigger",
     "deliver_run_notification": "activityTrigger",
+    "plan_run_summary_queue": "activityTrigger",
+    "enqueue_run_summary": "activityTrigger",
     "endpoint_slots": "entityTrigger",
     "plan_admission": "activityTrigger",
     "find_ended_runs": "activityTrigger",
@@ -106,6 +108,16 @@ def test_notification_starter_activity_carries_a_durable_client_binding():
         ("activityTrigger", "payload"),
         ("durableClient", "client"),
     }
+
+
+def test_summary_queue_activity_carries_a_queue_output_binding_on_notify_queue():
+    bindings = [b.get_dict_repr() for b in FUNCTIONS["enqueue_run_summary"].get_bindings()]
+    queue = [b for b in bindings if b["type"] == "queue"]
+    assert len(queue) == 1
+    assert queue[0]["name"] == "msg"
+    assert queue[0]["queueName"] == "%NOTIFY_QUEUE%"
+    assert queue[0]["connection"] == "AzureWebJobsStorage"
+    assert str(getattr(queue[0]["direction"], "name", queue[0]["direction"])).upper() == "OUT"
 
 
 def test_the_delivery_orchestrator_is_indexed_under_the_name_the_starter_uses():
