@@ -15,7 +15,7 @@ import azure.durable_functions as df
 from batch_runs.admission import plan_slot
 from batch_runs.contracts import InvokeInput
 from batch_runs.settings import get_settings
-from batch_runs.starts import ACTIVE_STATUSES
+from batch_runs.starts import ACTIVE_STATUSES, runtime_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ async def find_ended_runs(run_ids: list, client) -> list:
     ended: list[str] = []
     for run_id in [r for r in run_ids if isinstance(r, str) and r][:MAX_IDS]:
         status = await client.get_status(run_id)
-        runtime = getattr(getattr(status, "runtime_status", None), "value", None)
-        if runtime not in ACTIVE_STATUSES:
+        if runtime_name(status) not in ACTIVE_STATUSES:
             ended.append(run_id)
     if ended:
         logger.warning("admission: slot holders no longer running: %s", ", ".join(ended))

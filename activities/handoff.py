@@ -31,6 +31,7 @@ from batch_runs.notify import (
     summary_body,
 )
 from batch_runs.settings import get_settings
+from batch_runs.starts import runtime_name
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def start_run_notification(payload: dict, client) -> dict:
     body = summary_body(payload["summary"])
     existing = await client.get_status(instance_id, show_input=True)
     if existing:
-        decision = existing_delivery(existing.input_, _runtime(existing), body)
+        decision = existing_delivery(existing.input_, runtime_name(existing), body)
         if decision != "replace":
             return {"started": False, "reason": decision, "instance_id": instance_id}
     await client.start_new(
@@ -91,10 +92,6 @@ async def start_run_notification(payload: dict, client) -> dict:
     )
     logger.info("run %s: notification delivery %s started", run_id, instance_id)
     return {"started": True, "instance_id": instance_id}
-
-
-def _runtime(status) -> str:
-    return str(getattr(status.runtime_status, "value", status.runtime_status))
 
 
 @bp.activity_trigger(input_name="payload")

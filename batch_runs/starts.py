@@ -28,6 +28,12 @@ ENDED_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 ACTIVE_STATUSES = frozenset({"Pending", "Running", "Suspended", "ContinuedAsNew"})
 
 
+def runtime_name(status: object) -> str:
+    """An instance status's runtime status as its name (the SDK gives an enum, or a string)."""
+    runtime = getattr(status, "runtime_status", None)
+    return str(getattr(runtime, "value", runtime))
+
+
 #: The largest request body a route reads (a run request is well under 4 KiB).
 MAX_BODY_BYTES = 64 * 1024
 #: The deepest JSON nesting a route parses (run parameters are one flat object).

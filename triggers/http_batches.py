@@ -18,7 +18,6 @@ The pure rules live in ``batch_runs.batches``; the parent orchestrator in
 """
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -28,7 +27,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_runs import FieldError, InvalidRunRequest, SettingsError, get_settings
+from batch_runs import InvalidRunRequest, SettingsError, get_settings
 from batch_runs.batches import (
     MAX_BATCH_BODY_BYTES,
     BatchRequest,
@@ -46,15 +45,16 @@ from batch_runs.starts import (
     instance_id_for_idempotency_key,
     is_valid_instance_id,
     run_view,
+    runtime_name,
 )
 from batch_runs.state import CANCEL_EVENT
 from orchestrators.batch_parent import BATCH_ORCHESTRATOR_NAME
+from triggers.http_common import invalid, json_response, misconfigured, resource_uri
 
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
-JSON = "application/json"
 #: Child run views per page of ``GET /api/batches/{id}``.
 DEFAULT_CHILDREN_TOP = 50
 MAX_CHILDREN_TOP = 100
@@ -62,33 +62,13 @@ MAX_CHILDREN_TOP = 100
 CANCEL_CONFIRM_SECONDS = 5.0
 
 
-def _json(body: dict, status: int, headers: dict | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body), status_code=status, mimetype=JSON, headers=headers or {}
-    )
-
-
-def _invalid(field: str, message: str) -> func.HttpResponse:
-    return _json(InvalidRunRequest([FieldError(field, message)]).to_error_body(), 400)
-
-
-def _batch_uri(req: func.HttpRequest, batch_id: str) -> str:
-    base = req.url.split("?", 1)[0].rstrip("/")
-    root = base[: base.rindex("/batches")] if "/batches" in base else base
-    return f"{root}/batches/{batch_id}"
-
-
 def _accepted(req: func.HttpRequest, batch_id: str, *, replayed: bool = False) -> func.HttpResponse:
-    uri = _batch_uri(req, batch_id)
+    uri = resource_uri(req, "batches", batch_id)
     headers = {"Location": uri, "Retry-After": "10"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     body = {"id": batch_id, "batchStatusUri": uri, "cancelUri": f"{uri}/cancel"}
-    return _json(body, 202, headers)
-
-
-def _runtime(status: Any) -> str:
-    return str(getattr(status.runtime_status, "value", status.runtime_status))
+    return json_response(body, 202, headers)
 
 
 def _batch_id(req: func.HttpRequest) -> tuple[str, str | None, func.HttpResponse | None]:
@@ -98,7 +78,7 @@ def _batch_id(req: func.HttpRequest) -> tuple[str, str | None, func.HttpResponse
     try:
         return instance_id_for_batch_key(instance_id_for_idempotency_key(key)), key, None
     except ValueError as exc:
-        return "", key, _invalid(IDEMPOTENCY_HEADER, str(exc))
+        return "", key, invalid(IDEMPOTENCY_HEADER, str(exc))
 
 
 @bp.route(route="batches", methods=["POST"])
@@ -107,22 +87,20 @@ async def start_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
     try:
         body = decode_json_body(req.get_body() or b"", max_bytes=MAX_BATCH_BODY_BYTES)
     except BodyTooLarge as exc:
-        return _json(exc.to_error_body(), 413)
+        return json_response(exc.to_error_body(), 413)
     except InvalidRunRequest as exc:
-        return _json(exc.to_error_body(), 400)
+        return json_response(exc.to_error_body(), 400)
     batch_id, key, problem = _batch_id(req)
     if problem is not None:
         return problem
     try:
         settings = get_settings()
     except SettingsError as exc:
-        logger.error("app settings are invalid: %s", exc)
-        message = f"The app's settings are invalid: {exc}"
-        return _json(error_body("ConfigurationError", message), 500)
+        return misconfigured(exc)
     try:
         request = parse_batch_request(body, settings, batch_id=batch_id, now=datetime.now(UTC))
     except InvalidRunRequest as exc:
-        return _json(exc.to_error_body(), 400)
+        return json_response(exc.to_error_body(), 400)
     return await _start_once(req, client, batch_id, key, request)
 
 
@@ -137,7 +115,9 @@ async def _start_once(
         if key is not None and await client.get_status(batch_id):
             return _accepted(req, batch_id, replayed=True)
         logger.warning("batch %s: could not start: %s", batch_id, exc)
-        return _json(error_body("StartFailed", "The batch could not be started; try again."), 503)
+        return json_response(
+            error_body("StartFailed", "The batch could not be started; try again."), 503
+        )
     size = len(request.inputs) if request.inputs else "a folder of"
     logger.info("batch %s: started (%s inputs, cap %d)", batch_id, size, request.max_parallel_jobs)
     return _accepted(req, batch_id)
@@ -146,13 +126,13 @@ async def _start_once(
 async def _find_batch(req: func.HttpRequest, client) -> tuple[str, Any, func.HttpResponse | None]:
     batch_id = req.route_params.get("instance_id", "")
     if not is_valid_instance_id(batch_id):
-        return batch_id, None, _invalid("instance_id", "instance_id is not a valid batch id")
+        return batch_id, None, invalid("instance_id", "instance_id is not a valid batch id")
     status = await client.get_status(batch_id)
     if not status or status.name != BATCH_ORCHESTRATOR_NAME:
         return (
             batch_id,
             None,
-            _json(error_body("BatchNotFound", f"No batch with id '{batch_id}'."), 404),
+            json_response(error_body("BatchNotFound", f"No batch with id '{batch_id}'."), 404),
         )
     return batch_id, status, None
 
@@ -172,7 +152,7 @@ def _page(params: dict[str, str]) -> tuple[int, int, func.HttpResponse | None]:
         ok = raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))
         if not ok or not low <= int(raw) <= high:
             message = f"{name} must be an integer between {low} and {high}"
-            return 0, 0, _invalid(name, message)
+            return 0, 0, invalid(name, message)
         values[name] = int(raw)
     return values["children_from"], values["children_top"], None
 
@@ -184,7 +164,7 @@ async def _child_view(client, child_id: str) -> dict[str, Any] | None:
     return run_view(
         instance_id=child_id,
         name=status.name,
-        runtime_status=_runtime(status),
+        runtime_status=runtime_name(status),
         custom_status=status.custom_status,
         output=status.output,
         created_time=status.created_time,
@@ -218,7 +198,7 @@ async def get_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
     total = custom.get("total") or started
     view = batch_view(
         instance_id=batch_id,
-        runtime_status=_runtime(status),
+        runtime_status=runtime_name(status),
         custom_status=status.custom_status,
         output=status.output,
         created=_iso(status.created_time),
@@ -226,7 +206,7 @@ async def get_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
         children=children,
         children_next=start + top if start + top < total else None,
     )
-    return _json(view, 200)
+    return json_response(view, 200)
 
 
 def _iso(value: object) -> str | None:
@@ -251,7 +231,7 @@ async def _cancel_children(
             if missing is not None:
                 missing.add(index)
             continue
-        if _runtime(status) not in ACTIVE_STATUSES:
+        if runtime_name(status) not in ACTIVE_STATUSES:
             done.add(index)
             continue
         try:
@@ -278,7 +258,9 @@ async def _cancel_late_children(client, batch_id: str, done: set[int]) -> int:
         if not status:
             return cancelled
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        confirmed = bool(custom.get("cancel_requested")) or _runtime(status) not in ACTIVE_STATUSES
+        confirmed = (
+            bool(custom.get("cancel_requested")) or runtime_name(status) not in ACTIVE_STATUSES
+        )
         started = _started_children(status)
         if confirmed:
             missing: set[int] = set()
@@ -301,10 +283,10 @@ async def cancel_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
     batch_id, status, problem = await _find_batch(req, client)
     if problem is not None:
         return problem
-    runtime = _runtime(status)
+    runtime = runtime_name(status)
     if runtime not in ACTIVE_STATUSES:
         message = f"Batch '{batch_id}' is {runtime}; there is nothing to cancel."
-        return _json(error_body("BatchNotActive", message), 409)
+        return json_response(error_body("BatchNotActive", message), 409)
     await client.raise_event(
         batch_id, CANCEL_EVENT, {"requested_at": datetime.now(UTC).isoformat()}
     )
@@ -312,11 +294,11 @@ async def cancel_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
     cancelled = await _cancel_children(client, batch_id, range(_started_children(status)), done)
     cancelled += await _cancel_late_children(client, batch_id, done)
     logger.info("batch %s: cancel requested (%d active children)", batch_id, cancelled)
-    uri = _batch_uri(req, batch_id)
+    uri = resource_uri(req, "batches", batch_id)
     body = {
         "id": batch_id,
         "cancel_requested": True,
         "children_cancelled": cancelled,
         "batchStatusUri": uri,
     }
-    return _json(body, 202, {"Location": uri})
+    return json_response(body, 202, {"Location": uri})

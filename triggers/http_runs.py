@@ -20,7 +20,6 @@ Starters are ``async def`` (the Durable client middleware awaits them) and never
 """
 
 import asyncio
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -30,7 +29,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from batch_runs import (
-    FieldError,
     InvalidRunRequest,
     RunRequest,
     Settings,
@@ -60,40 +58,17 @@ from batch_runs.starts import (
     instance_id_for_idempotency_key,
     is_valid_instance_id,
     run_view,
+    runtime_name,
 )
 from batch_runs.state import CANCEL_EVENT
 from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.http_common import invalid, json_response, misconfigured, resource_uri
 from triggers.reconcile import read_reconciliation, reconcile_one
 
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
-
-JSON = "application/json"
-
-
-def _json(body: dict, status: int, headers: dict | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body), status_code=status, mimetype=JSON, headers=headers or {}
-    )
-
-
-def _invalid(field: str, message: str) -> func.HttpResponse:
-    """400 for one bad field, in the same shape as every other invalid run request."""
-    return _json(InvalidRunRequest([FieldError(field, message)]).to_error_body(), 400)
-
-
-def _misconfigured(exc: SettingsError) -> func.HttpResponse:
-    logger.error("app settings are invalid: %s", exc)
-    return _json(error_body("ConfigurationError", f"The app's settings are invalid: {exc}"), 500)
-
-
-def _run_uri(req: func.HttpRequest, instance_id: str) -> str:
-    base = req.url.split("?", 1)[0].rstrip("/")
-    marker = "/runs"
-    root = base[: base.rindex(marker)] if marker in base else base
-    return f"{root}/runs/{instance_id}"
 
 
 def _accepted(
@@ -109,12 +84,12 @@ def _accepted(
     which would let anyone holding a function key start any orchestration with any input,
     terminate or purge any run. Callers watch and cancel runs through this API.
     """
-    run_uri = _run_uri(req, instance_id)
+    run_uri = resource_uri(req, "runs", instance_id)
     body = {"id": instance_id, "runStatusUri": run_uri, "cancelUri": f"{run_uri}/cancel"}
     headers = {"Location": run_uri, "Retry-After": "10"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return _json(body, 202, headers)
+    return json_response(body, 202, headers)
 
 
 async def _find_run(
@@ -123,13 +98,13 @@ async def _find_run(
     """``(instance_id, status, None)`` for a known run, else ``(.., .., error response)``."""
     instance_id = req.route_params.get("instance_id", "")
     if not is_valid_instance_id(instance_id):
-        return instance_id, None, _invalid("instance_id", "instance_id is not a valid run id")
+        return instance_id, None, invalid("instance_id", "instance_id is not a valid run id")
     status = await client.get_status(instance_id, show_input=True)
     if not status:
         return (
             instance_id,
             None,
-            _json(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404),
+            json_response(error_body("RunNotFound", f"No run with id '{instance_id}'."), 404),
         )
     return instance_id, status, None
 
@@ -141,10 +116,10 @@ async def _find_batch_run(
     instance_id, status, problem = await _find_run(req, client)
     if problem is not None:
         return instance_id, status, "", problem
-    runtime = str(getattr(status.runtime_status, "value", status.runtime_status))
+    runtime = runtime_name(status)
     if status.name != ORCHESTRATOR_NAME:
         message = f"Run '{instance_id}' is not a batch run."
-        return instance_id, status, runtime, _json(error_body("NotABatchRun", message), 409)
+        return instance_id, status, runtime, json_response(error_body("NotABatchRun", message), 409)
     return instance_id, status, runtime, None
 
 
@@ -159,11 +134,11 @@ def _new_run(
     try:
         instance_id = instance_id_for_idempotency_key(key) if key is not None else uuid.uuid4().hex
     except ValueError as exc:
-        return "", key, None, _invalid(IDEMPOTENCY_HEADER, str(exc))
+        return "", key, None, invalid(IDEMPOTENCY_HEADER, str(exc))
     try:
         return instance_id, key, get_settings(), None
     except SettingsError as exc:
-        return instance_id, key, None, _misconfigured(exc)
+        return instance_id, key, None, misconfigured(exc)
 
 
 async def _start_once(
@@ -184,7 +159,9 @@ async def _start_once(
         if key is not None and await client.get_status(instance_id):
             return _accepted(req, client, instance_id, replayed=True)
         logger.warning("run %s: could not start (%s): %s", instance_id, what, exc)
-        return _json(error_body("StartFailed", "The run could not be started; try again."), 503)
+        return json_response(
+            error_body("StartFailed", "The run could not be started; try again."), 503
+        )
     fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger=request.trigger)
     logger.info("run %s: started (%s)", instance_id, what, extra=fields)
     return _accepted(req, client, instance_id)
@@ -196,14 +173,14 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     try:
         body = decode_json_body(req.get_body() or b"")
     except BodyTooLarge as exc:
-        return _json(exc.to_error_body(), 413)
+        return json_response(exc.to_error_body(), 413)
     except InvalidRunRequest as exc:
-        return _json(exc.to_error_body(), 400)
+        return json_response(exc.to_error_body(), 400)
 
     if isinstance(body, dict) and "rerun_of" in body:
-        return _invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
+        return invalid("rerun_of", "rerun_of is set by POST /api/runs/{id}/rerun, not here")
     if isinstance(body, dict) and "trigger" in body:
-        return _invalid("trigger", "trigger is set by the app (http for this route), not here")
+        return invalid("trigger", "trigger is set by the app (http for this route), not here")
     instance_id, key, settings, problem = _new_run(req)
     if problem is not None:
         return problem
@@ -216,7 +193,7 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
             now=datetime.now(UTC),
         )
     except InvalidRunRequest as exc:
-        return _json(exc.to_error_body(), 400)
+        return json_response(exc.to_error_body(), 400)
 
     what = f"{request.input_type} on {request.endpoint_uri}"
     return await _start_once(req, client, instance_id, key, request, what)
@@ -224,13 +201,13 @@ async def start_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
 
 async def notification_of(client: df.DurableOrchestrationClient, instance_id: str, status):
     """The run's notification outcome (from ``notify:<id>``), once an ended run asked for one."""
-    runtime = str(getattr(status.runtime_status, "value", status.runtime_status))
+    runtime = runtime_name(status)
     if notify_url_of(status.input_) is None or runtime in ACTIVE_STATUSES:
         return None
     delivery = await client.get_status(notify_instance_id(instance_id))
     if not delivery:
         return notification_view(None, None, None)
-    state = getattr(delivery.runtime_status, "value", delivery.runtime_status)
+    state = runtime_name(delivery)
     return notification_view(state, delivery.custom_status, delivery.output)
 
 
@@ -243,7 +220,7 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
     view = run_view(
         instance_id=instance_id,
         name=status.name,
-        runtime_status=getattr(status.runtime_status, "value", status.runtime_status),
+        runtime_status=runtime_name(status),
         custom_status=status.custom_status,
         output=status.output,
         created_time=status.created_time,
@@ -255,7 +232,7 @@ async def get_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         reconciliation = await read_reconciliation(client, instance_id)
         if reconciliation is not None:
             view["reconciliation"] = reconciliation.view()
-    return _json(view, 200)
+    return json_response(view, 200)
 
 
 @bp.route(route="runs/{instance_id}/cancel", methods=["POST"])
@@ -270,8 +247,8 @@ async def cancel_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         instance_id, CANCEL_EVENT, {"requested_at": datetime.now(UTC).isoformat()}
     )
     logger.info("run %s: cancel requested", instance_id)
-    run_uri = _run_uri(req, instance_id)
-    return _json(
+    run_uri = resource_uri(req, "runs", instance_id)
+    return json_response(
         {"id": instance_id, "cancel_requested": True, "runStatusUri": run_uri},
         202,
         {"Location": run_uri},
@@ -285,7 +262,7 @@ async def _cancel_ended_run(
     try:
         settings = get_settings()
     except SettingsError as exc:
-        return _misconfigured(exc)
+        return misconfigured(exc)
     candidate = candidate_of(
         run_id=instance_id,
         runtime_status=runtime,
@@ -298,9 +275,9 @@ async def _cancel_ended_run(
             done = await reconcile_one(client, candidate, by="cancel")
         except ReconcileFailed:
             message = f"Cancelling the job of run '{instance_id}' failed; try again."
-            return _json(error_body("CancelFailed", message), 503)
+            return json_response(error_body("CancelFailed", message), 503)
         if done.action == "cancelled":
-            run_uri = _run_uri(req, instance_id)
+            run_uri = resource_uri(req, "runs", instance_id)
             body = {
                 "id": instance_id,
                 "cancel_requested": True,
@@ -308,12 +285,12 @@ async def _cancel_ended_run(
                 "reconciliation": done.view(),
                 "runStatusUri": run_uri,
             }
-            return _json(body, 202, {"Location": run_uri})
+            return json_response(body, 202, {"Location": run_uri})
         why = f"its job {done.job_name} has already ended {done.job_status}"
     else:
         why = "it has no job that is still active"
     message = f"Run '{instance_id}' is {runtime} and {why}; there is nothing to cancel."
-    return _json(error_body("RunNotActive", message), 409)
+    return json_response(error_body("RunNotActive", message), 409)
 
 
 @bp.route(route="runs", methods=["GET"])
@@ -323,11 +300,11 @@ async def list_runs_http(req: func.HttpRequest, client: str) -> func.HttpRespons
     try:
         query = parse_list_query(dict(req.params))
     except InvalidRunRequest as exc:
-        return _json(exc.to_error_body(), 400)
+        return json_response(exc.to_error_body(), 400)
     try:
         settings = get_settings()
     except SettingsError as exc:
-        return _misconfigured(exc)
+        return misconfigured(exc)
     try:
         api = HttpInstancesApi(ManagementEndpoint.from_binding(client), session=get_session())
         page = await asyncio.to_thread(
@@ -339,10 +316,12 @@ async def list_runs_http(req: func.HttpRequest, client: str) -> func.HttpRespons
         )
     except ManagementApiError as exc:
         if exc.status == 400 and query.store_token:
-            return _invalid("continuation", "continuation was refused by the run store")
+            return invalid("continuation", "continuation was refused by the run store")
         logger.warning("listing runs failed: %s", exc)
-        return _json(error_body("ListFailed", "The runs could not be listed; try again."), 503)
-    return _json(page.to_dict(), 200)
+        return json_response(
+            error_body("ListFailed", "The runs could not be listed; try again."), 503
+        )
+    return json_response(page.to_dict(), 200)
 
 
 @bp.route(route="runs/{instance_id}/rerun", methods=["POST"])
@@ -353,11 +332,11 @@ async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         return problem
     if runtime in ACTIVE_STATUSES:
         message = f"Run '{original_id}' is {runtime}; cancel it or wait for it to end first."
-        return _json(error_body("RunStillActive", message), 409)
+        return json_response(error_body("RunStillActive", message), 409)
     params = run_parameters_of(status.input_)
     if params is None:
         message = f"Run '{original_id}' has no run parameters to start again."
-        return _json(error_body("RerunNotPossible", message), 409)
+        return json_response(error_body("RerunNotPossible", message), 409)
     instance_id, key, settings, problem = _new_run(req)
     if problem is not None:
         return problem
@@ -371,5 +350,5 @@ async def rerun_run_http(req: func.HttpRequest, client) -> func.HttpResponse:
         # The original's parameters no longer pass today's settings (e.g. the allowlist).
         error = exc.to_error_body()["error"]
         error.update(code="RerunNotPossible", message=f"Run '{original_id}': {exc}")
-        return _json({"error": error}, 409)
+        return json_response({"error": error}, 409)
     return await _start_once(req, client, instance_id, key, request, f"rerun of {original_id}")

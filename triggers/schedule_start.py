@@ -15,7 +15,7 @@ import azure.functions as func
 
 from batch_runs import InvalidRunRequest, get_settings, parse_run_request
 from batch_runs.schedule import schedule_slot
-from batch_runs.starts import describe_problems, instance_id_for_schedule
+from batch_runs.starts import describe_problems, instance_id_for_schedule, runtime_name
 from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
 
@@ -51,7 +51,7 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
         logger.warning(
             "previous scheduled run %s is still %s; slot %s skipped (no overlap)",
             active[0].instance_id,
-            getattr(active[0].runtime_status, "value", active[0].runtime_status),
+            runtime_name(active[0]),
             instance_id,
         )
         return
