@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from batch_endpoint import redact_url
-from batch_runs import InvalidRunRequest, Settings, parse_run_request
+from batch_runs import Settings
 from batch_runs.folders import folder_uri, instance_id_for_marker, marker_decision
-from batch_runs.starts import describe_problems
 from batch_runs.telemetry import run_fields
-from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.run_start import start_once, starter_request
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +45,16 @@ async def start_folder_run(blob: func.InputStream, client, settings: Settings) -
         logger.info("marker %s already has run %s; skipped", ascii(name), instance_id)
         return
     uri = folder_uri(redact_url(blob.uri or ""), marker)
-    try:
-        request = parse_run_request(
-            {"endpoint_input_uri": uri, "endpoint_input_type": "UriFolder", "trigger": "blob"},
-            settings,
-            run_id=instance_id,
-            now=datetime.now(UTC),
-            source_name=decision.folder.rstrip("/"),
-        )
-    except InvalidRunRequest as exc:
-        problems = describe_problems(exc.details)
-        raise ValueError(f"cannot start a folder run for marker {name!a}: {problems}") from exc
-    try:
-        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
-    except Exception:
-        if await client.get_status(instance_id):  # a concurrent delivery won the race
-            logger.info("marker %s: run %s was started concurrently", ascii(name), instance_id)
-            return
-        raise
+    request = starter_request(
+        {"endpoint_input_uri": uri, "endpoint_input_type": "UriFolder", "trigger": "blob"},
+        settings,
+        run_id=instance_id,
+        now=datetime.now(UTC),
+        source_name=decision.folder.rstrip("/"),
+        what=f"a folder run for marker {name!a}",
+    )
+    if not await start_once(client, instance_id, request, f"marker {name!a}"):
+        return
     fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="blob")
     logger.info(
         "marker %s: started folder run %s over %s", ascii(name), instance_id, uri, extra=fields

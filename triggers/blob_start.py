@@ -28,19 +28,16 @@ import azure.functions as func
 
 from batch_endpoint import redact_url
 from batch_runs import (
-    InvalidRunRequest,
     blob_trigger_source,
     get_settings,
-    parse_run_request,
 )
 from batch_runs.starts import (
     blob_source_name,
-    describe_problems,
     instance_id_for_blob,
 )
 from batch_runs.telemetry import run_fields
-from orchestrators.batch_run import ORCHESTRATOR_NAME
 from triggers.blob_folder import FOLDER_MARKER_MODE, start_folder_run
+from triggers.run_start import start_once, starter_request
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +74,19 @@ async def start_run_on_blob(blob: func.InputStream, client) -> None:
         logger.info("blob %s (ETag %s) already has run %s; skipped", name, etag, instance_id)
         return
 
-    try:
-        request = parse_run_request(
-            {
-                "endpoint_input_uri": redact_url(blob.uri or ""),
-                "endpoint_input_type": "UriFile",
-                "trigger": "blob",
-            },
-            settings,
-            run_id=instance_id,
-            now=datetime.now(UTC),
-            source_name=blob_source_name(name),
-        )
-    except InvalidRunRequest as exc:
-        problems = describe_problems(exc.details)
-        raise ValueError(f"cannot start a run for blob {name!a}: {problems}") from exc
-    try:
-        await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
-    except Exception:
-        if await client.get_status(instance_id):  # a concurrent delivery won the race
-            logger.info("blob %s: run %s was started concurrently", name, instance_id)
-            return
-        raise
+    request = starter_request(
+        {
+            "endpoint_input_uri": redact_url(blob.uri or ""),
+            "endpoint_input_type": "UriFile",
+            "trigger": "blob",
+        },
+        settings,
+        run_id=instance_id,
+        now=datetime.now(UTC),
+        source_name=blob_source_name(name),
+        what=f"a run for blob {name!a}",
+    )
+    if not await start_once(client, instance_id, request, f"blob {name}"):
+        return
     fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="blob")
     logger.info("blob %s: started run %s", name, instance_id, extra=fields)

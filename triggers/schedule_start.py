@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from batch_runs import InvalidRunRequest, get_settings, parse_run_request
+from batch_runs import get_settings
 from batch_runs.schedule import schedule_slot
-from batch_runs.starts import describe_problems, instance_id_for_schedule, runtime_name
+from batch_runs.starts import instance_id_for_schedule, runtime_name
 from batch_runs.telemetry import run_fields
 from orchestrators.batch_run import ORCHESTRATOR_NAME
+from triggers.run_start import starter_request
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +59,18 @@ async def start_run_on_schedule(timer: func.TimerRequest, client) -> None:
     if await client.get_status(instance_id):
         logger.info("schedule slot %s already has a run; skipped", instance_id)
         return
-    try:
-        request = parse_run_request(
-            {
-                "endpoint_input_uri": settings.scheduled_input_uri,
-                "endpoint_input_type": settings.scheduled_input_type,
-                "trigger": "schedule",
-            },
-            settings,
-            run_id=instance_id,
-            now=slot,
-            source_name="schedule",
-        )
-    except InvalidRunRequest as exc:
-        problems = describe_problems(exc.details)
-        raise ValueError(f"cannot start the scheduled run: {problems}") from exc
+    request = starter_request(
+        {
+            "endpoint_input_uri": settings.scheduled_input_uri,
+            "endpoint_input_type": settings.scheduled_input_type,
+            "trigger": "schedule",
+        },
+        settings,
+        run_id=instance_id,
+        now=slot,
+        source_name="schedule",
+        what="the scheduled run",
+    )
     await client.start_new(ORCHESTRATOR_NAME, instance_id, request.to_dict())
     fields = run_fields(run_id=instance_id, endpoint=request.endpoint_uri, trigger="schedule")
     logger.info("scheduled run %s started over %s", instance_id, request.input_uri, extra=fields)
