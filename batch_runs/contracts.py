@@ -24,13 +24,15 @@ from batch_endpoint import BatchJob
 from batch_runs.request import RunRequest
 
 
-def _mapping(data: object, model: str) -> Mapping[str, Any]:
+def json_object(data: object, model: str) -> Mapping[str, Any]:
+    """``data`` as a mapping, else ValueError naming ``model`` (a damaged activity payload)."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{model} must be a JSON object, got {type(data).__name__}")
     return data
 
 
-def _text(data: Mapping[str, Any], key: str, model: str) -> str:
+def required_text(data: Mapping[str, Any], key: str, model: str) -> str:
+    """``data[key]`` as a non-empty string, else ValueError naming ``model.key``."""
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise ValueError(f"{model}.{key} must be a non-empty string")
@@ -56,16 +58,18 @@ class InvokeInput:
     @classmethod
     def from_dict(cls, data: object) -> "InvokeInput":
         """Raises: ValueError naming the bad field."""
-        d = _mapping(data, "InvokeInput")
+        d = json_object(data, "InvokeInput")
         params = d.get("run_parameters")
         if not isinstance(params, Mapping):
             raise ValueError("InvokeInput.run_parameters must be a JSON object")
-        started = _text(d, "started", "InvokeInput")
+        started = required_text(d, "started", "InvokeInput")
         try:
             datetime.fromisoformat(started)
         except ValueError as exc:
             raise ValueError("InvokeInput.started must be an ISO-8601 timestamp") from exc
-        return cls(run_parameters=params, run_id=_text(d, "run_id", "InvokeInput"), started=started)
+        return cls(
+            run_parameters=params, run_id=required_text(d, "run_id", "InvokeInput"), started=started
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,14 +91,14 @@ class JobRef:
     @classmethod
     def from_dict(cls, data: object) -> "JobRef":
         """Raises: ValueError naming the bad field."""
-        d = _mapping(data, "JobRef")
+        d = json_object(data, "JobRef")
         job_id = d.get("job_id")
         if job_id is not None and not isinstance(job_id, str):
             raise ValueError("JobRef.job_id must be a string")
         return cls(
-            endpoint_uri=_text(d, "endpoint_uri", "JobRef"),
-            job_name=_text(d, "job_name", "JobRef"),
-            run_id=_text(d, "run_id", "JobRef"),
+            endpoint_uri=required_text(d, "endpoint_uri", "JobRef"),
+            job_name=required_text(d, "job_name", "JobRef"),
+            run_id=required_text(d, "run_id", "JobRef"),
             job_id=job_id or None,
         )
 
@@ -235,7 +239,7 @@ _T = TypeVar("_T")
 
 
 def _read(data: object, success: Callable[[Mapping[str, Any]], _T]) -> "_T | ActivityFailure":
-    d = _mapping(data, "activity outcome")
+    d = json_object(data, "activity outcome")
     return success(d) if d.get("ok") else ActivityFailure.from_dict(d)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batch_runs.contracts import json_object, required_text
 from batch_runs.predictive import MAX_SAMPLES, PollPlan, fit_intervals, plan_checks
 from batch_runs.run_control import (
     InstancesApi,
@@ -73,13 +74,11 @@ class EstimateInput:
     @classmethod
     def from_dict(cls, data: object) -> "EstimateInput":
         """Raises: ValueError naming the bad field."""
-        if not isinstance(data, Mapping):
-            raise ValueError("EstimateInput must be a JSON object")
-        texts = {k: data.get(k) for k in ("endpoint_uri", "run_id", "now")}
-        for key, value in texts.items():
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"EstimateInput.{key} must be a non-empty string")
-        datetime.fromisoformat(str(texts["now"]))
+        data = json_object(data, "EstimateInput")
+        texts = {
+            k: required_text(data, k, "EstimateInput") for k in ("endpoint_uri", "run_id", "now")
+        }
+        datetime.fromisoformat(texts["now"])
         interval, cap = data.get("poll_interval"), data.get("poll_max_interval")
         if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
             raise ValueError("EstimateInput.poll_interval must be a positive integer")
@@ -87,10 +86,10 @@ class EstimateInput:
             raise ValueError("EstimateInput.poll_max_interval must be a positive integer")
         deployment = data.get("deployment_name")
         return cls(
-            endpoint_uri=str(texts["endpoint_uri"]),
+            endpoint_uri=texts["endpoint_uri"],
             deployment_name=deployment if isinstance(deployment, str) and deployment else None,
-            run_id=str(texts["run_id"]),
-            now=str(texts["now"]),
+            run_id=texts["run_id"],
+            now=texts["now"],
             poll_interval=interval,
             poll_max_interval=cap,
         )
