@@ -6,6 +6,8 @@ field name); the converters return None for a value they cannot read.
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from batch_runs.uris import INPUT_TYPES, shown
 
@@ -105,3 +107,19 @@ def decoded_input(value: object) -> object:
         except ValueError:
             return None
     return value
+
+
+def run_parameters_of(durable_input: object) -> Mapping[str, Any] | None:
+    """The run parameters in an instance's input (also after ``continue_as_new``).
+
+    Assumption: the status ``input`` is the JSON text as a string (as Azure returns an input the
+    SDK client posted, azure-functions-durable-python#295) or the decoded value; both are read.
+    """
+    data = decoded_input(durable_input)
+    if not isinstance(data, Mapping):
+        return None
+    resume = data.get("resume")
+    if isinstance(resume, Mapping):
+        params = resume.get("run_parameters")
+        return params if isinstance(params, Mapping) else None
+    return data

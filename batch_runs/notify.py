@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from batch_endpoint import ServiceUrl, host_allowed
-from batch_runs.fields import decoded_input
+from batch_runs.fields import decoded_input, run_parameters_of
 
 #: The notification's JSON schema version (a field of every summary).
 SUMMARY_VERSION = 1
@@ -108,12 +108,8 @@ def existing_delivery(existing_input: object, runtime_status: str, body: str) ->
 def notify_url_of(raw_input: object) -> str | None:
     """The run's ``notify_url`` from its input (the parameters, or ``resume.run_parameters``;
     the input as a value or as its JSON text)."""
-    raw_input = decoded_input(raw_input)
-    if not isinstance(raw_input, Mapping):
-        return None
-    resume = raw_input.get("resume")
-    params = resume.get("run_parameters") if isinstance(resume, Mapping) else raw_input
-    url = params.get("notify_url") if isinstance(params, Mapping) else None
+    params = run_parameters_of(raw_input)
+    url = params.get("notify_url") if params is not None else None
     return url if isinstance(url, str) and url else None
 
 

@@ -26,7 +26,7 @@ from string import Formatter
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
-from batch_runs.fields import decoded_input
+from batch_runs.fields import run_parameters_of as run_parameters_of
 from batch_runs.policy import sanitize_name_part
 from batch_runs.request import FieldError, InvalidRunRequest
 from batch_runs.starts import is_valid_instance_id, run_view
@@ -336,22 +336,6 @@ class RunsPage:
 
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "continuation": self.continuation}
-
-
-def run_parameters_of(durable_input: object) -> Mapping[str, Any] | None:
-    """The run parameters in an instance's input (also after ``continue_as_new``).
-
-    Assumption: the status ``input`` is the JSON text as a string (as Azure returns an input the
-    SDK client posted, azure-functions-durable-python#295) or the decoded value; both are read.
-    """
-    data = decoded_input(durable_input)
-    if not isinstance(data, Mapping):
-        return None
-    resume = data.get("resume")
-    if isinstance(resume, Mapping):
-        params = resume.get("run_parameters")
-        return params if isinstance(params, Mapping) else None
-    return data
 
 
 def rerun_of(durable_input: object) -> str | None:
