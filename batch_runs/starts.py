@@ -156,7 +156,8 @@ def error_body(
     return {"error": error}
 
 
-def _iso(value: object) -> str | None:
+def iso_text(value: object) -> str | None:
+    """A status timestamp (a datetime from the SDK, or text) as ISO-8601 text; None when unset."""
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value) if value else None
@@ -192,8 +193,8 @@ def run_view(
         "studio_url": custom.get("studio_url"),
         # createdTime is the current execution's start (it resets on continue_as_new); the
         # run's own start is in the custom status once the job is submitted.
-        "created": custom.get("started") or _iso(created_time),
-        "last_updated": _iso(last_updated_time),
+        "created": custom.get("started") or iso_text(created_time),
+        "last_updated": iso_text(last_updated_time),
     }
     if custom.get("cancel_requested"):
         view["cancel_requested"] = True

@@ -44,6 +44,7 @@ from batch_runs.starts import (
     error_body,
     instance_id_for_idempotency_key,
     is_valid_instance_id,
+    iso_text,
     run_view,
     runtime_name,
 )
@@ -201,16 +202,12 @@ async def get_batch_http(req: func.HttpRequest, client) -> func.HttpResponse:
         runtime_status=runtime_name(status),
         custom_status=status.custom_status,
         output=status.output,
-        created=_iso(status.created_time),
-        last_updated=_iso(status.last_updated_time),
+        created=iso_text(status.created_time),
+        last_updated=iso_text(status.last_updated_time),
         children=children,
         children_next=start + top if start + top < total else None,
     )
     return json_response(view, 200)
-
-
-def _iso(value: object) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
 async def _cancel_children(
